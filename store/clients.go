@@ -1,0 +1,121 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// Key prefixes of the long-lived records.
+const (
+	kindClient  = "client"
+	kindConsent = "consent"
+	kindKey     = "key"
+)
+
+// PutClient implements Store.
+func (d *DB) PutClient(_ context.Context, c *Client) error {
+	if c.ID == "" {
+		return errors.New("client without id")
+	}
+	return d.put(kindClient, c.ID, c, time.Time{})
+}
+
+// GetClient implements Store.
+func (d *DB) GetClient(_ context.Context, id string) (*Client, error) {
+	var c Client
+	if err := d.read(kindClient, id, &c); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// DeleteClient implements Store.
+func (d *DB) DeleteClient(_ context.Context, id string) error {
+	return d.del(kindClient, id)
+}
+
+// ListClients implements Store.
+func (d *DB) ListClients(_ context.Context) ([]*Client, error) {
+	return list[Client](d, kindClient)
+}
+
+// list decodes every live record of a kind.
+func list[T any](d *DB, kind string) ([]*T, error) {
+	var out []*T
+	err := d.scan(kind, "", func(_ string, b []byte) error {
+		v := new(T)
+		if _, err := d.decode(b, v); err != nil {
+			if errors.Is(err, ErrNotFound) {
+				return nil
+			}
+			return err
+		}
+		out = append(out, v)
+		return nil
+	})
+	return out, err
+}
+
+func consentID(user, clientID string) string {
+	return HashID(user + "\x00" + clientID)
+}
+
+// PutConsent implements Store.
+func (d *DB) PutConsent(_ context.Context, rec *Consent, ttl time.Duration) error {
+	return d.put(kindConsent, consentID(rec.User, rec.ClientID), rec, d.now().Add(ttl))
+}
+
+// GetConsent implements Store.
+func (d *DB) GetConsent(_ context.Context, user, clientID string) (*Consent, error) {
+	var rec Consent
+	if err := d.read(kindConsent, consentID(user, clientID), &rec); err != nil {
+		return nil, err
+	}
+	return &rec, nil
+}
+
+// Keys implements Store.
+func (d *DB) Keys(_ context.Context) ([]*KeyRecord, error) {
+	return list[KeyRecord](d, kindKey)
+}
+
+// UpdateKeys implements Store.
+func (d *DB) UpdateKeys(_ context.Context, fn func([]*KeyRecord) ([]*KeyRecord, error)) error {
+	return d.update(func(txn *badger.Txn) error {
+		prefix := key(kindKey, "")
+		var cur []*KeyRecord
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true})
+		for it.Rewind(); it.ValidForPrefix(prefix); it.Next() {
+			var k KeyRecord
+			if err := it.Item().Value(func(b []byte) error { return json.Unmarshal(b[8:], &k) }); err != nil {
+				it.Close()
+				return err
+			}
+			cur = append(cur, &k)
+		}
+		it.Close()
+		next, err := fn(cur)
+		if err != nil {
+			return err
+		}
+		keep := make(map[string]bool, len(next))
+		for _, k := range next {
+			keep[k.KID] = true
+			if err := d.set(txn, kindKey, k.KID, k, time.Time{}); err != nil {
+				return err
+			}
+		}
+		for _, k := range cur {
+			if !keep[k.KID] {
+				if err := txn.Delete(key(kindKey, k.KID)); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+}

@@ -1,0 +1,257 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// Key prefixes of the short-lived records.
+const (
+	kindCode    = "code"
+	kindLaunch  = "launch"
+	kindSession = "session"
+	kindRefresh = "refresh"
+	kindJTI     = "jti"
+	kindRevoked = "revoked"
+	kindRevLog  = "revlog"
+)
+
+// SaveCode implements Store.
+func (d *DB) SaveCode(_ context.Context, code string, rec *AuthCode, ttl time.Duration) error {
+	return d.put(kindCode, HashID(code), rec, d.now().Add(ttl))
+}
+
+// RedeemCode implements Store.
+func (d *DB) RedeemCode(_ context.Context, code string) (*AuthCode, error) {
+	var rec AuthCode
+	var replayed bool
+	err := d.update(func(txn *badger.Txn) error {
+		rec, replayed = AuthCode{}, false
+		exp, err := d.get(txn, kindCode, HashID(code), &rec)
+		if err != nil {
+			return err
+		}
+		if rec.Used {
+			replayed = true
+			return nil
+		}
+		rec.Used = true
+		return d.set(txn, kindCode, HashID(code), &rec, exp)
+	})
+	if err != nil {
+		return nil, err
+	}
+	if replayed {
+		return &rec, ErrReplayed
+	}
+	return &rec, nil
+}
+
+// SaveLaunch implements Store.
+func (d *DB) SaveLaunch(_ context.Context, id string, rec *Launch, ttl time.Duration) error {
+	return d.put(kindLaunch, HashID(id), rec, d.now().Add(ttl))
+}
+
+// ConsumeLaunch implements Store.
+func (d *DB) ConsumeLaunch(_ context.Context, id string) (*Launch, error) {
+	return consume[Launch](d, kindLaunch, HashID(id))
+}
+
+// consume reads a record and deletes it in one transaction. Of concurrent
+// callers exactly one gets the record; the others see ErrNotFound.
+func consume[T any](d *DB, kind, id string) (*T, error) {
+	var rec T
+	err := d.update(func(txn *badger.Txn) error {
+		if _, err := d.get(txn, kind, id, &rec); err != nil {
+			return err
+		}
+		return txn.Delete(key(kind, id))
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &rec, nil
+}
+
+// SaveSession implements Store.
+func (d *DB) SaveSession(_ context.Context, id string, rec *Session, ttl time.Duration) error {
+	return d.put(kindSession, HashID(id), rec, d.now().Add(ttl))
+}
+
+// GetSession implements Store.
+func (d *DB) GetSession(_ context.Context, id string) (*Session, error) {
+	var rec Session
+	if err := d.read(kindSession, HashID(id), &rec); err != nil {
+		return nil, err
+	}
+	return &rec, nil
+}
+
+// DeleteSession implements Store.
+func (d *DB) DeleteSession(_ context.Context, id string) error {
+	return d.del(kindSession, HashID(id))
+}
+
+// SaveRefresh implements Store.
+func (d *DB) SaveRefresh(_ context.Context, token string, rec *RefreshToken, ttl time.Duration) error {
+	return d.put(kindRefresh, HashID(token), rec, d.now().Add(ttl))
+}
+
+// GetRefresh implements Store.
+func (d *DB) GetRefresh(_ context.Context, token string) (*RefreshToken, error) {
+	var rec RefreshToken
+	err := d.db.View(func(txn *badger.Txn) error {
+		if _, err := d.get(txn, kindRefresh, HashID(token), &rec); err != nil {
+			return err
+		}
+		if rec.Used {
+			return ErrNotFound
+		}
+		revoked, err := d.isRevoked(txn, RevokedFamily, rec.FamilyID)
+		if err == nil && revoked {
+			return ErrNotFound
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &rec, nil
+}
+
+// RotateRefresh implements Store.
+func (d *DB) RotateRefresh(_ context.Context, token, next string, check func(old *RefreshToken) (*RefreshToken, error), ttl time.Duration) (*RefreshToken, error) {
+	var old RefreshToken
+	var replayed bool
+	var errCheck error
+	err := d.update(func(txn *badger.Txn) error {
+		old, replayed, errCheck = RefreshToken{}, false, nil
+		exp, err := d.get(txn, kindRefresh, HashID(token), &old)
+		if err != nil {
+			return err
+		}
+		if revoked, err := d.isRevoked(txn, RevokedFamily, old.FamilyID); err != nil || revoked {
+			if err == nil {
+				err = ErrNotFound
+			}
+			return err
+		}
+		if old.Used {
+			// Reuse of a rotated token: the family is compromised.
+			replayed = true
+			return d.revoke(txn, RevokedFamily, old.FamilyID, exp)
+		}
+		successor := old
+		if check != nil {
+			s, err := check(&old)
+			if err != nil {
+				errCheck = err
+				return err
+			}
+			successor = *s
+		}
+		used := old
+		used.Used = true
+		if err := d.set(txn, kindRefresh, HashID(token), &used, exp); err != nil {
+			return err
+		}
+		successor.Used = false
+		successor.FamilyID = old.FamilyID
+		successor.IssuedAt = d.now()
+		return d.set(txn, kindRefresh, HashID(next), &successor, d.now().Add(ttl))
+	})
+	if errCheck != nil {
+		return nil, errCheck
+	}
+	if err != nil {
+		return nil, err
+	}
+	if replayed {
+		return &old, ErrReplayed
+	}
+	return &old, nil
+}
+
+// UseJTI implements Store.
+func (d *DB) UseJTI(_ context.Context, issuer, jti string, exp time.Time) error {
+	id := HashID(issuer + "\x00" + jti)
+	return d.update(func(txn *badger.Txn) error {
+		var seen struct{}
+		_, err := d.get(txn, kindJTI, id, &seen)
+		switch {
+		case err == nil:
+			return ErrReplayed
+		case !errors.Is(err, ErrNotFound):
+			return err
+		}
+		if !exp.After(d.now()) {
+			exp = d.now().Add(time.Second)
+		}
+		return d.set(txn, kindJTI, id, struct{}{}, exp)
+	})
+}
+
+// Revoke implements Store.
+func (d *DB) Revoke(_ context.Context, kind RevocationKind, id string, until time.Time) error {
+	return d.update(func(txn *badger.Txn) error { return d.revoke(txn, kind, id, until) })
+}
+
+// revoke records a revocation and appends it to the revocation log, which
+// is keyed by time so that RevokedSince reads only what is new.
+func (d *DB) revoke(txn *badger.Txn, kind RevocationKind, id string, until time.Time) error {
+	now := d.now()
+	if !until.After(now) {
+		// Nothing it names can still be valid, but record it briefly so
+		// that a cache polling the log sees it.
+		until = now.Add(time.Minute)
+	}
+	rev := Revocation{Kind: kind, ID: id, At: now, Until: until}
+	if err := d.set(txn, kindRevoked, string(kind)+":"+id, &rev, until); err != nil {
+		return err
+	}
+	return d.set(txn, kindRevLog, fmt.Sprintf("%020d/%s:%s", now.UnixNano(), kind, id), &rev, until)
+}
+
+// IsRevoked implements Store.
+func (d *DB) IsRevoked(_ context.Context, kind RevocationKind, id string) (bool, error) {
+	var revoked bool
+	err := d.db.View(func(txn *badger.Txn) error {
+		var err error
+		revoked, err = d.isRevoked(txn, kind, id)
+		return err
+	})
+	return revoked, err
+}
+
+func (d *DB) isRevoked(txn *badger.Txn, kind RevocationKind, id string) (bool, error) {
+	if id == "" {
+		return false, nil
+	}
+	var rev Revocation
+	_, err := d.get(txn, kindRevoked, string(kind)+":"+id, &rev)
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// RevokedSince implements Store.
+func (d *DB) RevokedSince(_ context.Context, since time.Time) ([]Revocation, error) {
+	var out []Revocation
+	err := d.scan(kindRevLog, fmt.Sprintf("%020d", since.UnixNano()), func(_ string, b []byte) error {
+		var rev Revocation
+		if _, err := d.decode(b, &rev); err != nil {
+			if errors.Is(err, ErrNotFound) {
+				return nil
+			}
+			return err
+		}
+		out = append(out, rev)
+		return nil
+	})
+	return out, err
+}

@@ -1,0 +1,117 @@
+// Package store keeps the authorization server's state: dynamically
+// registered clients, authorization codes, launch contexts, sign-in
+// sessions, refresh-token families, used JWT ids, consent records,
+// revocations and signing keys.
+//
+// Store is the interface the endpoints use; DB implements it on Badger v4.
+// Every short-lived record carries an expiry and is never returned after it.
+// Secrets that identify a record (codes, refresh tokens, session ids, launch
+// ids) are passed in clear and stored only as their SHA-256 hash, so a copy of
+// the database yields nothing an attacker can present.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Errors returned by Store methods. Callers map them to protocol errors.
+var (
+	// ErrNotFound means that no live record exists: it never existed, it
+	// expired, or it was deleted.
+	ErrNotFound = errors.New("record not found")
+
+	// ErrReplayed means that a single-use record (a code, a refresh token,
+	// a JWT id) was presented again after it had been used.
+	ErrReplayed = errors.New("record already used")
+
+	// ErrExists means that a record with the same identifier already exists.
+	ErrExists = errors.New("record already exists")
+)
+
+// Store is the persistence the endpoints need. All methods are safe for
+// concurrent use. Methods that take a secret (code, token, session id, launch
+// id) hash it before it touches the database.
+type Store interface {
+	// PutClient creates or replaces a dynamically registered client.
+	PutClient(ctx context.Context, c *Client) error
+	// GetClient returns a dynamically registered client or ErrNotFound.
+	GetClient(ctx context.Context, id string) (*Client, error)
+	// DeleteClient removes a dynamically registered client.
+	DeleteClient(ctx context.Context, id string) error
+	// ListClients returns every dynamically registered client, by id.
+	ListClients(ctx context.Context) ([]*Client, error)
+
+	// SaveCode stores an authorization code for ttl.
+	SaveCode(ctx context.Context, code string, rec *AuthCode, ttl time.Duration) error
+	// RedeemCode marks a code used and returns it, exactly once: of any
+	// number of concurrent redemptions one succeeds. Every later redemption
+	// gets the record with ErrReplayed, so that the caller can revoke what
+	// the first one issued.
+	RedeemCode(ctx context.Context, code string) (*AuthCode, error)
+
+	// SaveLaunch stores an EHR launch context for ttl.
+	SaveLaunch(ctx context.Context, id string, rec *Launch, ttl time.Duration) error
+	// ConsumeLaunch returns a launch context and deletes it, exactly once.
+	ConsumeLaunch(ctx context.Context, id string) (*Launch, error)
+
+	// SaveSession stores a sign-in session for ttl.
+	SaveSession(ctx context.Context, id string, rec *Session, ttl time.Duration) error
+	// GetSession returns a live sign-in session or ErrNotFound.
+	GetSession(ctx context.Context, id string) (*Session, error)
+	// DeleteSession ends a sign-in session.
+	DeleteSession(ctx context.Context, id string) error
+
+	// SaveRefresh stores a new refresh token (the first of its family, or
+	// one issued outside rotation) for ttl.
+	SaveRefresh(ctx context.Context, token string, rec *RefreshToken, ttl time.Duration) error
+	// GetRefresh returns a live, unused refresh token whose family is not
+	// revoked, or ErrNotFound.
+	GetRefresh(ctx context.Context, token string) (*RefreshToken, error)
+	// RotateRefresh exchanges token for next in one transaction: the old
+	// token is marked used and next is stored with ttl. Presenting a token
+	// that was already rotated revokes its whole family and returns the old
+	// record with ErrReplayed. check, when not nil, sees the old record
+	// inside the transaction and may refuse the rotation with an error,
+	// which is returned unchanged and leaves the store untouched.
+	RotateRefresh(ctx context.Context, token, next string, check func(old *RefreshToken) (*RefreshToken, error), ttl time.Duration) (*RefreshToken, error)
+
+	// UseJTI records a JWT id for an issuer (a client id) until exp. A
+	// second use before exp returns ErrReplayed.
+	UseJTI(ctx context.Context, issuer, jti string, exp time.Time) error
+
+	// PutConsent remembers what a user granted a client, for ttl.
+	PutConsent(ctx context.Context, rec *Consent, ttl time.Duration) error
+	// GetConsent returns a remembered consent or ErrNotFound.
+	GetConsent(ctx context.Context, user, clientID string) (*Consent, error)
+
+	// Revoke records that tokens with an identifier (an access-token jti or
+	// a refresh-token family id) are revoked until the last of them
+	// expires.
+	Revoke(ctx context.Context, kind RevocationKind, id string, until time.Time) error
+	// IsRevoked tells whether an identifier is revoked.
+	IsRevoked(ctx context.Context, kind RevocationKind, id string) (bool, error)
+	// RevokedSince lists revocations recorded at or after since, oldest
+	// first, so that a verifier cache can drop revoked tokens.
+	RevokedSince(ctx context.Context, since time.Time) ([]Revocation, error)
+
+	// Keys returns every stored signing key record.
+	Keys(ctx context.Context) ([]*KeyRecord, error)
+	// UpdateKeys reads all key records and writes back what fn returns, in
+	// one transaction: records fn returns are put, records it leaves out
+	// are deleted. A concurrent update makes the loser run fn again.
+	UpdateKeys(ctx context.Context, fn func(keys []*KeyRecord) ([]*KeyRecord, error)) error
+}
+
+// RevocationKind says what a revoked identifier names.
+type RevocationKind string
+
+// Revocation kinds.
+const (
+	// RevokedToken names an access token by its jti.
+	RevokedToken RevocationKind = "jti"
+	// RevokedFamily names a refresh-token family and every access token
+	// issued from it.
+	RevokedFamily RevocationKind = "family"
+)
