@@ -86,6 +86,17 @@ func (d *DB) Keys(_ context.Context) ([]*KeyRecord, error) {
 // UpdateKeys implements Store.
 func (d *DB) UpdateKeys(_ context.Context, fn func([]*KeyRecord) ([]*KeyRecord, error)) error {
 	return d.update(func(txn *badger.Txn) error {
+		// Badger detects conflicts only on keys a transaction read. Two
+		// updates that both find no keys would both commit their
+		// inserts; reading and writing one marker makes them conflict,
+		// and the loser runs fn again on the winner's keys.
+		marker := []byte("meta/keys-version")
+		if _, err := txn.Get(marker); err != nil && !errors.Is(err, badger.ErrKeyNotFound) {
+			return err
+		}
+		if err := txn.Set(marker, []byte(d.now().UTC().Format(time.RFC3339Nano))); err != nil {
+			return err
+		}
 		prefix := key(kindKey, "")
 		var cur []*KeyRecord
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true})

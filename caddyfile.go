@@ -1,0 +1,372 @@
+package smartauth
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+)
+
+func init() {
+	httpcaddyfile.RegisterHandlerDirective("smart_auth", parseCaddyfile)
+	// After forward_auth, so that an identity set by basic_auth or
+	// forward_auth is visible; before handle, route and reverse_proxy, so
+	// that the FHIR API is guarded before it is proxied.
+	httpcaddyfile.RegisterDirectiveOrder("smart_auth", httpcaddyfile.After, "forward_auth")
+}
+
+// parseCaddyfile sets up the handler from Caddyfile tokens.
+func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	s := new(SmartAuth)
+	err := s.UnmarshalCaddyfile(h.Dispenser)
+	return s, err
+}
+
+// UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:
+//
+//	smart_auth [<matcher>] {
+//		issuer    <url>
+//		fhir_base <url>
+//		storage   <directory>
+//
+//		# signing keys (default: generated and stored)
+//		signing_key  RS256|ES256 <pem_file>
+//		key_rotation <duration>|off
+//
+//		# lifetimes
+//		access_token_lifetime  <duration>
+//		refresh_token_lifetime <duration>
+//		code_lifetime          <duration>
+//		launch_lifetime        <duration>
+//		session_lifetime       <duration>
+//
+//		client <client_id> {
+//			name        <display_name>
+//			type        public|confidential_symmetric|confidential_asymmetric
+//			secret      <secret>
+//			secret_hash <hash>
+//			redirect_uri <uri> [<uri>...]
+//			launch_uri  <uri>
+//			jwks        <jwk_set_json>
+//			jwks_file   <path>
+//			jwks_uri    <url>
+//			scopes      <scope> [<scope>...]
+//			grant_types <grant_type> [<grant_type>...]
+//			allow_secret_for_client_credentials
+//		}
+//
+//		user <name> {
+//			password_hash <bcrypt_hash>
+//			fhir_user     <Patient|Practitioner|RelatedPerson|Person>/<id>
+//			display_name  <name>
+//			patients      <id> [<id>...]
+//		}
+//	}
+//
+// Repeatable: signing_key (once per algorithm), client, user, and inside a
+// client redirect_uri, scopes and grant_types.
+func (s *SmartAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // directive name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	startFile, startLine := d.File(), d.Line()
+	set := map[string]bool{}
+	once := func(name string) error {
+		if set[name] {
+			return d.Errf("%s already specified", name)
+		}
+		set[name] = true
+		return nil
+	}
+	for d.NextBlock(0) {
+		opt := d.Val()
+		switch opt {
+		case "issuer", "fhir_base":
+			if err := once(opt); err != nil {
+				return err
+			}
+			v, err := oneArg(d)
+			if err != nil {
+				return err
+			}
+			if _, err := checkServerURL(v); err != nil {
+				return d.Errf("%s: %v", opt, err)
+			}
+			if opt == "issuer" {
+				s.Issuer = v
+			} else {
+				s.FHIRBase = v
+			}
+		case "storage":
+			if err := once(opt); err != nil {
+				return err
+			}
+			v, err := oneArg(d)
+			if err != nil {
+				return err
+			}
+			s.Storage = v
+		case "signing_key":
+			args := d.RemainingArgs()
+			if len(args) != 2 {
+				return d.Errf("signing_key: expected an algorithm and a PEM file, got %d arguments", len(args))
+			}
+			k := SigningKey{Alg: args[0], File: args[1]}
+			if err := k.check(); err != nil {
+				return d.Err(err.Error())
+			}
+			for _, o := range s.SigningKeys {
+				if o.Alg == k.Alg {
+					return d.Errf("signing_key: %s already specified", k.Alg)
+				}
+			}
+			s.SigningKeys = append(s.SigningKeys, k)
+		case "key_rotation":
+			if err := once(opt); err != nil {
+				return err
+			}
+			v, err := oneArg(d)
+			if err != nil {
+				return err
+			}
+			if v == "off" {
+				s.KeyRotation = -1
+				continue
+			}
+			dur, err := parseDuration(d, opt, v)
+			if err != nil {
+				return err
+			}
+			s.KeyRotation = dur
+		case "access_token_lifetime", "refresh_token_lifetime", "code_lifetime", "launch_lifetime", "session_lifetime":
+			if err := once(opt); err != nil {
+				return err
+			}
+			v, err := oneArg(d)
+			if err != nil {
+				return err
+			}
+			dur, err := parseDuration(d, opt, v)
+			if err != nil {
+				return err
+			}
+			*s.lifetime(opt) = dur
+		case "client":
+			c, err := parseClient(d)
+			if err != nil {
+				return err
+			}
+			for _, o := range s.Clients {
+				if o.ID == c.ID {
+					return d.Errf("client %q: duplicate client id", c.ID)
+				}
+			}
+			s.Clients = append(s.Clients, c)
+		case "user":
+			u, err := parseUser(d)
+			if err != nil {
+				return err
+			}
+			for _, o := range s.Users {
+				if o.Name == u.Name {
+					return d.Errf("user %q: duplicate user name", u.Name)
+				}
+			}
+			s.Users = append(s.Users, u)
+		default:
+			return d.Errf("unrecognized subdirective '%s'", opt)
+		}
+	}
+	for _, opt := range []string{"issuer", "fhir_base"} {
+		if !set[opt] {
+			return fmt.Errorf("smart_auth: %s is required, at %s:%d", opt, startFile, startLine)
+		}
+	}
+	return nil
+}
+
+// lifetime returns the field a lifetime option sets.
+func (s *SmartAuth) lifetime(opt string) *caddy.Duration {
+	switch opt {
+	case "access_token_lifetime":
+		return &s.AccessTokenLifetime
+	case "refresh_token_lifetime":
+		return &s.RefreshTokenLifetime
+	case "code_lifetime":
+		return &s.CodeLifetime
+	case "launch_lifetime":
+		return &s.LaunchLifetime
+	default:
+		return &s.SessionLifetime
+	}
+}
+
+// parseClient parses a `client <id> { … }` block.
+func parseClient(d *caddyfile.Dispenser) (ClientConfig, error) {
+	var c ClientConfig
+	if !d.NextArg() {
+		return c, d.Err("client: a client id is required")
+	}
+	c.ID = d.Val()
+	if d.NextArg() {
+		return c, d.Errf("client %q: unexpected argument %q (options go in a { } block)", c.ID, d.Val())
+	}
+	file, line := d.File(), d.Line()
+	set := map[string]bool{}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		opt := d.Val()
+		errf := func(format string, args ...any) error {
+			return d.Errf("client %q: %s", c.ID, fmt.Sprintf(format, args...))
+		}
+		switch opt {
+		case "redirect_uri", "scopes", "grant_types":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return c, errf("%s: at least one value is required", opt)
+			}
+			for _, a := range args {
+				switch opt {
+				case "redirect_uri":
+					if err := checkAppURL(a, true); err != nil {
+						return c, errf("redirect_uri: %v", err)
+					}
+					c.RedirectURIs = append(c.RedirectURIs, a)
+				case "scopes":
+					c.Scopes = append(c.Scopes, a)
+				default:
+					c.GrantTypes = append(c.GrantTypes, a)
+				}
+			}
+			continue
+		case "allow_secret_for_client_credentials":
+			if d.NextArg() {
+				return c, d.ArgErr()
+			}
+			c.AllowSecretForClientCredentials = true
+			continue
+		}
+		if set[opt] {
+			return c, errf("%s already specified", opt)
+		}
+		set[opt] = true
+		v, err := oneArg(d)
+		if err != nil {
+			return c, err
+		}
+		switch opt {
+		case "name":
+			c.Name = v
+		case "type":
+			c.Type = v
+		case "secret":
+			c.Secret = v
+		case "secret_hash":
+			c.SecretHash = v
+		case "launch_uri":
+			if err := checkAppURL(v, false); err != nil {
+				return c, errf("launch_uri: %v", err)
+			}
+			c.LaunchURI = v
+		case "jwks":
+			if !json.Valid([]byte(v)) {
+				return c, errf("jwks: not valid JSON (quote the JWK Set with backticks)")
+			}
+			c.JWKS = json.RawMessage(v)
+		case "jwks_file":
+			c.JWKSFile = v
+		case "jwks_uri":
+			c.JWKSURI = v
+		default:
+			return c, errf("unrecognized subdirective '%s'", opt)
+		}
+	}
+	check := c
+	check.normalize()
+	if err := check.check(); err != nil {
+		return c, fmt.Errorf("client %q: %v, at %s:%d", c.ID, err, file, line)
+	}
+	return c, nil
+}
+
+// parseUser parses a `user <name> { … }` block.
+func parseUser(d *caddyfile.Dispenser) (UserConfig, error) {
+	var u UserConfig
+	if !d.NextArg() {
+		return u, d.Err("user: a user name is required")
+	}
+	u.Name = d.Val()
+	if d.NextArg() {
+		return u, d.Errf("user %q: unexpected argument %q (options go in a { } block)", u.Name, d.Val())
+	}
+	file, line := d.File(), d.Line()
+	set := map[string]bool{}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		opt := d.Val()
+		if opt == "patients" {
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return u, d.Errf("user %q: patients: at least one id is required", u.Name)
+			}
+			u.Patients = append(u.Patients, args...)
+			continue
+		}
+		if set[opt] {
+			return u, d.Errf("user %q: %s already specified", u.Name, opt)
+		}
+		set[opt] = true
+		v, err := oneArg(d)
+		if err != nil {
+			return u, err
+		}
+		switch opt {
+		case "password_hash":
+			u.PasswordHash = v
+		case "fhir_user":
+			u.FHIRUser = v
+		case "display_name":
+			u.DisplayName = v
+		default:
+			return u, d.Errf("user %q: unrecognized subdirective '%s'", u.Name, opt)
+		}
+	}
+	if err := u.check(); err != nil {
+		return u, fmt.Errorf("user %q: %v, at %s:%d", u.Name, err, file, line)
+	}
+	return u, nil
+}
+
+// oneArg reads exactly one argument of the current option.
+func oneArg(d *caddyfile.Dispenser) (string, error) {
+	opt := d.Val()
+	if !d.NextArg() {
+		return "", d.Errf("%s: a value is required", opt)
+	}
+	v := d.Val()
+	if d.NextArg() {
+		return "", d.Errf("%s: one value expected, got also %q", opt, d.Val())
+	}
+	if strings.TrimSpace(v) == "" {
+		return "", d.Errf("%s: the value is empty", opt)
+	}
+	return v, nil
+}
+
+// parseDuration parses a positive duration option.
+func parseDuration(d *caddyfile.Dispenser, opt, v string) (caddy.Duration, error) {
+	dur, err := caddy.ParseDuration(v)
+	if err != nil {
+		return 0, d.Errf("%s: %v", opt, err)
+	}
+	if dur <= 0 {
+		return 0, d.Errf("%s: must be positive", opt)
+	}
+	return caddy.Duration(dur), nil
+}
+
+// Interface guards
+var _ caddyfile.Unmarshaler = (*SmartAuth)(nil)

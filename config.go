@@ -1,0 +1,354 @@
+package smartauth
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/lestrrat-go/jwx/v3/jwk"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/smartcaddy/smartauth/store"
+)
+
+// SigningKey names a PEM file holding the private key the server signs
+// with for one algorithm, instead of a generated key.
+type SigningKey struct {
+	// Alg is the JWS algorithm: "RS256" or "ES256".
+	Alg string `json:"alg"`
+	// File is the path of a PEM private key (PKCS #8, PKCS #1 for RSA or
+	// SEC1 for EC). Placeholders such as {env.KEY_PATH} are resolved at
+	// provisioning.
+	File string `json:"file"`
+}
+
+// ClientConfig is an application registered in the configuration. Clients
+// from the configuration are read-only: dynamic registration cannot change
+// them.
+type ClientConfig struct {
+	// ID is the client_id the app presents.
+	ID string `json:"id"`
+	// Name is the display name shown on the consent and launcher pages.
+	Name string `json:"name,omitempty"`
+	// Type is "public", "confidential_symmetric" (a client secret) or
+	// "confidential_asymmetric" (private_key_jwt with registered public
+	// keys). Default: derived from the credentials given (a secret makes
+	// it symmetric, keys make it asymmetric, nothing makes it public).
+	Type string `json:"type,omitempty"`
+	// Secret is the client secret of a symmetric client, normally as a
+	// placeholder ({env.APP_SECRET} or {file./run/secrets/app}) resolved at
+	// provisioning so that it never appears in the adapted or autosaved
+	// JSON. It is kept in memory only as a hash. A literal secret works
+	// but is logged as a warning.
+	Secret string `json:"secret,omitempty"`
+	// SecretHash is the client secret's hash, as `caddy smart-auth
+	// hash-secret` prints it (or a bcrypt hash, which is much slower to
+	// check). Give Secret or SecretHash, not both.
+	SecretHash string `json:"secret_hash,omitempty"`
+	// RedirectURIs are the exact redirect URIs the app may use. https,
+	// except on loopback hosts; no fragment.
+	RedirectURIs []string `json:"redirect_uris,omitempty"`
+	// LaunchURI is the app's launch URL for EHR launch and the launcher
+	// page.
+	LaunchURI string `json:"launch_uri,omitempty"`
+	// JWKS is an inline JSON Web Key Set with the public keys of an
+	// asymmetric client.
+	JWKS json.RawMessage `json:"jwks,omitempty"`
+	// JWKSFile is a file holding the client's JWK Set, read at
+	// provisioning.
+	JWKSFile string `json:"jwks_file,omitempty"`
+	// JWKSURI is where an asymmetric client publishes its JWK Set. https,
+	// except on loopback hosts.
+	JWKSURI string `json:"jwks_uri,omitempty"`
+	// Scopes are the scopes the client may be granted. A client that uses
+	// client_credentials must list its system/ scopes; for other clients,
+	// an empty list allows every scope the server supports.
+	Scopes []string `json:"scopes,omitempty"`
+	// GrantTypes are the grants the client may use: authorization_code,
+	// refresh_token, client_credentials. Default: authorization_code and
+	// refresh_token for clients with redirect URIs, client_credentials
+	// for asymmetric clients without.
+	GrantTypes []string `json:"grant_types,omitempty"`
+	// AllowSecretForClientCredentials lets a symmetric client use the
+	// client_credentials grant with its secret. SMART Backend Services
+	// requires asymmetric authentication, so this is off by default.
+	AllowSecretForClientCredentials bool `json:"allow_secret_for_client_credentials,omitempty"`
+}
+
+// UserConfig is a person who can sign in to the authorization server.
+type UserConfig struct {
+	// Name is the user name typed on the sign-in page, or the identity a
+	// preceding Caddy authentication handler establishes.
+	Name string `json:"name"`
+	// PasswordHash is a bcrypt hash, as `caddy hash-password` prints it.
+	// Without one, the user can sign in only through a trusted preceding
+	// authentication handler.
+	PasswordHash string `json:"password_hash,omitempty"`
+	// FHIRUser is the user's FHIR resource: Patient/…, Practitioner/…,
+	// RelatedPerson/… or Person/….
+	FHIRUser string `json:"fhir_user,omitempty"`
+	// DisplayName is shown on the pages and returned as the id_token's
+	// name claim.
+	DisplayName string `json:"display_name,omitempty"`
+	// Patients are the ids of the patients this user may pick.
+	Patients []string `json:"patients,omitempty"`
+}
+
+// Grant types a client may be allowed.
+const (
+	grantAuthorizationCode = "authorization_code"
+	grantRefreshToken      = "refresh_token"
+	grantClientCredentials = "client_credentials"
+)
+
+var (
+	fhirIDPattern   = regexp.MustCompile(`^[A-Za-z0-9\-.]{1,64}$`)
+	fhirUserPattern = regexp.MustCompile(`^(Patient|Practitioner|PractitionerRole|RelatedPerson|Person)/[A-Za-z0-9\-.]{1,64}$`)
+	clientIDPattern = regexp.MustCompile(`^[\x21-\x7e]{1,128}$`)
+)
+
+// isLoopback tells whether a host name is this machine, where plain http
+// is acceptable.
+func isLoopback(host string) bool {
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// checkServerURL validates issuer and fhir_base: an absolute https URL
+// (http only on loopback hosts), without query, fragment or user info.
+func checkServerURL(value string) (*url.URL, error) {
+	if value == "" {
+		return nil, errors.New("is required")
+	}
+	u, err := url.Parse(value)
+	if err != nil {
+		return nil, fmt.Errorf("is not a valid URL: %v", err)
+	}
+	switch {
+	case u.Scheme != "https" && u.Scheme != "http", u.Host == "":
+		return nil, fmt.Errorf("%q is not an absolute http(s) URL", value)
+	case u.Scheme == "http" && !isLoopback(u.Hostname()):
+		return nil, fmt.Errorf("%q must use https (plain http is accepted only on localhost)", value)
+	case u.RawQuery != "" || u.ForceQuery:
+		return nil, fmt.Errorf("%q must not have a query", value)
+	case u.Fragment != "" || strings.Contains(value, "#"):
+		return nil, fmt.Errorf("%q must not have a fragment", value)
+	case u.User != nil:
+		return nil, fmt.Errorf("%q must not contain user info", value)
+	}
+	u.Path = strings.TrimSuffix(u.Path, "/")
+	u.RawPath = ""
+	return u, nil
+}
+
+// checkAppURL validates a redirect URI, launch URI or jwks_uri: absolute,
+// no fragment, https except on loopback hosts. Redirect URIs may also use
+// a private-use scheme of a native app (RFC 8252 §7.1: a reverse domain
+// name such as com.example.app:/callback).
+func checkAppURL(value string, allowNative bool) error {
+	u, err := url.Parse(value)
+	if err != nil {
+		return fmt.Errorf("%q is not a valid URL: %v", value, err)
+	}
+	if u.Fragment != "" || strings.Contains(value, "#") {
+		return fmt.Errorf("%q must not have a fragment", value)
+	}
+	switch {
+	case u.Scheme == "https" && u.Host != "":
+		return nil
+	case u.Scheme == "http" && u.Host != "":
+		if isLoopback(u.Hostname()) {
+			return nil
+		}
+		return fmt.Errorf("%q must use https (plain http is accepted only on localhost)", value)
+	case allowNative && strings.Contains(u.Scheme, "."):
+		return nil
+	}
+	return fmt.Errorf("%q is not an absolute https URL", value)
+}
+
+// normalize fills in derived defaults. It does not validate.
+func (c *ClientConfig) normalize() {
+	if c.Type == "" {
+		switch {
+		case c.Secret != "" || c.SecretHash != "":
+			c.Type = store.ClientConfidentialSymmetric
+		case len(c.JWKS) > 0 || c.JWKSFile != "" || c.JWKSURI != "":
+			c.Type = store.ClientConfidentialAsymmetric
+		default:
+			c.Type = store.ClientPublic
+		}
+	}
+	if len(c.GrantTypes) == 0 {
+		if len(c.RedirectURIs) > 0 {
+			c.GrantTypes = []string{grantAuthorizationCode, grantRefreshToken}
+		} else if c.Type == store.ClientConfidentialAsymmetric {
+			c.GrantTypes = []string{grantClientCredentials}
+		}
+	}
+}
+
+// check validates a client after normalize. Errors name the offending
+// option; the caller adds the client id and, in the Caddyfile, the line.
+func (c *ClientConfig) check() error {
+	if !clientIDPattern.MatchString(c.ID) {
+		return fmt.Errorf("client id %q: must be 1 to 128 printable characters without spaces", c.ID)
+	}
+	switch c.Type {
+	case store.ClientPublic, store.ClientConfidentialSymmetric, store.ClientConfidentialAsymmetric:
+	default:
+		return fmt.Errorf("type %q: must be public, confidential_symmetric or confidential_asymmetric", c.Type)
+	}
+	hasSecret := c.Secret != "" || c.SecretHash != ""
+	nKeys := 0
+	for _, set := range []bool{len(c.JWKS) > 0, c.JWKSFile != "", c.JWKSURI != ""} {
+		if set {
+			nKeys++
+		}
+	}
+	switch {
+	case c.Secret != "" && c.SecretHash != "":
+		return errors.New("secret and secret_hash: give one, not both")
+	case c.Type == store.ClientConfidentialSymmetric && !hasSecret:
+		return errors.New("secret: a confidential_symmetric client needs secret or secret_hash")
+	case c.Type != store.ClientConfidentialSymmetric && hasSecret:
+		return fmt.Errorf("secret: a %s client has no client secret", c.Type)
+	case c.Type == store.ClientConfidentialAsymmetric && nKeys == 0:
+		return errors.New("jwks: a confidential_asymmetric client needs jwks, jwks_file or jwks_uri")
+	case nKeys > 1:
+		return errors.New("jwks: give one of jwks, jwks_file and jwks_uri")
+	case c.Type != store.ClientConfidentialAsymmetric && nKeys > 0:
+		return fmt.Errorf("jwks: a %s client has no public keys", c.Type)
+	}
+	if c.SecretHash != "" {
+		if err := store.CheckSecretHash(c.SecretHash); err != nil {
+			return fmt.Errorf("secret_hash: %v", err)
+		}
+	}
+	if len(c.JWKS) > 0 {
+		if err := checkClientJWKS(c.JWKS); err != nil {
+			return fmt.Errorf("jwks: %v", err)
+		}
+	}
+	if c.JWKSURI != "" {
+		if err := checkAppURL(c.JWKSURI, false); err != nil {
+			return fmt.Errorf("jwks_uri: %v", err)
+		}
+	}
+	for _, r := range c.RedirectURIs {
+		if err := checkAppURL(r, true); err != nil {
+			return fmt.Errorf("redirect_uri: %v", err)
+		}
+	}
+	if c.LaunchURI != "" {
+		if err := checkAppURL(c.LaunchURI, false); err != nil {
+			return fmt.Errorf("launch_uri: %v", err)
+		}
+	}
+	for _, s := range c.Scopes {
+		if s == "" || strings.ContainsAny(s, " \t\"\\") {
+			return fmt.Errorf("scopes: %q is not a scope token", s)
+		}
+	}
+	if len(c.GrantTypes) == 0 {
+		return errors.New("grant_types: none given and none implied (add redirect_uri for a user-facing app, or keys for a backend client)")
+	}
+	for _, g := range c.GrantTypes {
+		switch g {
+		case grantAuthorizationCode:
+			if len(c.RedirectURIs) == 0 {
+				return errors.New("redirect_uri: required for the authorization_code grant")
+			}
+		case grantRefreshToken:
+			if !slices.Contains(c.GrantTypes, grantAuthorizationCode) {
+				return errors.New("grant_types: refresh_token needs authorization_code")
+			}
+		case grantClientCredentials:
+			switch {
+			case c.Type == store.ClientPublic:
+				return errors.New("grant_types: a public client cannot use client_credentials")
+			case c.Type == store.ClientConfidentialSymmetric && !c.AllowSecretForClientCredentials:
+				return errors.New("grant_types: client_credentials needs an asymmetric client (SMART Backend Services), or allow_secret_for_client_credentials")
+			case len(c.Scopes) == 0:
+				return errors.New("scopes: a client_credentials client must list the system/ scopes it may be granted")
+			}
+		default:
+			return fmt.Errorf("grant_types: %q is not one of authorization_code, refresh_token, client_credentials", g)
+		}
+	}
+	if c.AllowSecretForClientCredentials && c.Type != store.ClientConfidentialSymmetric {
+		return errors.New("allow_secret_for_client_credentials: only for confidential_symmetric clients")
+	}
+	return nil
+}
+
+// checkClientJWKS checks that a client's JWK Set parses and holds only
+// public keys, each with a kid (SMART's asymmetric profile requires it).
+func checkClientJWKS(raw []byte) error {
+	set, err := jwk.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("not a JWK Set: %v", err)
+	}
+	if set.Len() == 0 {
+		return errors.New("the JWK Set has no keys")
+	}
+	for i := range set.Len() {
+		k, _ := set.Key(i)
+		if _, ok := k.KeyID(); !ok {
+			return fmt.Errorf("key %d has no kid", i)
+		}
+		if _, ok := k.(jwk.SymmetricKey); ok {
+			return fmt.Errorf("key %d is a symmetric key; only public keys are accepted", i)
+		}
+		pub, err := jwk.PublicKeyOf(k)
+		if err != nil {
+			return fmt.Errorf("key %d: %v", i, err)
+		}
+		a, _ := json.Marshal(k)
+		b, _ := json.Marshal(pub)
+		if string(a) != string(b) {
+			return fmt.Errorf("key %d holds private key material; register the public key only", i)
+		}
+	}
+	return nil
+}
+
+// check validates a user. Errors name the offending option.
+func (u *UserConfig) check() error {
+	if u.Name == "" || strings.ContainsAny(u.Name, " \t\r\n") {
+		return fmt.Errorf("user name %q: must be non-empty, without spaces", u.Name)
+	}
+	if u.PasswordHash != "" {
+		if _, err := bcrypt.Cost([]byte(u.PasswordHash)); err != nil {
+			return fmt.Errorf("password_hash: not a bcrypt hash (make one with 'caddy hash-password'): %v", err)
+		}
+	}
+	if u.FHIRUser != "" && !fhirUserPattern.MatchString(u.FHIRUser) {
+		return fmt.Errorf("fhir_user %q: must be Patient/<id>, Practitioner/<id>, PractitionerRole/<id>, RelatedPerson/<id> or Person/<id>", u.FHIRUser)
+	}
+	for _, p := range u.Patients {
+		if !fhirIDPattern.MatchString(p) {
+			return fmt.Errorf("patients: %q is not a FHIR resource id", p)
+		}
+	}
+	return nil
+}
+
+// checkSigningKey validates a signing_key entry.
+func (k SigningKey) check() error {
+	if k.Alg != "RS256" && k.Alg != "ES256" {
+		return fmt.Errorf("signing_key: algorithm %q: must be RS256 or ES256", k.Alg)
+	}
+	if k.File == "" {
+		return fmt.Errorf("signing_key %s: a PEM file is required", k.Alg)
+	}
+	return nil
+}

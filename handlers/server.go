@@ -1,0 +1,157 @@
+// Package handlers holds the HTTP endpoints of the authorization server and
+// the guard in front of the FHIR API, one file per endpoint or concern.
+//
+// Server routes a request by path: the discovery documents and the JWKS,
+// the OAuth endpoints under the issuer's path, and everything under the
+// FHIR base to the guard. Requests for any other path go to the next
+// handler untouched.
+package handlers
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/smartcaddy/smartauth/keys"
+	"github.com/smartcaddy/smartauth/store"
+)
+
+// User is a person who can sign in, from the configuration.
+type User struct {
+	Name         string
+	PasswordHash string
+	FHIRUser     string
+	DisplayName  string
+	Patients     []string
+}
+
+// Lifetimes are how long issued artifacts live.
+type Lifetimes struct {
+	AccessToken  time.Duration
+	RefreshToken time.Duration
+	Code         time.Duration
+	Launch       time.Duration
+	Session      time.Duration
+}
+
+// Config is everything a Server needs, provisioned by the Caddy module.
+type Config struct {
+	// Issuer is the authorization server's URL, without a trailing slash.
+	Issuer *url.URL
+	// FHIRBase is the FHIR server's base URL, without a trailing slash.
+	FHIRBase *url.URL
+	Store    store.Store
+	Keys     *keys.Ring
+	// Clients are the clients from the configuration, by id.
+	Clients map[string]*store.Client
+	// Users are the users from the configuration, by name.
+	Users     map[string]*User
+	Lifetimes Lifetimes
+	Logger    *zap.Logger
+}
+
+// Server serves the authorization server's endpoints and guards the FHIR
+// API. It is immutable after New and safe for concurrent use.
+type Server struct {
+	cfg    Config
+	logger *zap.Logger
+
+	issuerPath string // issuer path without trailing slash, "" for the root
+	fhirPath   string // FHIR base path without trailing slash
+
+	// routes maps exact request paths to endpoint handlers.
+	routes map[string]http.HandlerFunc
+
+	smartConfig []byte
+	oidcConfig  []byte
+}
+
+// Endpoint names, appended to the issuer URL.
+const (
+	pathAuthorize  = "/authorize"
+	pathToken      = "/token"
+	pathUserinfo   = "/userinfo"
+	pathJWKS       = "/jwks"
+	pathRegister   = "/register"
+	pathIntrospect = "/introspect"
+	pathRevoke     = "/revoke"
+	pathLaunch     = "/launch"
+	pathManage     = "/manage"
+)
+
+// New builds a Server from a provisioned configuration.
+func New(cfg Config) (*Server, error) {
+	if cfg.Issuer == nil || cfg.FHIRBase == nil || cfg.Store == nil || cfg.Keys == nil {
+		return nil, errors.New("handlers: issuer, FHIR base, store and keys are required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	s := &Server{
+		cfg:        cfg,
+		logger:     cfg.Logger,
+		issuerPath: strings.TrimSuffix(cfg.Issuer.Path, "/"),
+		fhirPath:   strings.TrimSuffix(cfg.FHIRBase.Path, "/"),
+	}
+	var err error
+	if s.smartConfig, err = s.buildSMARTConfiguration(); err != nil {
+		return nil, err
+	}
+	if s.oidcConfig, err = s.buildOpenIDConfiguration(); err != nil {
+		return nil, err
+	}
+	s.routes = map[string]http.HandlerFunc{
+		s.fhirPath + "/.well-known/smart-configuration":          s.serveSMARTConfiguration,
+		s.issuerPath + "/.well-known/openid-configuration":       s.serveOpenIDConfiguration,
+		"/.well-known/oauth-authorization-server" + s.issuerPath: s.serveOpenIDConfiguration,
+		s.issuerPath + pathJWKS:                                  s.serveJWKS,
+	}
+	// SMART clients that strip the base path look at the site root too.
+	if s.fhirPath != "" {
+		if _, taken := s.routes["/.well-known/smart-configuration"]; !taken {
+			s.routes["/.well-known/smart-configuration"] = s.serveSMARTConfiguration
+		}
+	}
+	for _, p := range []string{pathAuthorize, pathToken, pathUserinfo, pathLaunch} {
+		if _, taken := s.routes[s.issuerPath+p]; !taken {
+			s.routes[s.issuerPath+p] = s.notImplemented
+		}
+	}
+	return s, nil
+}
+
+// Endpoint returns the absolute URL of an endpoint under the issuer.
+func (s *Server) Endpoint(name string) string {
+	return s.cfg.Issuer.String() + name
+}
+
+// ServeHTTP answers the server's own endpoints, guards the FHIR API, and
+// passes every other request to next.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	if h, ok := s.routes[r.URL.Path]; ok {
+		h(w, r)
+		return nil
+	}
+	if s.underFHIRBase(r.URL.Path) {
+		return s.guard(w, r, next)
+	}
+	return next.ServeHTTP(w, r)
+}
+
+// underFHIRBase tells whether a request path is the FHIR API's.
+func (s *Server) underFHIRBase(p string) bool {
+	if s.fhirPath == "" {
+		return true
+	}
+	return p == s.fhirPath || strings.HasPrefix(p, s.fhirPath+"/")
+}
+
+// notImplemented answers endpoints that are routed but not built yet.
+func (s *Server) notImplemented(w http.ResponseWriter, _ *http.Request) {
+	writeOAuthError(w, http.StatusNotImplemented, "temporarily_unavailable", "this endpoint is not available in this version")
+}

@@ -1,0 +1,372 @@
+// Package smartauth is a Caddy HTTP handler that makes Caddy a SMART App
+// Launch 2.2 authorization server and a guard for the FHIR API behind it.
+package smartauth
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/smartcaddy/smartauth/handlers"
+	"github.com/smartcaddy/smartauth/keys"
+	"github.com/smartcaddy/smartauth/store"
+)
+
+func init() {
+	caddy.RegisterModule(&SmartAuth{})
+}
+
+// Default lifetimes.
+const (
+	defaultAccessTokenLifetime  = time.Hour
+	defaultRefreshTokenLifetime = 90 * 24 * time.Hour
+	defaultCodeLifetime         = time.Minute
+	defaultLaunchLifetime       = 5 * time.Minute
+	defaultSessionLifetime      = 8 * time.Hour
+	defaultKeyRotation          = 30 * 24 * time.Hour
+	// keyPublishAhead is how long a new signing key is in the JWKS before
+	// it signs: the JWKS cache lifetime.
+	keyPublishAhead = 5 * time.Minute
+	// clockLeeway is added to how long a retired key stays published.
+	clockLeeway = 5 * time.Minute
+)
+
+// SmartAuth is the `smart_auth` HTTP handler: a SMART App Launch 2.2
+// authorization server (discovery, JWKS, authorize, token, OpenID Connect)
+// and a guard for the FHIR API behind it.
+//
+// It answers its own endpoints under the issuer URL's path, serves
+// `{fhir_base}/.well-known/smart-configuration`, and checks every other
+// request under the FHIR base's path before passing it to the next handler
+// (typically `reverse_proxy` to the FHIR server). Requests for other paths
+// pass through untouched.
+//
+// State (registered clients, codes, sessions, refresh tokens, signing keys,
+// revocations) is kept in a Badger database, shared by every `smart_auth`
+// handler that names the same directory and kept across `caddy reload`.
+type SmartAuth struct {
+	// Issuer is the authorization server's URL: the `iss` of its tokens
+	// and the base of its endpoints (`{issuer}/authorize`,
+	// `{issuer}/token`, `{issuer}/jwks`, …). https, except on localhost.
+	// Required.
+	Issuer string `json:"issuer,omitempty"`
+
+	// FHIRBase is the FHIR server's base URL: the `aud` apps must send and
+	// the `iss` given to launched apps. Requests under its path are
+	// guarded. https, except on localhost. Required.
+	FHIRBase string `json:"fhir_base,omitempty"`
+
+	// Storage is the directory of the Badger database. Default: a
+	// `smart_auth` folder in Caddy's data directory. Handlers naming the
+	// same directory share one database.
+	Storage string `json:"storage,omitempty"`
+
+	// SigningKeys are PEM files to sign with instead of generated keys,
+	// one per algorithm (RS256, ES256). By default both keys are
+	// generated on first start and kept in the store.
+	SigningKeys []SigningKey `json:"signing_keys,omitempty"`
+
+	// KeyRotation is how long a generated signing key signs before a new
+	// one replaces it. Retired keys stay in the JWKS until every token
+	// they signed has expired. Default: 30 days. Negative: never rotate.
+	KeyRotation caddy.Duration `json:"key_rotation,omitempty"`
+
+	// AccessTokenLifetime is how long an access token (and an id_token)
+	// is valid. Default: 1 hour.
+	AccessTokenLifetime caddy.Duration `json:"access_token_lifetime,omitempty"`
+
+	// RefreshTokenLifetime is how long a refresh token is valid. Each
+	// refresh rotates it. Default: 90 days.
+	RefreshTokenLifetime caddy.Duration `json:"refresh_token_lifetime,omitempty"`
+
+	// CodeLifetime is how long an authorization code may be redeemed.
+	// Default: 1 minute.
+	CodeLifetime caddy.Duration `json:"code_lifetime,omitempty"`
+
+	// LaunchLifetime is how long an EHR launch context waits for the app.
+	// Default: 5 minutes.
+	LaunchLifetime caddy.Duration `json:"launch_lifetime,omitempty"`
+
+	// SessionLifetime is how long a sign-in session lasts. Default: 8
+	// hours.
+	SessionLifetime caddy.Duration `json:"session_lifetime,omitempty"`
+
+	// Clients are the applications registered in the configuration.
+	Clients []ClientConfig `json:"clients,omitempty"`
+
+	// Users are the people who can sign in.
+	Users []UserConfig `json:"users,omitempty"`
+
+	logger     *zap.Logger
+	storageDir string // canonical directory, set once acquired
+	server     *handlers.Server
+}
+
+// CaddyModule returns the Caddy module information.
+func (*SmartAuth) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.smart_auth",
+		New: func() caddy.Module { return new(SmartAuth) },
+	}
+}
+
+// Provision validates the configuration, resolves secrets, opens (or
+// shares) the store and loads the signing keys.
+func (s *SmartAuth) Provision(ctx caddy.Context) error {
+	s.logger = ctx.Logger()
+	s.setDefaults()
+	if err := s.Validate(); err != nil {
+		return err
+	}
+	issuer, _ := checkServerURL(s.Issuer)
+	fhirBase, _ := checkServerURL(s.FHIRBase)
+	if issuer.Scheme == "http" || fhirBase.Scheme == "http" {
+		s.logger.Warn("issuer or fhir_base uses plain http: acceptable for local development only",
+			zap.String("issuer", issuer.String()), zap.String("fhir_base", fhirBase.String()))
+	}
+
+	clients, err := s.provisionClients()
+	if err != nil {
+		return err
+	}
+	users := make(map[string]*handlers.User, len(s.Users))
+	for _, u := range s.Users {
+		users[u.Name] = &handlers.User{Name: u.Name, PasswordHash: u.PasswordHash, FHIRUser: u.FHIRUser, DisplayName: u.DisplayName, Patients: u.Patients}
+	}
+	files, err := s.keyFiles()
+	if err != nil {
+		return err
+	}
+
+	dir := s.Storage
+	if dir == "" {
+		dir = filepath.Join(caddy.AppDataDir(), "smart_auth")
+	}
+	db, err := store.Acquire(dir, store.Options{Logger: s.logger.Named("store")})
+	if err != nil {
+		return fmt.Errorf("storage: %w", err)
+	}
+	s.storageDir = dir
+	s.logger.Debug("store acquired", zap.String("db_dir", db.Dir()))
+
+	rotation := time.Duration(s.KeyRotation)
+	if rotation < 0 {
+		rotation = 0
+	}
+	ring, err := keys.New(ctx, keys.Options{
+		Store:          db,
+		Logger:         s.logger.Named("keys"),
+		RotationPeriod: rotation,
+		PublishAhead:   keyPublishAhead,
+		Retain:         time.Duration(s.AccessTokenLifetime) + clockLeeway,
+		Files:          files,
+	})
+	if err != nil {
+		return fmt.Errorf("signing_key: %w", err)
+	}
+	go ring.Maintain(ctx)
+
+	s.server, err = handlers.New(handlers.Config{
+		Issuer:   issuer,
+		FHIRBase: fhirBase,
+		Store:    db,
+		Keys:     ring,
+		Clients:  clients,
+		Users:    users,
+		Lifetimes: handlers.Lifetimes{
+			AccessToken:  time.Duration(s.AccessTokenLifetime),
+			RefreshToken: time.Duration(s.RefreshTokenLifetime),
+			Code:         time.Duration(s.CodeLifetime),
+			Launch:       time.Duration(s.LaunchLifetime),
+			Session:      time.Duration(s.SessionLifetime),
+		},
+		Logger: s.logger,
+	})
+	return err
+}
+
+// setDefaults fills in unset lifetimes.
+func (s *SmartAuth) setDefaults() {
+	for _, d := range []struct {
+		v   *caddy.Duration
+		def time.Duration
+	}{
+		{&s.AccessTokenLifetime, defaultAccessTokenLifetime},
+		{&s.RefreshTokenLifetime, defaultRefreshTokenLifetime},
+		{&s.CodeLifetime, defaultCodeLifetime},
+		{&s.LaunchLifetime, defaultLaunchLifetime},
+		{&s.SessionLifetime, defaultSessionLifetime},
+		{&s.KeyRotation, defaultKeyRotation},
+	} {
+		if *d.v == 0 {
+			*d.v = caddy.Duration(d.def)
+		}
+	}
+	for i := range s.Clients {
+		s.Clients[i].normalize()
+	}
+}
+
+// Validate checks the configuration. It runs before anything is opened, so
+// a bad configuration costs nothing; the Caddyfile parser runs the same
+// checks and adds line numbers.
+func (s *SmartAuth) Validate() error {
+	if _, err := checkServerURL(s.Issuer); err != nil {
+		return fmt.Errorf("issuer: %w", err)
+	}
+	if _, err := checkServerURL(s.FHIRBase); err != nil {
+		return fmt.Errorf("fhir_base: %w", err)
+	}
+	for name, d := range map[string]caddy.Duration{
+		"access_token_lifetime":  s.AccessTokenLifetime,
+		"refresh_token_lifetime": s.RefreshTokenLifetime,
+		"code_lifetime":          s.CodeLifetime,
+		"launch_lifetime":        s.LaunchLifetime,
+		"session_lifetime":       s.SessionLifetime,
+	} {
+		if d < 0 {
+			return fmt.Errorf("%s: must be positive", name)
+		}
+	}
+	algs := map[string]bool{}
+	for _, k := range s.SigningKeys {
+		if err := k.check(); err != nil {
+			return err
+		}
+		if algs[k.Alg] {
+			return fmt.Errorf("signing_key: %s given twice", k.Alg)
+		}
+		algs[k.Alg] = true
+	}
+	seen := map[string]bool{}
+	for i := range s.Clients {
+		c := &s.Clients[i]
+		if seen[c.ID] {
+			return fmt.Errorf("client %q: duplicate client id", c.ID)
+		}
+		seen[c.ID] = true
+		if err := c.check(); err != nil {
+			return fmt.Errorf("client %q: %w", c.ID, err)
+		}
+	}
+	seenUser := map[string]bool{}
+	for i := range s.Users {
+		u := &s.Users[i]
+		if seenUser[u.Name] {
+			return fmt.Errorf("user %q: duplicate user name", u.Name)
+		}
+		seenUser[u.Name] = true
+		if err := u.check(); err != nil {
+			return fmt.Errorf("user %q: %w", u.Name, err)
+		}
+	}
+	return nil
+}
+
+// provisionClients resolves client secrets and key files and converts the
+// configured clients to store records.
+func (s *SmartAuth) provisionClients() (map[string]*store.Client, error) {
+	repl := caddy.NewReplacer()
+	out := make(map[string]*store.Client, len(s.Clients))
+	for _, c := range s.Clients {
+		rec := &store.Client{
+			ID: c.ID, Name: c.Name, Type: c.Type,
+			SecretHash:   c.SecretHash,
+			RedirectURIs: c.RedirectURIs, LaunchURI: c.LaunchURI,
+			JWKS: c.JWKS, JWKSURI: c.JWKSURI,
+			Scopes: c.Scopes, GrantTypes: c.GrantTypes,
+			AllowSecretForClientCredentials: c.AllowSecretForClientCredentials,
+		}
+		if c.Secret != "" {
+			secret, err := repl.ReplaceOrErr(c.Secret, true, true)
+			if err != nil {
+				return nil, fmt.Errorf("client %q: secret: %w", c.ID, err)
+			}
+			secret = strings.TrimSpace(secret)
+			if secret == "" {
+				return nil, fmt.Errorf("client %q: secret: resolves to an empty value", c.ID)
+			}
+			if secret == c.Secret {
+				s.logger.Warn("client secret written in the configuration: use {env.*} or {file.*} so it stays out of the JSON config",
+					zap.String("client_id", c.ID))
+			}
+			rec.SecretHash = store.HashSecret(secret)
+		}
+		if c.JWKSFile != "" {
+			path, err := repl.ReplaceOrErr(c.JWKSFile, true, true)
+			if err != nil {
+				return nil, fmt.Errorf("client %q: jwks_file: %w", c.ID, err)
+			}
+			raw, err := os.ReadFile(path)
+			if err != nil {
+				return nil, fmt.Errorf("client %q: jwks_file: %w", c.ID, err)
+			}
+			if err := checkClientJWKS(raw); err != nil {
+				return nil, fmt.Errorf("client %q: jwks_file %s: %w", c.ID, path, err)
+			}
+			rec.JWKS = raw
+		}
+		out[c.ID] = rec
+	}
+	return out, nil
+}
+
+// keyFiles resolves the signing key file paths.
+func (s *SmartAuth) keyFiles() (map[string]string, error) {
+	if len(s.SigningKeys) == 0 {
+		return nil, nil
+	}
+	repl := caddy.NewReplacer()
+	files := make(map[string]string, len(s.SigningKeys))
+	for _, k := range s.SigningKeys {
+		path, err := repl.ReplaceOrErr(k.File, true, true)
+		if err != nil {
+			return nil, fmt.Errorf("signing_key %s: %w", k.Alg, err)
+		}
+		if _, err := os.Stat(path); err != nil {
+			return nil, fmt.Errorf("signing_key %s: key file unreadable: %w", k.Alg, err)
+		}
+		files[k.Alg] = path
+	}
+	return files, nil
+}
+
+// Cleanup releases the store, if this instance acquired it. Caddy calls
+// Cleanup after a failed Provision too, so it must not release what it
+// never took.
+func (s *SmartAuth) Cleanup() error {
+	if s.storageDir == "" {
+		return nil
+	}
+	dir := s.storageDir
+	s.storageDir = ""
+	if err := store.Release(dir); err != nil {
+		return fmt.Errorf("releasing storage %s: %w", dir, err)
+	}
+	return nil
+}
+
+// ServeHTTP implements caddyhttp.MiddlewareHandler.
+func (s *SmartAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	if s.server == nil {
+		return caddyhttp.Error(http.StatusInternalServerError, errors.New("smart_auth is not provisioned"))
+	}
+	return s.server.ServeHTTP(w, r, next)
+}
+
+// Interface guards
+var (
+	_ caddy.Module                = (*SmartAuth)(nil)
+	_ caddy.Provisioner           = (*SmartAuth)(nil)
+	_ caddy.Validator             = (*SmartAuth)(nil)
+	_ caddy.CleanerUpper          = (*SmartAuth)(nil)
+	_ caddyhttp.MiddlewareHandler = (*SmartAuth)(nil)
+)
