@@ -53,6 +53,26 @@ type Config struct {
 	Users     map[string]*User
 	Lifetimes Lifetimes
 	Logger    *zap.Logger
+
+	// AccessTokenAlg signs access tokens: "ES256" (default) or "RS256".
+	// id_tokens are always RS256.
+	AccessTokenAlg string
+	// PasswordLogin enables the built-in sign-in form.
+	PasswordLogin bool
+	// TrustedIdentity signs a user in from {http.auth.user.id}, set by a
+	// preceding Caddy authentication handler, mapped to a configured
+	// user by name.
+	TrustedIdentity bool
+	// RememberConsent, when positive, remembers a user's consent for a
+	// client and scope set for this long.
+	RememberConsent time.Duration
+	// FrameAncestors are the origins allowed to frame the consent,
+	// picker and launcher pages (an EHR embedding apps). The login page
+	// is only ever framable by 'self'. Empty: 'self' only.
+	FrameAncestors []string
+	// TemplatesDir, when set, holds operator templates that replace the
+	// embedded ones by file name.
+	TemplatesDir string
 }
 
 // Server serves the authorization server's endpoints and guards the FHIR
@@ -69,6 +89,9 @@ type Server struct {
 
 	smartConfig []byte
 	oidcConfig  []byte
+
+	// Filled by the endpoint files' init functions (see routes.go).
+	pages *pages
 }
 
 // Endpoint names, appended to the issuer URL.
@@ -117,10 +140,8 @@ func New(cfg Config) (*Server, error) {
 			s.routes["/.well-known/smart-configuration"] = s.serveSMARTConfiguration
 		}
 	}
-	for _, p := range []string{pathAuthorize, pathToken, pathUserinfo, pathLaunch} {
-		if _, taken := s.routes[s.issuerPath+p]; !taken {
-			s.routes[s.issuerPath+p] = s.notImplemented
-		}
+	if err := s.addRoutes(); err != nil {
+		return nil, err
 	}
 	return s, nil
 }

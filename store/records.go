@@ -37,6 +37,9 @@ type Client struct {
 	// access token of a dynamically registered client.
 	RegistrationTokenHash string    `json:"registration_token_hash,omitempty"`
 	IssuedAt              time.Time `json:"issued_at,omitzero"`
+	// CanCreateLaunch lets the client create EHR launch contexts through
+	// the launch API (an EHR integration).
+	CanCreateLaunch bool `json:"can_create_launch,omitempty"`
 	// Dynamic is true for clients created through dynamic registration.
 	Dynamic bool `json:"dynamic,omitempty"`
 }
