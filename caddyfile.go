@@ -44,6 +44,13 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		launch_lifetime        <duration>
 //		session_lifetime       <duration>
 //
+//		# tokens and pages
+//		access_token_alg ES256|RS256
+//		sign_in          password|trusted_identity ...
+//		remember_consent <duration>
+//		frame_ancestors  <origin> [<origin>...]
+//		templates        <directory>
+//
 //		client <client_id> {
 //			name        <display_name>
 //			type        public|confidential_symmetric|confidential_asymmetric
@@ -57,6 +64,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //			scopes      <scope> [<scope>...]
 //			grant_types <grant_type> [<grant_type>...]
 //			allow_secret_for_client_credentials
+//			create_launch
 //		}
 //
 //		user <name> {
@@ -67,7 +75,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		}
 //	}
 //
-// Repeatable: signing_key (once per algorithm), client, user, and inside a
+// Repeatable: signing_key (once per algorithm), frame_ancestors, client, user, and inside a
 // client redirect_uri, scopes and grant_types.
 func (s *SmartAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
@@ -156,6 +164,65 @@ func (s *SmartAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			*s.lifetime(opt) = dur
+		case "access_token_alg":
+			if err := once(opt); err != nil {
+				return err
+			}
+			v, err := oneArg(d)
+			if err != nil {
+				return err
+			}
+			if v != "ES256" && v != "RS256" {
+				return d.Errf("access_token_alg: %q: must be ES256 or RS256", v)
+			}
+			s.AccessTokenAlg = v
+		case "sign_in":
+			if err := once(opt); err != nil {
+				return err
+			}
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return d.Err("sign_in: at least one method is required")
+			}
+			for _, a := range args {
+				if a != signInPassword && a != signInTrusted {
+					return d.Errf("sign_in: %q: must be password or trusted_identity", a)
+				}
+			}
+			s.SignIn = args
+		case "remember_consent":
+			if err := once(opt); err != nil {
+				return err
+			}
+			v, err := oneArg(d)
+			if err != nil {
+				return err
+			}
+			dur, err := parseDuration(d, opt, v)
+			if err != nil {
+				return err
+			}
+			s.RememberConsent = dur
+		case "frame_ancestors":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return d.Err("frame_ancestors: at least one origin is required")
+			}
+			for _, a := range args {
+				if err := checkOrigin(a); err != nil {
+					return d.Errf("frame_ancestors: %v", err)
+				}
+			}
+			s.FrameAncestors = append(s.FrameAncestors, args...)
+		case "templates":
+			if err := once(opt); err != nil {
+				return err
+			}
+			v, err := oneArg(d)
+			if err != nil {
+				return err
+			}
+			s.Templates = v
 		case "client":
 			c, err := parseClient(d)
 			if err != nil {
@@ -243,11 +310,15 @@ func parseClient(d *caddyfile.Dispenser) (ClientConfig, error) {
 				}
 			}
 			continue
-		case "allow_secret_for_client_credentials":
+		case "allow_secret_for_client_credentials", "create_launch":
 			if d.NextArg() {
 				return c, d.ArgErr()
 			}
-			c.AllowSecretForClientCredentials = true
+			if opt == "create_launch" {
+				c.CreateLaunch = true
+			} else {
+				c.AllowSecretForClientCredentials = true
+			}
 			continue
 		}
 		if set[opt] {

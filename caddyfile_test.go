@@ -32,6 +32,16 @@ func TestCaddyfileEveryOption(t *testing.T) {
 		code_lifetime 30s
 		launch_lifetime 2m
 		session_lifetime 12h
+		access_token_alg RS256
+		sign_in password trusted_identity
+		remember_consent 30d
+		frame_ancestors https://ehr.example.org
+		frame_ancestors https://ehr2.example.org:8443
+		templates /etc/smart/templates
+		client ehr {
+			secret {env.EHR_SECRET}
+			create_launch
+		}
 		client web-app {
 			name "Growth Chart"
 			type public
@@ -94,9 +104,17 @@ func TestCaddyfileEveryOption(t *testing.T) {
 		s.LaunchLifetime != caddy.Duration(120e9) || s.SessionLifetime != caddy.Duration(12*3600e9) {
 		t.Errorf("durations: %+v", s)
 	}
-	if len(s.Clients) != 7 {
+	if s.AccessTokenAlg != "RS256" || strings.Join(s.SignIn, ",") != "password,trusted_identity" ||
+		s.RememberConsent != caddy.Duration(30*24*3600e9) || len(s.FrameAncestors) != 2 || s.Templates != "/etc/smart/templates" {
+		t.Errorf("token/page options: %+v", s)
+	}
+	if len(s.Clients) != 8 {
 		t.Fatalf("%d clients", len(s.Clients))
 	}
+	if !s.Clients[0].CreateLaunch {
+		t.Error("create_launch")
+	}
+	s.Clients = s.Clients[1:]
 	web := s.Clients[0]
 	if web.Name != "Growth Chart" || web.Type != "public" || len(web.RedirectURIs) != 3 ||
 		web.LaunchURI != "https://app.example.org/launch" || len(web.Scopes) != 5 || len(web.GrantTypes) != 2 {
@@ -181,6 +199,12 @@ func TestCaddyfileErrors(t *testing.T) {
 		{"bad password hash", head + " user u {\n password_hash hunter2\n }\n}", "user \"u\": password_hash: not a bcrypt hash"},
 		{"bad fhir_user", head + " user u {\n fhir_user Observation/1\n }\n}", "user \"u\": fhir_user \"Observation/1\": must be Patient/<id>"},
 		{"bad patient id", head + " user u {\n patients ok bad/id\n }\n}", "patients: \"bad/id\" is not a FHIR resource id"},
+		{"access_token_alg", head + " access_token_alg HS256\n}", "access_token_alg: \"HS256\": must be ES256 or RS256, at Testfile:4"},
+		{"sign_in", head + " sign_in magic\n}", "sign_in: \"magic\": must be password or trusted_identity, at Testfile:4"},
+		{"sign_in empty", head + " sign_in\n}", "sign_in: at least one method is required"},
+		{"frame_ancestors path", head + " frame_ancestors https://ehr.example/app\n}", "frame_ancestors: \"https://ehr.example/app\" is not an origin"},
+		{"remember_consent", head + " remember_consent forever\n}", "remember_consent: time: invalid duration"},
+		{"public create_launch", head + " client a {\n redirect_uri https://x/cb\n create_launch\n }\n}", "create_launch: only a confidential client can create launches"},
 		{"user unknown option", head + " user u {\n role admin\n }\n}", "user \"u\": unrecognized subdirective 'role', at Testfile:5"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -78,6 +78,10 @@ type ClientConfig struct {
 	// client_credentials grant with its secret. SMART Backend Services
 	// requires asymmetric authentication, so this is off by default.
 	AllowSecretForClientCredentials bool `json:"allow_secret_for_client_credentials,omitempty"`
+	// CreateLaunch lets the client (an EHR) create launch contexts with
+	// POST {issuer}/launch, authenticating with its secret. Only for
+	// confidential clients.
+	CreateLaunch bool `json:"create_launch,omitempty"`
 }
 
 // UserConfig is a person who can sign in to the authorization server.
@@ -98,6 +102,12 @@ type UserConfig struct {
 	// Patients are the ids of the patients this user may pick.
 	Patients []string `json:"patients,omitempty"`
 }
+
+// Sign-in methods.
+const (
+	signInPassword = "password"
+	signInTrusted  = "trusted_identity"
+)
 
 // Grant types a client may be allowed.
 const (
@@ -258,7 +268,7 @@ func (c *ClientConfig) check() error {
 			return fmt.Errorf("scopes: %q is not a scope token", s)
 		}
 	}
-	if len(c.GrantTypes) == 0 {
+	if len(c.GrantTypes) == 0 && !c.CreateLaunch {
 		return errors.New("grant_types: none given and none implied (add redirect_uri for a user-facing app, or keys for a backend client)")
 	}
 	for _, g := range c.GrantTypes {
@@ -283,6 +293,9 @@ func (c *ClientConfig) check() error {
 		default:
 			return fmt.Errorf("grant_types: %q is not one of authorization_code, refresh_token, client_credentials", g)
 		}
+	}
+	if c.CreateLaunch && c.Type == store.ClientPublic {
+		return errors.New("create_launch: only a confidential client can create launches")
 	}
 	if c.AllowSecretForClientCredentials && c.Type != store.ClientConfidentialSymmetric {
 		return errors.New("allow_secret_for_client_credentials: only for confidential_symmetric clients")
@@ -349,6 +362,17 @@ func (k SigningKey) check() error {
 	}
 	if k.File == "" {
 		return fmt.Errorf("signing_key %s: a PEM file is required", k.Alg)
+	}
+	return nil
+}
+
+// checkOrigin validates a web origin: scheme and host, optional port,
+// nothing else.
+func checkOrigin(o string) error {
+	u, err := url.Parse(o)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" ||
+		(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return fmt.Errorf("%q is not an origin (scheme://host[:port])", o)
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -99,6 +100,33 @@ type SmartAuth struct {
 	// hours.
 	SessionLifetime caddy.Duration `json:"session_lifetime,omitempty"`
 
+	// AccessTokenAlg is the algorithm access tokens are signed with:
+	// "ES256" (default; about thirty times cheaper to sign than RS256) or
+	// "RS256". id_tokens are always RS256, as OpenID Connect requires.
+	AccessTokenAlg string `json:"access_token_alg,omitempty"`
+
+	// SignIn lists how users sign in: "password" (the built-in sign-in
+	// form against the configured users) and "trusted_identity" (the
+	// identity a preceding Caddy authentication handler such as
+	// basic_auth or forward_auth set in {http.auth.user.id}, mapped to a
+	// configured user by name). Default: ["password"].
+	SignIn []string `json:"sign_in,omitempty"`
+
+	// RememberConsent, when set, remembers a user's consent for a client
+	// and scope set for this long, so that the consent page is skipped
+	// next time. Default: ask every time.
+	RememberConsent caddy.Duration `json:"remember_consent,omitempty"`
+
+	// FrameAncestors are the origins (such as an EHR's) allowed to show
+	// the consent, patient-picker and launcher pages in a frame. The
+	// sign-in page can only be framed by its own origin. Default: none
+	// but the server's own origin.
+	FrameAncestors []string `json:"frame_ancestors,omitempty"`
+
+	// Templates is a directory of HTML templates that replace the
+	// built-in pages by file name (login.html, consent.html, …).
+	Templates string `json:"templates,omitempty"`
+
 	// Clients are the applications registered in the configuration.
 	Clients []ClientConfig `json:"clients,omitempty"`
 
@@ -188,7 +216,13 @@ func (s *SmartAuth) Provision(ctx caddy.Context) error {
 			Launch:       time.Duration(s.LaunchLifetime),
 			Session:      time.Duration(s.SessionLifetime),
 		},
-		Logger: s.logger,
+		Logger:          s.logger,
+		AccessTokenAlg:  s.AccessTokenAlg,
+		PasswordLogin:   slices.Contains(s.SignIn, signInPassword),
+		TrustedIdentity: slices.Contains(s.SignIn, signInTrusted),
+		RememberConsent: time.Duration(s.RememberConsent),
+		FrameAncestors:  s.FrameAncestors,
+		TemplatesDir:    s.Templates,
 	})
 	return err
 }
@@ -209,6 +243,12 @@ func (s *SmartAuth) setDefaults() {
 		if *d.v == 0 {
 			*d.v = caddy.Duration(d.def)
 		}
+	}
+	if s.AccessTokenAlg == "" {
+		s.AccessTokenAlg = "ES256"
+	}
+	if len(s.SignIn) == 0 {
+		s.SignIn = []string{signInPassword}
 	}
 	for i := range s.Clients {
 		s.Clients[i].normalize()
@@ -234,6 +274,22 @@ func (s *SmartAuth) Validate() error {
 	} {
 		if d < 0 {
 			return fmt.Errorf("%s: must be positive", name)
+		}
+	}
+	if s.AccessTokenAlg != "" && s.AccessTokenAlg != "ES256" && s.AccessTokenAlg != "RS256" {
+		return fmt.Errorf("access_token_alg: %q: must be ES256 or RS256", s.AccessTokenAlg)
+	}
+	for _, m := range s.SignIn {
+		if m != signInPassword && m != signInTrusted {
+			return fmt.Errorf("sign_in: %q: must be password or trusted_identity", m)
+		}
+	}
+	if s.RememberConsent < 0 {
+		return errors.New("remember_consent: must be positive")
+	}
+	for _, o := range s.FrameAncestors {
+		if err := checkOrigin(o); err != nil {
+			return fmt.Errorf("frame_ancestors: %w", err)
 		}
 	}
 	algs := map[string]bool{}
@@ -284,6 +340,7 @@ func (s *SmartAuth) provisionClients() (map[string]*store.Client, error) {
 			JWKS: c.JWKS, JWKSURI: c.JWKSURI,
 			Scopes: c.Scopes, GrantTypes: c.GrantTypes,
 			AllowSecretForClientCredentials: c.AllowSecretForClientCredentials,
+			CanCreateLaunch:                 c.CreateLaunch,
 		}
 		if c.Secret != "" {
 			secret, err := repl.ReplaceOrErr(c.Secret, true, true)
