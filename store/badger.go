@@ -30,8 +30,8 @@ type Options struct {
 //
 // Durability: every commit is synced to disk before it returns
 // (SyncWrites), so an issued code, a rotated refresh token or a revocation
-// survives a power cut, not only a crash. Measured here that costs about
-// 0.2 ms per commit, and concurrent commits share a sync.
+// survives a power cut, not only a crash. It costs about 0.36 ms per
+// commit on a 2-core machine (BenchmarkSaveCode); reads take about 2 µs.
 type DB struct {
 	db     *badger.DB
 	dir    string
