@@ -2,12 +2,26 @@
 // what they grant. It is the one scope parser of the authorization server
 // and the guard.
 //
-// SKELETON: the signatures are the contract; the implementation is being
-// written.
+// Resource scopes have the form
+//
+//	(patient|user|system)/(ResourceType|*).(perms)[?query]
+//
+// where perms is either a v2 permission string (a non-empty, in-order
+// subsequence of "cruds") or one of the v1 words "read", "write" and "*".
+// v1 scopes are translated on parsing (.read → rs, .write → cud,
+// .* → cruds) and keep their v1 spelling in String. Only v2 scopes may
+// carry a query restriction.
+//
+// The known non-resource scopes are openid, fhirUser, profile, launch,
+// launch/patient, launch/encounter, offline_access and online_access.
+// Every other string is unknown: Parse rejects it and Grant drops it.
 package scopes
 
 import (
+	"errors"
+	"fmt"
 	"net/url"
+	"regexp"
 	"strings"
 )
 
@@ -22,6 +36,39 @@ const (
 	Delete
 	Search
 )
+
+// AllPerms is the full permission set, "cruds" (v1 ".*").
+const AllPerms = Create | Read | Update | Delete | Search
+
+// permLetters lists the letters in their required order.
+var permLetters = [...]struct {
+	p Perms
+	c byte
+}{{Create, 'c'}, {Read, 'r'}, {Update, 'u'}, {Delete, 'd'}, {Search, 's'}}
+
+// The v1 permission words and their v2 meaning.
+const (
+	v1Read  = Read | Search
+	v1Write = Create | Update | Delete
+	v1All   = AllPerms
+)
+
+// String returns the permissions as "cruds" letters in their required
+// order ("rs", "cud"); the empty set gives "".
+func (p Perms) String() string {
+	var b [len(permLetters)]byte
+	n := 0
+	for _, l := range permLetters {
+		if p&l.p != 0 {
+			b[n] = l.c
+			n++
+		}
+	}
+	return string(b[:n])
+}
+
+// Has tells whether p holds every permission of q. Has(0) is true.
+func (p Perms) Has(q Perms) bool { return q&^p == 0 }
 
 // Scope is one parsed scope.
 type Scope struct {
@@ -41,44 +88,186 @@ type Scope struct {
 	Query url.Values
 }
 
+// ErrInvalid is wrapped by every error Parse returns.
+var ErrInvalid = errors.New("invalid scope")
+
+// known lists the non-resource scopes the server understands.
+var known = map[string]bool{
+	"openid":           true,
+	"fhirUser":         true,
+	"profile":          true,
+	"launch":           true,
+	"launch/patient":   true,
+	"launch/encounter": true,
+	"offline_access":   true,
+	"online_access":    true,
+}
+
+// Contexts of resource scopes.
+var contexts = map[string]bool{"patient": true, "user": true, "system": true}
+
+// resourceTypeRE matches a FHIR resource type name.
+var resourceTypeRE = regexp.MustCompile(`^[A-Z][A-Za-z]{1,63}$`)
+
+func invalid(s, why string) error {
+	return fmt.Errorf("%w %q: %s", ErrInvalid, s, why)
+}
+
 // Parse parses one scope. Known non-resource scopes (openid, fhirUser,
 // profile, launch, launch/patient, launch/encounter, offline_access,
 // online_access) parse to a Scope with only Raw set. Anything else that is
-// not a well-formed resource scope is an error.
-func Parse(s string) (Scope, error) { return Scope{Raw: s}, nil }
+// not a well-formed resource scope is an error wrapping ErrInvalid.
+//
+// Parse is exact: no trimming, no case folding, and every byte must be a
+// printable ASCII character allowed in an OAuth scope token (RFC 6749
+// §3.3: no space, '"' or '\').
+func Parse(s string) (Scope, error) {
+	if s == "" {
+		return Scope{}, invalid(s, "empty")
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x21 || c > 0x7e || c == '"' || c == '\\' {
+			return Scope{}, invalid(s, "character not allowed in a scope")
+		}
+	}
+	if known[s] {
+		return Scope{Raw: s}, nil
+	}
+	ctx, rest, ok := strings.Cut(s, "/")
+	if !ok || !contexts[ctx] {
+		return Scope{}, invalid(s, "unknown scope")
+	}
+	body, rawQuery, hasQuery := strings.Cut(rest, "?")
+	typ, perm, ok := strings.Cut(body, ".")
+	if !ok {
+		return Scope{}, invalid(s, `missing "." before the permissions`)
+	}
+	if typ != "*" && !resourceTypeRE.MatchString(typ) {
+		return Scope{}, invalid(s, "bad resource type")
+	}
+	sc := Scope{Raw: s, Context: ctx, ResourceType: typ}
+	switch perm {
+	case "read":
+		sc.Perms, sc.V1 = v1Read, true
+	case "write":
+		sc.Perms, sc.V1 = v1Write, true
+	case "*":
+		sc.Perms, sc.V1 = v1All, true
+	default:
+		p, err := parseV2Perms(perm)
+		if err != nil {
+			return Scope{}, invalid(s, err.Error())
+		}
+		sc.Perms = p
+	}
+	if hasQuery {
+		if sc.V1 {
+			return Scope{}, invalid(s, "v1 scopes take no query")
+		}
+		q, err := parseQuery(rawQuery)
+		if err != nil {
+			return Scope{}, invalid(s, err.Error())
+		}
+		sc.Query = q
+	}
+	return sc, nil
+}
+
+// parseV2Perms parses a non-empty, in-order subsequence of "cruds".
+func parseV2Perms(s string) (Perms, error) {
+	if s == "" {
+		return 0, errors.New("empty permissions")
+	}
+	var p Perms
+	next := 0 // index in permLetters of the next letter allowed
+	for i := 0; i < len(s); i++ {
+		j := next
+		for j < len(permLetters) && permLetters[j].c != s[i] {
+			j++
+		}
+		if j == len(permLetters) {
+			return 0, fmt.Errorf("permissions %q: not an in-order subset of \"cruds\"", s)
+		}
+		p |= permLetters[j].p
+		next = j + 1
+	}
+	return p, nil
+}
+
+// ParseAll parses a list of scopes in order. Scopes that parse go to
+// parsed, the others to unknown; empty entries are skipped and exact
+// duplicates kept once.
+func ParseAll(list []string) (parsed []Scope, unknown []string) {
+	seen := make(map[string]bool, len(list))
+	for _, s := range list {
+		if s == "" || seen[s] {
+			continue
+		}
+		seen[s] = true
+		sc, err := Parse(s)
+		if err != nil {
+			unknown = append(unknown, s)
+			continue
+		}
+		parsed = append(parsed, sc)
+	}
+	return parsed, unknown
+}
 
 // IsResource tells whether s is a patient/, user/ or system/ scope.
 func (s Scope) IsResource() bool { return s.Context != "" }
 
-// Split splits a space-separated scope parameter, dropping empty and
-// duplicate entries and keeping the order.
-func Split(scope string) []string { return strings.Fields(scope) }
+// String returns the scope in canonical form. A non-resource scope is its
+// Raw string. A resource scope is rebuilt from its fields: a v1 scope keeps
+// its v1 word (read, write, *), a v2 scope gets its letters in "cruds"
+// order, and a query is written with its keys sorted, each key's values in
+// their order, and only the characters that would change its meaning
+// percent-encoded ('|', ':' and '/' stay readable). For a scope as usually
+// written String equals Raw; Parse(s.String()) always gives back s.
+func (s Scope) String() string {
+	if !s.IsResource() {
+		return s.Raw
+	}
+	var b strings.Builder
+	b.WriteString(s.Context)
+	b.WriteByte('/')
+	b.WriteString(s.ResourceType)
+	b.WriteByte('.')
+	b.WriteString(s.permWord())
+	if len(s.Query) > 0 {
+		b.WriteByte('?')
+		b.WriteString(encodeQuery(s.Query))
+	}
+	return b.String()
+}
 
-// Grant returns the requested scopes that the server knows and that the
-// client's allowed scopes cover, in the form the app asked for and in the
-// requested order. An empty allowed list allows every known scope. Scopes
-// left out do not fail the request.
-func Grant(requested, allowed []string) []string { return requested }
-
-// Covers tells whether the granted scopes cover every wanted one (a
-// refresh may ask for a subset, never more).
-func Covers(granted, want []string) bool { return true }
-
-// Describe returns a plain-language description of a scope for the
-// consent page ("Read your lab results").
-func Describe(scope string) string { return scope }
-
-// Locked tells whether the user may not untick a scope on the consent
-// page: openid and the launch scopes.
-func Locked(scope string) bool { return scope == "openid" || strings.HasPrefix(scope, "launch") }
-
-// NeedsPatient tells whether any scope is a patient/ scope, which
-// requires a patient in context.
-func NeedsPatient(scopes []string) bool {
-	for _, s := range scopes {
-		if strings.HasPrefix(s, "patient/") {
-			return true
+// permWord is the permission part of String.
+func (s Scope) permWord() string {
+	if s.V1 {
+		switch s.Perms {
+		case v1Read:
+			return "read"
+		case v1Write:
+			return "write"
+		case v1All:
+			return "*"
 		}
 	}
-	return false
+	return s.Perms.String()
+}
+
+// Split splits a space-separated scope parameter, dropping empty and
+// duplicate entries and keeping the order.
+func Split(scope string) []string {
+	fields := strings.Fields(scope)
+	out := fields[:0]
+	seen := make(map[string]bool, len(fields))
+	for _, f := range fields {
+		if !seen[f] {
+			seen[f] = true
+			out = append(out, f)
+		}
+	}
+	return out
 }
