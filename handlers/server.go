@@ -171,8 +171,3 @@ func (s *Server) underFHIRBase(p string) bool {
 	}
 	return p == s.fhirPath || strings.HasPrefix(p, s.fhirPath+"/")
 }
-
-// notImplemented answers endpoints that are routed but not built yet.
-func (s *Server) notImplemented(w http.ResponseWriter, _ *http.Request) {
-	writeOAuthError(w, http.StatusNotImplemented, "temporarily_unavailable", "this endpoint is not available in this version")
-}

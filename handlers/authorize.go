@@ -1,0 +1,482 @@
+package handlers
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/smartcaddy/smartauth/scopes"
+	"github.com/smartcaddy/smartauth/store"
+)
+
+// A pending authorization request lives in memory, keyed by a random id
+// that the login, picker and consent pages carry. Nothing the pages post
+// back about the client, redirect URI or scopes is trusted: they only name
+// the pending request. The table is package-level so that a Caddy config
+// reload does not lose requests in flight; it is bounded and entries
+// expire.
+const (
+	pendingAuthorizationTTL = 30 * time.Minute
+	pendingAuthorizationMax = 10000
+	// pendingFieldName is the query parameter and hidden input naming a
+	// pending request.
+	pendingFieldName = "req"
+)
+
+var pendingAuthorizations = newBoundedTTLMap[pendingAuthorization](pendingAuthorizationMax)
+
+// pendingAuthorization is a validated authorization request waiting for
+// sign-in, a patient choice or consent. Its slices are never modified in
+// place.
+type pendingAuthorization struct {
+	issuer      string
+	clientID    string
+	clientName  string
+	redirectURI string
+	state       string
+	nonce       string
+	challenge   string
+	// offered are the requested scopes the client may have
+	// (scopes.Grant), in the requested form and order.
+	offered []string
+	context store.LaunchContext
+	// ehrLaunch is set when the context came from an EHR launch.
+	ehrLaunch  bool
+	promptNone bool
+	// session is the hash of the sign-in session the request is bound to,
+	// empty until someone signs in.
+	session string
+}
+
+// authorizeParams are the parameters that must not be repeated.
+var authorizeParams = []string{
+	"response_type", "client_id", "redirect_uri", "scope", "state", "aud", "resource",
+	"launch", "code_challenge", "code_challenge_method", "nonce", "prompt", "response_mode",
+}
+
+// pkceChallengePattern is an S256 code challenge: BASE64URL(SHA-256), 43
+// characters.
+var pkceChallengePattern = regexp.MustCompile(`^[A-Za-z0-9_-]{43}$`)
+
+// authorizeFailure is a validation failure of an authorization request.
+// Without a redirect URI it is shown on an error page.
+type authorizeFailure struct {
+	redirectURI string
+	state       string
+	code        string
+	description string
+}
+
+// serveAuthorize is the authorization endpoint (GET and POST).
+func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
+	var params url.Values
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+		params = r.URL.Query()
+	case http.MethodPost:
+		if err := parsePageForm(w, r); err != nil {
+			s.showMessage(w, http.StatusBadRequest, "Invalid request", "The authorization request could not be read.")
+			return
+		}
+		params = r.PostForm
+	default:
+		w.Header().Set("Allow", "GET, POST")
+		s.showMessage(w, http.StatusMethodNotAllowed, "Method not allowed", "Use GET or POST.")
+		return
+	}
+	p, fail := s.validateAuthorize(r.Context(), params)
+	if fail != nil {
+		if fail.redirectURI == "" {
+			s.showMessage(w, http.StatusBadRequest, "This app's sign-in request is invalid", fail.description)
+			return
+		}
+		s.redirectAuthorizeError(w, r, fail.redirectURI, fail.state, fail.code, fail.description)
+		return
+	}
+	fs, err := s.currentSession(w, r)
+	if err != nil {
+		s.logger.Error("sign-in session: " + err.Error())
+		s.redirectAuthorizeError(w, r, p.redirectURI, p.state, "server_error", "the sign-in session could not be stored")
+		return
+	}
+	id := store.NewSecret()
+	now := time.Now()
+	if !fs.signedIn(s) {
+		if p.promptNone {
+			s.redirectAuthorizeError(w, r, p.redirectURI, p.state, "login_required", "the user is not signed in")
+			return
+		}
+		if !s.cfg.PasswordLogin {
+			s.showMessage(w, http.StatusUnauthorized, "Not signed in",
+				"This server signs you in through your organization's sign-in, which did not identify you. Sign in there, then start the app again.")
+			return
+		}
+		pendingAuthorizations.set(id, *p, now.Add(pendingAuthorizationTTL), now)
+		seeOther(w, r, s.Endpoint(pathLogin)+"?"+url.Values{pendingFieldName: {id}}.Encode())
+		return
+	}
+	p.session = store.HashID(fs.id)
+	pendingAuthorizations.set(id, *p, now.Add(pendingAuthorizationTTL), now)
+	s.advanceAuthorization(w, r, fs, id, *p)
+}
+
+// lookupClient returns a client from the configuration or the store.
+func (s *Server) lookupClient(ctx context.Context, id string) (*store.Client, error) {
+	if c := s.cfg.Clients[id]; c != nil {
+		return c, nil
+	}
+	return s.cfg.Store.GetClient(ctx, id)
+}
+
+// validateAuthorize checks an authorization request and, for an EHR
+// launch, redeems the launch.
+func (s *Server) validateAuthorize(ctx context.Context, params url.Values) (*pendingAuthorization, *authorizeFailure) {
+	page := func(desc string) *authorizeFailure { return &authorizeFailure{description: desc} }
+	if len(params["client_id"]) > 1 || len(params["redirect_uri"]) > 1 {
+		return nil, page("The request repeats client_id or redirect_uri.")
+	}
+	clientID := params.Get("client_id")
+	if clientID == "" {
+		return nil, page("The request names no app (client_id is missing).")
+	}
+	client, err := s.lookupClient(ctx, clientID)
+	if err != nil || client == nil {
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			s.logger.Error("looking up a client failed: " + err.Error())
+		}
+		return nil, page("The app is not registered with this server.")
+	}
+	redirectURI := params.Get("redirect_uri")
+	switch {
+	case redirectURI == "" && len(client.RedirectURIs) == 1:
+		redirectURI = client.RedirectURIs[0]
+	case redirectURI == "":
+		return nil, page("The request has no redirect_uri.")
+	case !slices.Contains(client.RedirectURIs, redirectURI):
+		return nil, page("The redirect URI is not registered for this app.")
+	}
+
+	// From here on, failures go back to the app.
+	fail := &authorizeFailure{redirectURI: redirectURI, code: "invalid_request"}
+	if len(params["state"]) == 1 {
+		fail.state = params.Get("state")
+	}
+	bad := func(code, desc string) (*pendingAuthorization, *authorizeFailure) {
+		fail.code, fail.description = code, desc
+		return nil, fail
+	}
+	for _, name := range authorizeParams {
+		if len(params[name]) > 1 {
+			return bad("invalid_request", "parameter "+name+" is repeated")
+		}
+	}
+	switch rt := params.Get("response_type"); rt {
+	case "code":
+	case "":
+		return bad("invalid_request", "response_type is required")
+	default:
+		return bad("unsupported_response_type", "only response_type=code is supported")
+	}
+	if !slices.Contains(client.GrantTypes, "authorization_code") {
+		return bad("unauthorized_client", "the client may not use the authorization code grant")
+	}
+	state := params.Get("state")
+	if state == "" {
+		return bad("invalid_request", "state is required")
+	}
+	if rm := params.Get("response_mode"); rm != "" && rm != "query" {
+		return bad("invalid_request", "only response_mode=query is supported")
+	}
+	switch m := params.Get("code_challenge_method"); m {
+	case "S256":
+	case "":
+		return bad("invalid_request", "code_challenge_method=S256 is required (PKCE)")
+	default:
+		return bad("invalid_request", "code_challenge_method must be S256")
+	}
+	challenge := params.Get("code_challenge")
+	if challenge == "" {
+		return bad("invalid_request", "code_challenge is required (PKCE with S256)")
+	}
+	if !pkceChallengePattern.MatchString(challenge) {
+		return bad("invalid_request", "code_challenge is not an S256 challenge")
+	}
+	aud, resource := params.Get("aud"), params.Get("resource")
+	if aud == "" && resource == "" {
+		return bad("invalid_request", "aud is required: the FHIR base URL")
+	}
+	for _, a := range []string{aud, resource} {
+		if a != "" && !s.isFHIRBase(a) {
+			return bad("invalid_request", "aud is not this server's FHIR base URL")
+		}
+	}
+	nonce := params.Get("nonce")
+	if len(nonce) > 512 {
+		return bad("invalid_request", "nonce is too long")
+	}
+	promptNone := false
+	if pr := params.Get("prompt"); pr != "" {
+		words := strings.Fields(pr)
+		promptNone = slices.Contains(words, "none")
+		if promptNone && len(words) > 1 {
+			return bad("invalid_request", "prompt=none cannot be combined")
+		}
+	}
+	requested := scopes.Split(params.Get("scope"))
+	if len(requested) == 0 {
+		return bad("invalid_scope", "scope is required")
+	}
+	offered := scopes.Grant(requested, client.Scopes)
+	if len(offered) == 0 {
+		return bad("invalid_scope", "none of the requested scopes is allowed for this client")
+	}
+	p := &pendingAuthorization{
+		issuer:      s.cfg.Issuer.String(),
+		clientID:    client.ID,
+		clientName:  clientDisplayName(client),
+		redirectURI: redirectURI,
+		state:       state,
+		nonce:       nonce,
+		challenge:   challenge,
+		offered:     offered,
+		promptNone:  promptNone,
+	}
+	if launchID := params.Get("launch"); launchID != "" && slices.Contains(offered, "launch") {
+		l, err := s.cfg.Store.ConsumeLaunch(ctx, launchID)
+		if err != nil {
+			if !errors.Is(err, store.ErrNotFound) && !errors.Is(err, store.ErrReplayed) {
+				s.logger.Error("redeeming a launch failed: " + err.Error())
+				return bad("server_error", "the launch could not be read")
+			}
+			return bad("invalid_request", "invalid launch")
+		}
+		if l.ClientID != "" && l.ClientID != client.ID {
+			return bad("invalid_request", "invalid launch")
+		}
+		p.context = l.LaunchContext
+		p.ehrLaunch = true
+	}
+	return p, nil
+}
+
+// clientDisplayName is the name shown to users for a client.
+func clientDisplayName(c *store.Client) string {
+	if c.Name != "" {
+		return c.Name
+	}
+	return c.ID
+}
+
+// isFHIRBase tells whether an aud value names the configured FHIR base; a
+// trailing slash is tolerated.
+func (s *Server) isFHIRBase(aud string) bool {
+	want := strings.TrimSuffix(s.cfg.FHIRBase.String(), "/")
+	return strings.TrimSuffix(aud, "/") == want
+}
+
+// redirectAuthorizeError sends an error back to the app (RFC 6749
+// §4.1.2.1), with iss (RFC 9207).
+func (s *Server) redirectAuthorizeError(w http.ResponseWriter, r *http.Request, redirectURI, state, code, description string) {
+	v := url.Values{"error": {code}}
+	if description != "" {
+		v.Set("error_description", description)
+	}
+	if state != "" {
+		v.Set("state", state)
+	}
+	v.Set("iss", s.cfg.Issuer.String())
+	seeOther(w, r, withQuery(redirectURI, v))
+}
+
+// currentSession returns the request's sign-in session. In trusted
+// identity mode, a user named by {http.auth.user.id} who is configured
+// gets a session (a new one, when the session was someone else's).
+func (s *Server) currentSession(w http.ResponseWriter, r *http.Request) (*flowSession, error) {
+	fs := s.readSession(r)
+	if !s.cfg.TrustedIdentity {
+		return fs, nil
+	}
+	name := trustedUserID(r)
+	if name == "" || s.cfg.Users[name] == nil {
+		return fs, nil
+	}
+	if fs.signedIn(s) && fs.rec.User == name {
+		return fs, nil
+	}
+	return s.newSession(r.Context(), w, r, name, time.Now())
+}
+
+// trustedUserID is the user a preceding Caddy authentication handler
+// established. The candidate placeholders are never trusted.
+func trustedUserID(r *http.Request) string {
+	repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	if !ok || repl == nil {
+		return ""
+	}
+	v, _ := repl.GetString("http.auth.user.id")
+	return v
+}
+
+// pendingFor returns a pending request bound to the session.
+func (s *Server) pendingFor(fs *flowSession, id string) (pendingAuthorization, bool) {
+	if id == "" || !fs.signedIn(s) {
+		return pendingAuthorization{}, false
+	}
+	p, ok := pendingAuthorizations.get(id, time.Now())
+	if !ok || p.issuer != s.cfg.Issuer.String() || p.session != store.HashID(fs.id) {
+		return pendingAuthorization{}, false
+	}
+	return p, true
+}
+
+// savePending writes back a changed pending request.
+func savePending(id string, p pendingAuthorization) {
+	now := time.Now()
+	pendingAuthorizations.update(id, now, func(cur pendingAuthorization, found bool) (pendingAuthorization, time.Time, bool) {
+		return p, now.Add(pendingAuthorizationTTL), found
+	})
+}
+
+// showPendingExpired answers a page request whose pending authorization is
+// gone.
+func (s *Server) showPendingExpired(w http.ResponseWriter) {
+	s.showMessage(w, http.StatusBadRequest, "Request expired",
+		"This sign-in request has expired or belongs to another sign-in. Return to the app and start again.")
+}
+
+// advanceAuthorization takes a signed-in user's pending request to its
+// next step: the patient picker, the consent page, or the code.
+func (s *Server) advanceAuthorization(w http.ResponseWriter, r *http.Request, fs *flowSession, id string, p pendingAuthorization) {
+	user := fs.user(s)
+	if user == nil || p.session != store.HashID(fs.id) {
+		s.showPendingExpired(w)
+		return
+	}
+	if !p.ehrLaunch && p.context.Patient == "" && slices.Contains(p.offered, "launch/patient") {
+		if own, ok := strings.CutPrefix(user.FHIRUser, "Patient/"); ok {
+			p.context.Patient = own
+			savePending(id, p)
+		} else if len(user.Patients) > 0 {
+			if p.promptNone {
+				s.failPending(w, r, id, p, "interaction_required", "a patient must be chosen")
+				return
+			}
+			seeOther(w, r, s.Endpoint(pathPicker)+"?"+url.Values{pendingFieldName: {id}}.Encode())
+			return
+		}
+	}
+	shown := consentScopes(p)
+	if s.cfg.RememberConsent > 0 {
+		c, err := s.cfg.Store.GetConsent(r.Context(), user.Name, p.clientID)
+		if err == nil && coversScopes(c.Scopes, shown) {
+			s.finishAuthorization(w, r, fs, id, shown)
+			return
+		}
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			s.logger.Error("reading a remembered consent failed: " + err.Error())
+		}
+	}
+	if p.promptNone {
+		s.failPending(w, r, id, p, "consent_required", "the user must consent")
+		return
+	}
+	seeOther(w, r, s.Endpoint(pathConsent)+"?"+url.Values{pendingFieldName: {id}}.Encode())
+}
+
+// failPending ends a pending request with an error sent to the app.
+func (s *Server) failPending(w http.ResponseWriter, r *http.Request, id string, p pendingAuthorization, code, description string) {
+	pendingAuthorizations.remove(id)
+	s.redirectAuthorizeError(w, r, p.redirectURI, p.state, code, description)
+}
+
+// consentScopes are the scopes the user is asked about: the offered ones,
+// without patient/ scopes when no patient is in context (they cannot be
+// granted then).
+func consentScopes(p pendingAuthorization) []string {
+	if p.context.Patient != "" {
+		return p.offered
+	}
+	out := make([]string, 0, len(p.offered))
+	for _, sc := range p.offered {
+		if !scopes.NeedsPatient([]string{sc}) {
+			out = append(out, sc)
+		}
+	}
+	return out
+}
+
+// coversScopes tells whether every wanted scope is in have.
+func coversScopes(have, want []string) bool {
+	for _, w := range want {
+		if !slices.Contains(have, w) {
+			return false
+		}
+	}
+	return true
+}
+
+// finishAuthorization issues the code for a pending request and sends the
+// browser back to the app. The pending request is used up.
+func (s *Server) finishAuthorization(w http.ResponseWriter, r *http.Request, fs *flowSession, id string, granted []string) {
+	p, ok := pendingAuthorizations.take(id, time.Now())
+	if !ok || p.issuer != s.cfg.Issuer.String() || !fs.signedIn(s) || p.session != store.HashID(fs.id) {
+		s.showPendingExpired(w)
+		return
+	}
+	if p.context.Patient == "" && scopes.NeedsPatient(granted) {
+		kept := make([]string, 0, len(granted))
+		for _, sc := range granted {
+			if !scopes.NeedsPatient([]string{sc}) {
+				kept = append(kept, sc)
+			}
+		}
+		granted = kept
+	}
+	code := store.NewSecret()
+	rec := &store.AuthCode{
+		ClientID:      p.clientID,
+		RedirectURI:   p.redirectURI,
+		CodeChallenge: p.challenge,
+		Scope:         strings.Join(granted, " "),
+		Subject:       fs.rec.User,
+		Nonce:         p.nonce,
+		AuthTime:      fs.rec.AuthTime,
+		SessionID:     fs.id,
+		Context:       p.context,
+		FamilyID:      store.NewSecret(),
+	}
+	ttl := s.cfg.Lifetimes.Code
+	if ttl <= 0 {
+		ttl = time.Minute
+	}
+	if err := s.cfg.Store.SaveCode(r.Context(), code, rec, ttl); err != nil {
+		s.logger.Error("saving an authorization code failed: " + err.Error())
+		s.redirectAuthorizeError(w, r, p.redirectURI, p.state, "server_error", "the authorization could not be stored")
+		return
+	}
+	seeOther(w, r, withQuery(p.redirectURI, url.Values{
+		"code":  {code},
+		"state": {p.state},
+		"iss":   {s.cfg.Issuer.String()},
+	}))
+}
+
+// redirectOrigin is the origin of a redirect URI as a CSP source: the
+// scheme and host, or the scheme alone for a custom scheme.
+func redirectOrigin(redirectURI string) string {
+	u, err := url.Parse(redirectURI)
+	if err != nil || u.Scheme == "" {
+		return ""
+	}
+	if u.Host == "" {
+		return u.Scheme + ":"
+	}
+	return u.Scheme + "://" + u.Host
+}

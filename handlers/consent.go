@@ -1,0 +1,119 @@
+package handlers
+
+import (
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/smartcaddy/smartauth/scopes"
+	"github.com/smartcaddy/smartauth/store"
+)
+
+// consentPage is the data of consent.html.
+type consentPage struct {
+	Action     string
+	CSRF       string
+	Req        string
+	ClientName string
+	User       string
+	Patient    string
+	Scopes     []consentScope
+	// Wildcard is set when a scope covers every resource type.
+	Wildcard bool
+}
+
+// consentScope is one checkbox of the consent page.
+type consentScope struct {
+	Value       string
+	Description string
+	// Locked scopes (openid, launch…) cannot be unticked.
+	Locked bool
+}
+
+// serveConsent shows the scopes a pending request asks for (GET) and
+// records the user's decision (POST: decision=allow|deny, scope=… per
+// ticked box, csrf_token).
+func (s *Server) serveConsent(w http.ResponseWriter, r *http.Request) {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+		fs := s.readSession(r)
+		id := r.URL.Query().Get(pendingFieldName)
+		p, ok := s.pendingFor(fs, id)
+		if !ok {
+			s.showPendingExpired(w)
+			return
+		}
+		s.renderConsent(w, fs, id, p)
+	case http.MethodPost:
+		s.postConsent(w, r)
+	default:
+		w.Header().Set("Allow", "GET, POST")
+		s.showMessage(w, http.StatusMethodNotAllowed, "Method not allowed", "Use GET or POST.")
+	}
+}
+
+func (s *Server) renderConsent(w http.ResponseWriter, fs *flowSession, id string, p pendingAuthorization) {
+	data := consentPage{
+		Action:     s.Endpoint(pathConsent),
+		CSRF:       fs.rec.CSRF,
+		Req:        id,
+		ClientName: p.clientName,
+		User:       displayUserName(fs.user(s)),
+		Patient:    p.context.Patient,
+	}
+	for _, sc := range consentScopes(p) {
+		data.Scopes = append(data.Scopes, consentScope{Value: sc, Description: scopes.Describe(sc), Locked: scopes.Locked(sc)})
+		if strings.Contains(sc, "/*.") {
+			data.Wildcard = true
+		}
+	}
+	s.renderPage(w, http.StatusOK, pageConsent, s.flowPageSecurity(p), data)
+}
+
+// flowPageSecurity lets the consent and picker pages be framed by the
+// configured EHR origins and post on to the app.
+func (s *Server) flowPageSecurity(p pendingAuthorization) pageSecurity {
+	return pageSecurity{framable: true, formTargets: []string{redirectOrigin(p.redirectURI)}}
+}
+
+func (s *Server) postConsent(w http.ResponseWriter, r *http.Request) {
+	if err := parsePageForm(w, r); err != nil {
+		s.showMessage(w, http.StatusBadRequest, "Invalid request", "The form could not be read.")
+		return
+	}
+	fs := s.readSession(r)
+	if !s.checkCSRF(r, fs) {
+		s.refuseCSRF(w)
+		return
+	}
+	id := r.PostForm.Get(pendingFieldName)
+	p, ok := s.pendingFor(fs, id)
+	if !ok {
+		s.showPendingExpired(w)
+		return
+	}
+	switch r.PostForm.Get("decision") {
+	case "allow":
+	case "deny":
+		s.failPending(w, r, id, p, "access_denied", "the user denied access")
+		return
+	default:
+		s.renderConsent(w, fs, id, p)
+		return
+	}
+	ticked := r.PostForm["scope"]
+	var granted []string
+	for _, sc := range consentScopes(p) {
+		if scopes.Locked(sc) || slices.Contains(ticked, sc) {
+			granted = append(granted, sc)
+		}
+	}
+	if s.cfg.RememberConsent > 0 {
+		rec := &store.Consent{User: fs.rec.User, ClientID: p.clientID, Scopes: granted, GrantedAt: time.Now()}
+		if err := s.cfg.Store.PutConsent(r.Context(), rec, s.cfg.RememberConsent); err != nil {
+			s.logger.Error("remembering a consent failed: " + err.Error())
+		}
+	}
+	s.finishAuthorization(w, r, fs, id, granted)
+}

@@ -1,0 +1,130 @@
+package handlers
+
+import (
+	"errors"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/smartcaddy/smartauth/scopes"
+	"github.com/smartcaddy/smartauth/store"
+)
+
+func init() {
+	tokenGrantHandlers["refresh_token"] = (*Server).grantRefreshToken
+}
+
+// grantRefreshToken exchanges a refresh token for new tokens (RFC 6749 §6,
+// SMART App Launch "Refresh access token"). Every refresh rotates: the
+// presented token is used up and a successor of the same family with the
+// same granted scope is returned. Presenting a used token again revokes
+// the family. A narrower scope may be asked for; it applies to the new
+// access token only, so that a later refresh may ask for the original
+// scope again (RFC 6749 §6: "originally granted").
+func (s *Server) grantRefreshToken(ex *tokenExchange) (*tokenResponse, *oauthFault) {
+	ctx := ex.r.Context()
+	token := ex.form.Get("refresh_token")
+	if token == "" {
+		return nil, newOAuthFault("invalid_request", "refresh_token is required")
+	}
+
+	// A confidential client authenticates; a public client may send its
+	// client_id or nothing at all, since the token names it.
+	var client *store.Client
+	if clientAuthPresented(ex.r, ex.form) {
+		var f *oauthFault
+		if client, f = s.authenticateClient(ex.r, ex.form); f != nil {
+			ex.clientID = ex.form.Get("client_id")
+			return nil, f
+		}
+		ex.clientID = client.ID
+		if f := clientMayUseGrant(client, "refresh_token"); f != nil {
+			return nil, f
+		}
+	}
+	narrowed := ex.form.Has("scope")
+	requested := scopes.Split(ex.form.Get("scope"))
+	if narrowed && len(requested) == 0 {
+		return nil, newOAuthFault("invalid_scope", "scope is empty")
+	}
+
+	// check runs inside the rotation's transaction: refusing here leaves
+	// the presented token usable.
+	check := func(old *store.RefreshToken) (*store.RefreshToken, error) {
+		if client != nil {
+			if old.ClientID != client.ID {
+				return nil, newOAuthFault("invalid_grant", "the refresh token was issued to another client")
+			}
+		} else {
+			owner, f := s.resolveOAuthClient(ctx, old.ClientID)
+			if f != nil {
+				return nil, f
+			}
+			ex.clientID = owner.ID
+			if owner.Type != store.ClientPublic {
+				return nil, newOAuthFault("invalid_client", "this client must authenticate")
+			}
+			if f := clientMayUseGrant(owner, "refresh_token"); f != nil {
+				return nil, f
+			}
+		}
+		if narrowed && !scopes.Covers(scopes.Split(old.Scope), requested) {
+			return nil, newOAuthFault("invalid_scope", "the requested scope exceeds the scope originally granted")
+		}
+		if old.SessionID != "" {
+			// online_access: only while the user's sign-in session lives.
+			sess, err := s.cfg.Store.GetSession(ctx, old.SessionID)
+			switch {
+			case errors.Is(err, store.ErrNotFound):
+				return nil, newOAuthFault("invalid_grant", "the sign-in session of this online_access token has ended")
+			case err != nil:
+				return nil, s.serverFault("reading a sign-in session", err)
+			case sess.User != old.Subject:
+				return nil, newOAuthFault("invalid_grant", "the sign-in session of this online_access token has ended")
+			}
+		}
+		if old.Subject != "" && s.cfg.Users[old.Subject] == nil {
+			return nil, newOAuthFault("invalid_grant", "the user of this authorization no longer exists")
+		}
+		return old, nil
+	}
+
+	next := store.NewSecret()
+	old, err := s.cfg.Store.RotateRefresh(ctx, token, next, check, s.refreshTokenTTL())
+	var fault *oauthFault
+	switch {
+	case errors.As(err, &fault):
+		return nil, fault
+	case errors.Is(err, store.ErrReplayed):
+		// Reuse of a rotated token: the store revoked the family until
+		// the old token's expiry; extend that so that it also covers
+		// the newest members of the chain.
+		if old != nil && old.FamilyID != "" {
+			until := time.Now().Add(s.familyRevocationTTL())
+			if err := s.cfg.Store.Revoke(ctx, store.RevokedFamily, old.FamilyID, until); err != nil {
+				return nil, s.serverFault("revoking the family of a reused refresh token", err)
+			}
+			ex.clientID = old.ClientID
+		}
+		s.logger.Warn("refresh token reused; its family is revoked", zap.String("client_id", ex.clientID))
+		return nil, newOAuthFault("invalid_grant", "the refresh token was already used")
+	case errors.Is(err, store.ErrNotFound):
+		return nil, newOAuthFault("invalid_grant", "the refresh token is unknown, expired or revoked")
+	case err != nil:
+		return nil, s.serverFault("rotating a refresh token", err)
+	}
+
+	scope := old.Scope
+	if narrowed {
+		scope = strings.Join(requested, " ")
+	}
+	return s.issueTokens(&tokenGrant{
+		ClientID: old.ClientID,
+		Subject:  old.Subject,
+		Scope:    scope,
+		Context:  old.Context,
+		FamilyID: old.FamilyID,
+		AuthTime: old.AuthTime,
+	}, next)
+}

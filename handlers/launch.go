@@ -1,0 +1,163 @@
+package handlers
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"regexp"
+	"time"
+
+	"github.com/smartcaddy/smartauth/store"
+)
+
+// launchFHIRIDPattern is a FHIR resource id.
+var launchFHIRIDPattern = regexp.MustCompile(`^[A-Za-z0-9\-.]{1,64}$`)
+
+// launchRequest is the body of POST {issuer}/launch. Every field is
+// optional; unknown fields are ignored.
+type launchRequest struct {
+	Patient           string            `json:"patient"`
+	Encounter         string            `json:"encounter"`
+	FHIRContext       []json.RawMessage `json:"fhirContext"`
+	NeedPatientBanner *bool             `json:"need_patient_banner"`
+	SmartStyleURL     string            `json:"smart_style_url"`
+	Intent            string            `json:"intent"`
+	Tenant            string            `json:"tenant"`
+	// ClientID binds the launch to one app.
+	ClientID string `json:"client_id"`
+}
+
+// launchResponse is the answer of the launch API.
+type launchResponse struct {
+	Launch    string `json:"launch"`
+	ExpiresIn int64  `json:"expires_in"`
+}
+
+// defaultLaunchLifetime applies when Lifetimes.Launch is not set.
+const defaultLaunchLifetime = 5 * time.Minute
+
+// serveLaunch is the EHR launch API: an EHR client (CanCreateLaunch,
+// HTTP Basic client_secret) posts a launch context and gets the opaque
+// launch id to pass to the app's launch URL.
+func (s *Server) serveLaunch(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", "POST")
+		writeOAuthError(w, http.StatusMethodNotAllowed, "invalid_request", "use POST")
+		return
+	}
+	client, err := s.authenticateLaunchClient(r)
+	if err != nil {
+		w.Header().Set("WWW-Authenticate", `Basic realm="`+s.cfg.Issuer.String()+`"`)
+		writeOAuthError(w, http.StatusUnauthorized, "invalid_client", err.Error())
+		return
+	}
+	if !client.CanCreateLaunch {
+		writeOAuthError(w, http.StatusForbidden, "unauthorized_client", "the client may not create launches")
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 256<<10))
+	if err != nil {
+		writeOAuthError(w, http.StatusRequestEntityTooLarge, "invalid_request", "the body is too large")
+		return
+	}
+	var req launchRequest
+	if len(bytes.TrimSpace(body)) > 0 {
+		if err := json.Unmarshal(body, &req); err != nil {
+			writeOAuthError(w, http.StatusBadRequest, "invalid_request", "the body is not a JSON object: "+err.Error())
+			return
+		}
+	}
+	if msg := s.checkLaunchRequest(r, &req); msg != "" {
+		writeOAuthError(w, http.StatusBadRequest, "invalid_request", msg)
+		return
+	}
+	id, ttl, err := s.saveLaunch(r, &store.Launch{
+		LaunchContext: store.LaunchContext{
+			Patient:           req.Patient,
+			Encounter:         req.Encounter,
+			FHIRContext:       req.FHIRContext,
+			NeedPatientBanner: req.NeedPatientBanner,
+			SmartStyleURL:     req.SmartStyleURL,
+			Intent:            req.Intent,
+			Tenant:            req.Tenant,
+		},
+		ClientID:  req.ClientID,
+		CreatedBy: client.ID,
+	})
+	if err != nil {
+		s.logger.Error("saving a launch failed: " + err.Error())
+		writeOAuthError(w, http.StatusInternalServerError, "server_error", "the launch could not be stored")
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusCreated, launchResponse{Launch: id, ExpiresIn: int64(ttl / time.Second)})
+}
+
+// checkLaunchRequest validates a launch context; it returns what is wrong.
+func (s *Server) checkLaunchRequest(r *http.Request, req *launchRequest) string {
+	if req.Patient != "" && !launchFHIRIDPattern.MatchString(req.Patient) {
+		return "patient must be a FHIR resource id"
+	}
+	if req.Encounter != "" && !launchFHIRIDPattern.MatchString(req.Encounter) {
+		return "encounter must be a FHIR resource id"
+	}
+	for _, item := range req.FHIRContext {
+		var obj map[string]json.RawMessage
+		if json.Unmarshal(item, &obj) != nil || obj == nil {
+			return "fhirContext must be an array of objects"
+		}
+	}
+	if req.SmartStyleURL != "" {
+		u, err := url.Parse(req.SmartStyleURL)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return "smart_style_url must be an absolute http(s) URL"
+		}
+	}
+	if len(req.Intent) > 1024 || len(req.Tenant) > 1024 {
+		return "intent and tenant must be at most 1024 characters"
+	}
+	if req.ClientID != "" {
+		c, err := s.lookupClient(r.Context(), req.ClientID)
+		if err != nil || c == nil {
+			return "client_id names no registered client"
+		}
+	}
+	return ""
+}
+
+// saveLaunch stores a launch under a new id.
+func (s *Server) saveLaunch(r *http.Request, l *store.Launch) (string, time.Duration, error) {
+	ttl := s.cfg.Lifetimes.Launch
+	if ttl <= 0 {
+		ttl = defaultLaunchLifetime
+	}
+	l.CreatedAt = time.Now()
+	id := store.NewSecret()
+	return id, ttl, s.cfg.Store.SaveLaunch(r.Context(), id, l, ttl)
+}
+
+// authenticateLaunchClient authenticates the caller of the launch API with
+// HTTP Basic client_secret. It stands in for the token endpoint's client
+// authentication (authenticateClient in clientauth.go), which should
+// replace it.
+func (s *Server) authenticateLaunchClient(r *http.Request) (*store.Client, error) {
+	id, secret, ok := r.BasicAuth()
+	if !ok {
+		return nil, errors.New("client authentication with HTTP Basic is required")
+	}
+	// RFC 6749 §2.3.1: the id and secret are form-encoded.
+	if v, err := url.QueryUnescape(id); err == nil {
+		id = v
+	}
+	if v, err := url.QueryUnescape(secret); err == nil {
+		secret = v
+	}
+	c, err := s.lookupClient(r.Context(), id)
+	if err != nil || c == nil || c.SecretHash == "" || !store.VerifySecret(c.SecretHash, secret) {
+		return nil, errors.New("client authentication failed")
+	}
+	return c, nil
+}

@@ -1,0 +1,163 @@
+package handlers
+
+import (
+	"net/http"
+	"net/url"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/smartcaddy/smartauth/store"
+)
+
+// launcherPage is the data of launcher.html.
+type launcherPage struct {
+	Action   string
+	CSRF     string
+	User     string
+	Apps     []launcherApp
+	Patients []string
+}
+
+// launcherApp is an app the launcher can start.
+type launcherApp struct {
+	ID   string
+	Name string
+}
+
+// serveLauncher is a small EHR for signed-in users: GET lists the apps
+// with a launch URL and the user's patients; POST (client_id, patient,
+// csrf_token) creates a launch bound to the app and sends the browser to
+// launch_uri?iss={FHIR base}&launch={id}.
+func (s *Server) serveLauncher(w http.ResponseWriter, r *http.Request) {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodPost:
+	default:
+		w.Header().Set("Allow", "GET, POST")
+		s.showMessage(w, http.StatusMethodNotAllowed, "Method not allowed", "Use GET or POST.")
+		return
+	}
+	fs, err := s.currentSession(w, r)
+	if err != nil {
+		s.logger.Error("sign-in session: " + err.Error())
+		s.showMessage(w, http.StatusInternalServerError, "Server error", "The sign-in session could not be stored.")
+		return
+	}
+	if !fs.signedIn(s) {
+		if r.Method == http.MethodPost || !s.cfg.PasswordLogin {
+			s.showMessage(w, http.StatusUnauthorized, "Not signed in", "Sign in to launch apps.")
+			return
+		}
+		seeOther(w, r, s.Endpoint(pathLogin)+"?"+url.Values{"return": {loginReturnLauncher}}.Encode())
+		return
+	}
+	apps, err := s.launchableClients(r)
+	if err != nil {
+		s.logger.Error("listing clients failed: " + err.Error())
+		s.showMessage(w, http.StatusInternalServerError, "Server error", "The apps could not be listed.")
+		return
+	}
+	user := fs.user(s)
+	patients := launcherPatients(user)
+	if r.Method != http.MethodPost {
+		data := launcherPage{Action: s.Endpoint(pathLauncher), CSRF: fs.rec.CSRF, User: displayUserName(user), Patients: patients}
+		for _, c := range apps {
+			data.Apps = append(data.Apps, launcherApp{ID: c.ID, Name: clientDisplayName(c)})
+		}
+		s.renderPage(w, http.StatusOK, pageLauncher, launcherSecurity(apps), data)
+		return
+	}
+	if err := parsePageForm(w, r); err != nil {
+		s.showMessage(w, http.StatusBadRequest, "Invalid request", "The form could not be read.")
+		return
+	}
+	if !s.checkCSRF(r, fs) {
+		s.refuseCSRF(w)
+		return
+	}
+	var app *store.Client
+	for _, c := range apps {
+		if c.ID == r.PostForm.Get("client_id") {
+			app = c
+		}
+	}
+	if app == nil {
+		s.showMessage(w, http.StatusBadRequest, "Unknown app", "Choose one of the apps listed.")
+		return
+	}
+	patient := r.PostForm.Get("patient")
+	switch {
+	case patient == "" && len(patients) == 0:
+	case !slices.Contains(patients, patient):
+		s.showMessage(w, http.StatusForbidden, "Patient not available", "Choose one of the patients listed.")
+		return
+	}
+	id, _, err := s.saveLaunch(r, &store.Launch{
+		LaunchContext: store.LaunchContext{Patient: patient},
+		ClientID:      app.ID,
+		CreatedBy:     "user:" + user.Name,
+	})
+	if err != nil {
+		s.logger.Error("saving a launch failed: " + err.Error())
+		s.showMessage(w, http.StatusInternalServerError, "Server error", "The launch could not be stored.")
+		return
+	}
+	target := withQuery(app.LaunchURI, url.Values{"iss": {strings.TrimSuffix(s.cfg.FHIRBase.String(), "/")}, "launch": {id}})
+	setPageHeaders(w.Header(), "default-src 'none'; frame-ancestors 'none'; base-uri 'none'")
+	http.Redirect(w, r, target, http.StatusSeeOther)
+}
+
+// launcherPatients are the patients a user may launch an app for: their
+// own record when they are a patient, and the ones they may pick.
+func launcherPatients(u *User) []string {
+	var out []string
+	if own, ok := strings.CutPrefix(u.FHIRUser, "Patient/"); ok {
+		out = append(out, own)
+	}
+	for _, p := range u.Patients {
+		if !slices.Contains(out, p) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// launchableClients are the configured and registered clients with a
+// launch URL, by name.
+func (s *Server) launchableClients(r *http.Request) ([]*store.Client, error) {
+	var out []*store.Client
+	for _, c := range s.cfg.Clients {
+		if c.LaunchURI != "" {
+			out = append(out, c)
+		}
+	}
+	dyn, err := s.cfg.Store.ListClients(r.Context())
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range dyn {
+		if c.LaunchURI != "" && s.cfg.Clients[c.ID] == nil {
+			out = append(out, c)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, b := clientDisplayName(out[i]), clientDisplayName(out[j])
+		if a != b {
+			return a < b
+		}
+		return out[i].ID < out[j].ID
+	})
+	return out, nil
+}
+
+// launcherSecurity lets the launcher be framed by the EHR origins and its
+// form lead on to the apps' launch URLs.
+func launcherSecurity(apps []*store.Client) pageSecurity {
+	sec := pageSecurity{framable: true}
+	for _, c := range apps {
+		if o := redirectOrigin(c.LaunchURI); o != "" && !slices.Contains(sec.formTargets, o) {
+			sec.formTargets = append(sec.formTargets, o)
+		}
+	}
+	return sec
+}

@@ -1,0 +1,367 @@
+package handlers
+
+import (
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/smartcaddy/smartauth/store"
+)
+
+// Sign-in throttling: failed password sign-ins are counted per user name
+// and per client address over a fixed window. Once a count reaches its
+// limit, sign-ins for that name or from that address are refused with 429
+// and Retry-After until the window ends, before any password is checked.
+// An attempt is counted when it starts, so that parallel guesses cannot
+// race past the limit; a successful one gives its count back.
+const (
+	loginMaxFailuresPerUser = 5
+	loginMaxFailuresPerIP   = 20
+	loginFailureWindow      = 15 * time.Minute
+	loginLimiterMaxEntries  = 50000
+	loginMaxUsernameLength  = 256
+)
+
+// loginGenericError is the only message a failed sign-in gets.
+const loginGenericError = "The user name or password is incorrect."
+
+// loginThrottledError is shown when a sign-in is throttled.
+const loginThrottledError = "Too many failed sign-in attempts. Wait a few minutes and try again."
+
+// loginFailureCounts outlives a Server, so that a Caddy config reload does
+// not reset the throttle. Keys name the issuer, so that two sites do not
+// share counts.
+var loginFailureCounts = newBoundedTTLMap[loginFailureCount](loginLimiterMaxEntries)
+
+type loginFailureCount struct {
+	count int
+	until time.Time // end of the window
+}
+
+// loginPage is the data of login.html.
+type loginPage struct {
+	Action     string
+	CSRF       string
+	Req        string
+	Return     string
+	ClientName string
+	Username   string
+	Error      string
+}
+
+// loginReturnLauncher is the one return target of the sign-in page besides
+// a pending authorization.
+const loginReturnLauncher = "launcher"
+
+// serveLogin shows the sign-in form and signs users in.
+func (s *Server) serveLogin(w http.ResponseWriter, r *http.Request) {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+		s.showLogin(w, r)
+	case http.MethodPost:
+		s.postLogin(w, r)
+	default:
+		w.Header().Set("Allow", "GET, POST")
+		s.showMessage(w, http.StatusMethodNotAllowed, "Method not allowed", "Use GET or POST.")
+	}
+}
+
+// loginReturn keeps only the return values the page knows.
+func loginReturn(v string) string {
+	if v == loginReturnLauncher {
+		return v
+	}
+	return ""
+}
+
+func (s *Server) showLogin(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	req, ret := q.Get(pendingFieldName), loginReturn(q.Get("return"))
+	fs, err := s.currentSession(w, r)
+	if err != nil {
+		s.logger.Error("sign-in session: " + err.Error())
+		s.showMessage(w, http.StatusInternalServerError, "Server error", "The sign-in session could not be stored.")
+		return
+	}
+	if fs.signedIn(s) {
+		// Already signed in: continue a pending request not bound to
+		// another session.
+		if req != "" {
+			if p, ok := s.claimPending(fs, req, ""); ok {
+				s.advanceAuthorization(w, r, fs, req, p)
+				return
+			}
+		}
+		if ret == loginReturnLauncher {
+			seeOther(w, r, s.Endpoint(pathLauncher))
+			return
+		}
+	}
+	if !s.cfg.PasswordLogin {
+		s.showMessage(w, http.StatusUnauthorized, "Not signed in",
+			"This server signs you in through your organization's sign-in, which did not identify you.")
+		return
+	}
+	s.renderLogin(w, r, http.StatusOK, req, ret, "", "")
+}
+
+// renderLogin shows the sign-in form with a CSRF token bound to the
+// (possibly anonymous) session.
+func (s *Server) renderLogin(w http.ResponseWriter, r *http.Request, status int, req, ret, username, message string) {
+	fs, err := s.formSession(w, r)
+	if err != nil {
+		s.logger.Error("sign-in session: " + err.Error())
+		s.showMessage(w, http.StatusInternalServerError, "Server error", "The sign-in session could not be stored.")
+		return
+	}
+	data := loginPage{Action: s.Endpoint(pathLogin), CSRF: fs.rec.CSRF, Return: ret, Username: username, Error: message}
+	sec := pageSecurity{}
+	if req != "" {
+		if p, ok := pendingAuthorizations.get(req, time.Now()); ok && p.issuer == s.cfg.Issuer.String() {
+			data.Req = req
+			data.ClientName = p.clientName
+			// A remembered consent sends the browser from the form's
+			// POST straight on to the app.
+			sec.formTargets = []string{redirectOrigin(p.redirectURI)}
+		}
+	}
+	s.renderPage(w, status, pageLogin, sec, data)
+}
+
+func (s *Server) postLogin(w http.ResponseWriter, r *http.Request) {
+	if !s.cfg.PasswordLogin {
+		s.showMessage(w, http.StatusForbidden, "Sign-in disabled", "Password sign-in is not enabled on this server.")
+		return
+	}
+	if err := parsePageForm(w, r); err != nil {
+		s.showMessage(w, http.StatusBadRequest, "Invalid request", "The form could not be read.")
+		return
+	}
+	fs := s.readSession(r)
+	if !s.checkCSRF(r, fs) {
+		s.refuseCSRF(w)
+		return
+	}
+	req, ret := r.PostForm.Get(pendingFieldName), loginReturn(r.PostForm.Get("return"))
+	username, password := r.PostForm.Get("username"), r.PostForm.Get("password")
+	if len(username) > loginMaxUsernameLength {
+		username = username[:loginMaxUsernameLength]
+	}
+	now := time.Now()
+	userKey := "u\x00" + s.cfg.Issuer.String() + "\x00" + username
+	ipKey := "a\x00" + s.cfg.Issuer.String() + "\x00" + loginClientIP(r)
+	if wait, ok := loginReserve(ipKey, loginMaxFailuresPerIP, now); !ok {
+		s.refuseThrottled(w, r, req, ret, username, wait)
+		return
+	}
+	if wait, ok := loginReserve(userKey, loginMaxFailuresPerUser, now); !ok {
+		loginRelease(ipKey, false, now)
+		s.refuseThrottled(w, r, req, ret, username, wait)
+		return
+	}
+	user := s.checkPassword(username, password)
+	if user == nil {
+		s.logger.Info("failed sign-in", zap.String("user", username), zap.String("remote", loginClientIP(r)))
+		s.renderLogin(w, r, http.StatusOK, req, ret, username, loginGenericError)
+		return
+	}
+	loginRelease(userKey, true, now)
+	loginRelease(ipKey, false, now)
+	oldHash := ""
+	if fs != nil {
+		oldHash = store.HashID(fs.id)
+	}
+	nfs, err := s.newSession(r.Context(), w, r, user.Name, now)
+	if err != nil {
+		s.logger.Error("storing a sign-in session failed: " + err.Error())
+		s.showMessage(w, http.StatusInternalServerError, "Server error", "The sign-in session could not be stored.")
+		return
+	}
+	if req != "" {
+		if p, ok := s.claimPending(nfs, req, oldHash); ok {
+			s.advanceAuthorization(w, r, nfs, req, p)
+			return
+		}
+		s.showPendingExpired(w)
+		return
+	}
+	if ret == loginReturnLauncher {
+		seeOther(w, r, s.Endpoint(pathLauncher))
+		return
+	}
+	s.showMessage(w, http.StatusOK, "Signed in", "You are signed in as "+displayUserName(user)+".")
+}
+
+// claimPending binds a pending request to a session: one not bound yet,
+// or bound to the session the user just replaced by signing in.
+func (s *Server) claimPending(fs *flowSession, id, previous string) (pendingAuthorization, bool) {
+	now := time.Now()
+	var claimed bool
+	p := pendingAuthorizations.update(id, now, func(cur pendingAuthorization, found bool) (pendingAuthorization, time.Time, bool) {
+		if !found {
+			return cur, now, false
+		}
+		if cur.issuer == s.cfg.Issuer.String() && (cur.session == "" || (previous != "" && cur.session == previous) || cur.session == store.HashID(fs.id)) {
+			cur.session = store.HashID(fs.id)
+			claimed = true
+		}
+		return cur, now.Add(pendingAuthorizationTTL), true
+	})
+	return p, claimed
+}
+
+// displayUserName is how a user is named on the pages.
+func displayUserName(u *User) string {
+	if u.DisplayName != "" {
+		return u.DisplayName
+	}
+	return u.Name
+}
+
+// refuseThrottled answers a throttled sign-in with 429.
+func (s *Server) refuseThrottled(w http.ResponseWriter, r *http.Request, req, ret, username string, wait time.Duration) {
+	secs := int((wait + time.Second - 1) / time.Second)
+	w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
+	s.logger.Warn("sign-in throttled", zap.String("user", username), zap.String("remote", loginClientIP(r)))
+	s.renderLogin(w, r, http.StatusTooManyRequests, req, ret, username, loginThrottledError)
+}
+
+// checkPassword returns the configured user whose password this is. An
+// unknown user costs a bcrypt comparison too, so that the time taken does
+// not tell whether the name exists.
+func (s *Server) checkPassword(username, password string) *User {
+	u := s.cfg.Users[username]
+	if u == nil || u.PasswordHash == "" {
+		_ = bcrypt.CompareHashAndPassword(loginDummyHash(s.typicalBcryptCost()), []byte(password))
+		return nil
+	}
+	if bcrypt.CompareHashAndPassword([]byte(u.PasswordHash), []byte(password)) != nil {
+		return nil
+	}
+	return u
+}
+
+// typicalBcryptCost is the highest cost of the configured password hashes.
+func (s *Server) typicalBcryptCost() int {
+	cost := 0
+	for _, u := range s.cfg.Users {
+		if c, err := bcrypt.Cost([]byte(u.PasswordHash)); err == nil && c > cost {
+			cost = c
+		}
+	}
+	if cost == 0 {
+		cost = bcrypt.DefaultCost
+	}
+	return cost
+}
+
+var (
+	loginDummyMu     sync.Mutex
+	loginDummyHashes = map[int][]byte{}
+)
+
+// loginDummyHash is a hash of a random password at a bcrypt cost, made
+// once per cost.
+func loginDummyHash(cost int) []byte {
+	loginDummyMu.Lock()
+	defer loginDummyMu.Unlock()
+	if h, ok := loginDummyHashes[cost]; ok {
+		return h
+	}
+	h, err := bcrypt.GenerateFromPassword([]byte(store.NewSecret()[:32]), cost)
+	if err != nil {
+		h = []byte("$2a$10$invalidinvalidinvalidinvalidinvalidinvalidinvalidinva")
+	}
+	loginDummyHashes[cost] = h
+	return h
+}
+
+// loginReserve counts an attempt against a key unless its limit is
+// reached; then it returns how long to wait.
+func loginReserve(key string, limit int, now time.Time) (time.Duration, bool) {
+	var wait time.Duration
+	allowed := false
+	loginFailureCounts.update(key, now, func(cur loginFailureCount, found bool) (loginFailureCount, time.Time, bool) {
+		if !found {
+			cur = loginFailureCount{until: now.Add(loginFailureWindow)}
+		}
+		if cur.count >= limit {
+			wait = cur.until.Sub(now)
+			return cur, cur.until, true
+		}
+		cur.count++
+		allowed = true
+		return cur, cur.until, true
+	})
+	return wait, allowed
+}
+
+// loginRelease gives back the attempt of a successful sign-in; reset
+// clears the key's count altogether.
+func loginRelease(key string, reset bool, now time.Time) {
+	loginFailureCounts.update(key, now, func(cur loginFailureCount, found bool) (loginFailureCount, time.Time, bool) {
+		if !found || reset || cur.count <= 1 {
+			return cur, now, false
+		}
+		cur.count--
+		return cur, cur.until, true
+	})
+}
+
+// loginClientIP is the client's address: Caddy's client_ip (which honours
+// trusted_proxies), else the peer address.
+func loginClientIP(r *http.Request) string {
+	if ip, ok := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string); ok && ip != "" {
+		return ip
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// logoutPage is the data of logout.html.
+type logoutPage struct {
+	Action string
+	CSRF   string
+	User   string
+}
+
+// serveLogout shows a sign-out button (GET) and ends the session (POST with
+// the CSRF token).
+func (s *Server) serveLogout(w http.ResponseWriter, r *http.Request) {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+		fs := s.readSession(r)
+		data := logoutPage{Action: s.Endpoint(pathLogout)}
+		if fs.signedIn(s) {
+			data.CSRF, data.User = fs.rec.CSRF, displayUserName(fs.user(s))
+		}
+		s.renderPage(w, http.StatusOK, pageLogout, pageSecurity{}, data)
+	case http.MethodPost:
+		if err := parsePageForm(w, r); err != nil {
+			s.showMessage(w, http.StatusBadRequest, "Invalid request", "The form could not be read.")
+			return
+		}
+		fs := s.readSession(r)
+		if !s.checkCSRF(r, fs) {
+			s.refuseCSRF(w)
+			return
+		}
+		if err := s.cfg.Store.DeleteSession(r.Context(), fs.id); err != nil {
+			s.logger.Error("deleting a sign-in session failed: " + err.Error())
+		}
+		s.setSessionCookie(w, "", 0)
+		s.showMessage(w, http.StatusOK, "Signed out", "You are signed out.")
+	default:
+		w.Header().Set("Allow", "GET, POST")
+		s.showMessage(w, http.StatusMethodNotAllowed, "Method not allowed", "Use GET or POST.")
+	}
+}

@@ -1,0 +1,178 @@
+package handlers
+
+import (
+	"bytes"
+	"embed"
+	"errors"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// pageTemplateFS holds the built-in templates of the user-facing pages.
+//
+//go:embed templates/*.html
+var pageTemplateFS embed.FS
+
+// Template file names. An operator's TemplatesDir may hold files with
+// these names to replace the built-in ones.
+const (
+	pageLogin    = "login.html"
+	pageLogout   = "logout.html"
+	pageConsent  = "consent.html"
+	pagePicker   = "picker.html"
+	pageLauncher = "launcher.html"
+	pageMessage  = "message.html"
+)
+
+var pageNames = []string{pageLogin, pageLogout, pageConsent, pagePicker, pageLauncher, pageMessage}
+
+// pages are the parsed templates of the sign-in, consent, patient picker,
+// launcher and message pages. They are parsed once, when the Server is
+// built, and are read-only afterwards.
+type pages struct {
+	byName map[string]*template.Template
+}
+
+// loadPages parses the built-in templates, each replaced by the file of the
+// same name in dir when dir is set and holds one. An error names the file.
+func loadPages(dir string) (*pages, error) {
+	if dir != "" {
+		st, err := os.Stat(dir)
+		if err != nil {
+			return nil, fmt.Errorf("templates directory: %w", err)
+		}
+		if !st.IsDir() {
+			return nil, fmt.Errorf("templates directory %s: not a directory", dir)
+		}
+	}
+	p := &pages{byName: make(map[string]*template.Template, len(pageNames))}
+	for _, name := range pageNames {
+		src, origin, err := readPageTemplate(dir, name)
+		if err != nil {
+			return nil, err
+		}
+		t, err := template.New(name).Option("missingkey=error").Parse(string(src))
+		if err != nil {
+			return nil, fmt.Errorf("template %s: %w", origin, err)
+		}
+		p.byName[name] = t
+	}
+	return p, nil
+}
+
+// readPageTemplate returns the operator's template file when there is one,
+// else the built-in one, and where it came from.
+func readPageTemplate(dir, name string) ([]byte, string, error) {
+	if dir != "" {
+		path := filepath.Join(dir, name)
+		b, err := os.ReadFile(path)
+		switch {
+		case err == nil:
+			return b, path, nil
+		case !errors.Is(err, fs.ErrNotExist):
+			return nil, path, fmt.Errorf("template %s: %w", path, err)
+		}
+	}
+	b, err := pageTemplateFS.ReadFile("templates/" + name)
+	if err != nil {
+		return nil, "built-in " + name, fmt.Errorf("built-in template %s: %w", name, err)
+	}
+	return b, "built-in " + name, nil
+}
+
+// pageSecurity says how a page may be framed and where its forms may post.
+type pageSecurity struct {
+	// framable allows the configured FrameAncestors besides 'self'.
+	framable bool
+	// formTargets are origins besides 'self' that forms (and the
+	// redirects that follow them) may reach.
+	formTargets []string
+}
+
+// renderPage executes a page template and writes it with the security
+// headers every page carries.
+func (s *Server) renderPage(w http.ResponseWriter, status int, name string, sec pageSecurity, data any) {
+	var buf bytes.Buffer
+	t := s.pages.byName[name]
+	if t == nil {
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	if err := t.Execute(&buf, data); err != nil {
+		s.logger.Error("rendering page failed: " + name + ": " + err.Error())
+		setPageHeaders(w.Header(), s.pageCSP(pageSecurity{}))
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.WriteHeader(http.StatusInternalServerError)
+		_, _ = w.Write([]byte("The page could not be shown.\n"))
+		return
+	}
+	setPageHeaders(w.Header(), s.pageCSP(sec))
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Content-Length", strconv.Itoa(buf.Len()))
+	w.WriteHeader(status)
+	_, _ = w.Write(buf.Bytes())
+}
+
+// setPageHeaders sets the headers of every HTML page and redirect of the
+// sign-in flow.
+func setPageHeaders(h http.Header, csp string) {
+	h.Set("Content-Security-Policy", csp)
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Pragma", "no-cache")
+}
+
+// pageCSP builds the Content-Security-Policy of a page.
+func (s *Server) pageCSP(sec pageSecurity) string {
+	formAction := []string{"'self'"}
+	for _, o := range sec.formTargets {
+		if cspSourceOK(o) {
+			formAction = append(formAction, o)
+		}
+	}
+	ancestors := []string{"'self'"}
+	if sec.framable {
+		for _, o := range s.cfg.FrameAncestors {
+			if cspSourceOK(o) {
+				ancestors = append(ancestors, o)
+			}
+		}
+	}
+	return "default-src 'none'; style-src 'self' 'unsafe-inline'; form-action " +
+		strings.Join(formAction, " ") + "; frame-ancestors " + strings.Join(ancestors, " ") +
+		"; base-uri 'none'"
+}
+
+// cspSourceOK tells whether a value can be placed in a CSP source list
+// without changing the policy's structure.
+func cspSourceOK(v string) bool {
+	if v == "" {
+		return false
+	}
+	for _, c := range v {
+		if c <= ' ' || c >= 0x7f || c == ';' || c == ',' || c == '\'' {
+			return false
+		}
+	}
+	return true
+}
+
+// messagePage is the data of message.html: an error or a notice.
+type messagePage struct {
+	Title   string
+	Message string
+	// Status is the HTTP status, shown for errors.
+	Status int
+}
+
+// showMessage renders the message page.
+func (s *Server) showMessage(w http.ResponseWriter, status int, title, message string) {
+	s.renderPage(w, status, pageMessage, pageSecurity{}, messagePage{Title: title, Message: message, Status: status})
+}

@@ -1,0 +1,293 @@
+package handlers
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/smartcaddy/smartauth/store"
+)
+
+// sessionCookieName names the sign-in session cookie. Its value is a random
+// session id; the record (user, sign-in time, CSRF secret) is in the store,
+// under the id's hash.
+const sessionCookieName = "smart_auth_session"
+
+// anonymousSessionTTL bounds a session that carries only a CSRF secret for
+// the sign-in form, before anyone signed in.
+const anonymousSessionTTL = 30 * time.Minute
+
+// csrfFieldName is the hidden input of every form of the flow.
+const csrfFieldName = "csrf_token"
+
+// sessionPath is the cookie path: the issuer's path, or "/".
+func (s *Server) sessionPath() string {
+	if s.issuerPath == "" {
+		return "/"
+	}
+	return s.issuerPath
+}
+
+// sessionCookieSecure tells whether cookies get the Secure attribute: always,
+// except for an http issuer on a loopback host (development).
+func (s *Server) sessionCookieSecure() bool {
+	return !(s.cfg.Issuer.Scheme == "http" && isLoopbackHost(s.cfg.Issuer.Hostname()))
+}
+
+// isLoopbackHost tells whether a host name or address is this machine.
+func isLoopbackHost(host string) bool {
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// flowSession is the sign-in session of a request, if any.
+type flowSession struct {
+	id  string
+	rec *store.Session
+}
+
+// signedIn tells whether the session names a configured user.
+func (fs *flowSession) signedIn(s *Server) bool {
+	return fs != nil && fs.rec != nil && fs.rec.User != "" && s.cfg.Users[fs.rec.User] != nil
+}
+
+// user returns the session's configured user, or nil.
+func (fs *flowSession) user(s *Server) *User {
+	if !fs.signedIn(s) {
+		return nil
+	}
+	return s.cfg.Users[fs.rec.User]
+}
+
+// readSession returns the live session named by the request's cookie, or
+// nil.
+func (s *Server) readSession(r *http.Request) *flowSession {
+	c, err := r.Cookie(sessionCookieName)
+	if err != nil || c.Value == "" || len(c.Value) > 128 {
+		return nil
+	}
+	rec, err := s.cfg.Store.GetSession(r.Context(), c.Value)
+	if err != nil {
+		if !errors.Is(err, store.ErrNotFound) {
+			s.logger.Error("reading a sign-in session failed: " + err.Error())
+		}
+		return nil
+	}
+	return &flowSession{id: c.Value, rec: rec}
+}
+
+// newSession stores a fresh session under a new id and sets its cookie. An
+// old session named by the request's cookie is deleted: the id changes at
+// every sign-in, so that an id planted before sign-in is worthless.
+func (s *Server) newSession(ctx context.Context, w http.ResponseWriter, r *http.Request, user string, authTime time.Time) (*flowSession, error) {
+	if old, err := r.Cookie(sessionCookieName); err == nil && old.Value != "" && len(old.Value) <= 128 {
+		if err := s.cfg.Store.DeleteSession(ctx, old.Value); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return nil, err
+		}
+	}
+	ttl := s.cfg.Lifetimes.Session
+	if ttl <= 0 {
+		ttl = 8 * time.Hour
+	}
+	if user == "" {
+		ttl = min(ttl, anonymousSessionTTL)
+	}
+	fs := &flowSession{id: store.NewSecret(), rec: &store.Session{User: user, AuthTime: authTime, CSRF: store.NewSecret()}}
+	if err := s.cfg.Store.SaveSession(ctx, fs.id, fs.rec, ttl); err != nil {
+		return nil, err
+	}
+	s.setSessionCookie(w, fs.id, ttl)
+	return fs, nil
+}
+
+// setSessionCookie sets (or, with an empty id, clears) the session cookie.
+func (s *Server) setSessionCookie(w http.ResponseWriter, id string, ttl time.Duration) {
+	c := &http.Cookie{
+		Name:     sessionCookieName,
+		Value:    id,
+		Path:     s.sessionPath(),
+		HttpOnly: true,
+		Secure:   s.sessionCookieSecure(),
+		SameSite: http.SameSiteLaxMode,
+	}
+	if id == "" {
+		c.MaxAge = -1
+	} else {
+		c.MaxAge = int(ttl / time.Second)
+	}
+	http.SetCookie(w, c)
+}
+
+// formSession returns the request's session, creating an anonymous one
+// when there is none, so that a form can carry a CSRF token bound to it.
+func (s *Server) formSession(w http.ResponseWriter, r *http.Request) (*flowSession, error) {
+	if fs := s.readSession(r); fs != nil && fs.rec.CSRF != "" {
+		return fs, nil
+	}
+	return s.newSession(r.Context(), w, r, "", time.Time{})
+}
+
+// checkCSRF tells whether a POST carries the session's CSRF token and, when
+// the browser says where it comes from, comes from this server's origin.
+// The form must have been parsed.
+func (s *Server) checkCSRF(r *http.Request, fs *flowSession) bool {
+	if fs == nil || fs.rec == nil || fs.rec.CSRF == "" {
+		return false
+	}
+	if origin := r.Header.Get("Origin"); origin != "" && origin != "null" && origin != s.issuerOrigin() {
+		return false
+	}
+	if r.Header.Get("Sec-Fetch-Site") == "cross-site" {
+		return false
+	}
+	got := r.PostForm.Get(csrfFieldName)
+	return got != "" && subtle.ConstantTimeCompare([]byte(got), []byte(fs.rec.CSRF)) == 1
+}
+
+// issuerOrigin is the scheme and host of the issuer.
+func (s *Server) issuerOrigin() string {
+	return s.cfg.Issuer.Scheme + "://" + s.cfg.Issuer.Host
+}
+
+// refuseCSRF answers a form submission that failed the CSRF check.
+func (s *Server) refuseCSRF(w http.ResponseWriter) {
+	s.showMessage(w, http.StatusForbidden, "Request refused",
+		"This form expired or did not come from this site. Go back, reload the page and try again.")
+}
+
+// parsePageForm parses a form POST of a page, with a bounded body.
+func parsePageForm(w http.ResponseWriter, r *http.Request) error {
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	return r.ParseForm()
+}
+
+// seeOther redirects with 303 and the page headers (never cached, never
+// leaking the URL in a Referer).
+func seeOther(w http.ResponseWriter, r *http.Request, target string) {
+	setPageHeaders(w.Header(), "default-src 'none'; frame-ancestors 'none'; base-uri 'none'")
+	http.Redirect(w, r, target, http.StatusSeeOther)
+}
+
+// withQuery appends parameters to a URL, keeping its existing query as it
+// is.
+func withQuery(base string, v url.Values) string {
+	u, err := url.Parse(base)
+	if err != nil {
+		return base
+	}
+	if u.RawQuery == "" {
+		u.RawQuery = v.Encode()
+	} else {
+		u.RawQuery += "&" + v.Encode()
+	}
+	return u.String()
+}
+
+// boundedTTLMap is a small in-memory map whose entries expire and whose
+// size is bounded: when full, expired entries are swept, then the entry
+// closest to expiry is evicted. It is safe for concurrent use.
+type boundedTTLMap[V any] struct {
+	mu      sync.Mutex
+	max     int
+	entries map[string]*boundedTTLEntry[V]
+}
+
+type boundedTTLEntry[V any] struct {
+	val V
+	exp time.Time
+}
+
+func newBoundedTTLMap[V any](maxEntries int) *boundedTTLMap[V] {
+	return &boundedTTLMap[V]{max: maxEntries, entries: make(map[string]*boundedTTLEntry[V])}
+}
+
+// get returns a live entry.
+func (m *boundedTTLMap[V]) get(key string, now time.Time) (V, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e, ok := m.entries[key]
+	if !ok || !now.Before(e.exp) {
+		var zero V
+		return zero, false
+	}
+	return e.val, true
+}
+
+// set stores an entry until exp.
+func (m *boundedTTLMap[V]) set(key string, val V, exp, now time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.setLocked(key, val, exp, now)
+}
+
+func (m *boundedTTLMap[V]) setLocked(key string, val V, exp, now time.Time) {
+	if _, ok := m.entries[key]; !ok && len(m.entries) >= m.max {
+		for k, e := range m.entries {
+			if !now.Before(e.exp) {
+				delete(m.entries, k)
+			}
+		}
+		if len(m.entries) >= m.max {
+			var victim string
+			var soonest time.Time
+			for k, e := range m.entries {
+				if victim == "" || e.exp.Before(soonest) {
+					victim, soonest = k, e.exp
+				}
+			}
+			delete(m.entries, victim)
+		}
+	}
+	m.entries[key] = &boundedTTLEntry[V]{val: val, exp: exp}
+}
+
+// update runs fn on the live entry (or the zero value when there is none)
+// and stores what it returns until the expiry it returns; keep false
+// deletes the entry.
+func (m *boundedTTLMap[V]) update(key string, now time.Time, fn func(cur V, found bool) (next V, exp time.Time, keep bool)) V {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var cur V
+	e, found := m.entries[key]
+	if found && now.Before(e.exp) {
+		cur = e.val
+	} else {
+		found = false
+	}
+	next, exp, keep := fn(cur, found)
+	if keep {
+		m.setLocked(key, next, exp, now)
+	} else {
+		delete(m.entries, key)
+	}
+	return next
+}
+
+// take returns a live entry and deletes it, exactly once.
+func (m *boundedTTLMap[V]) take(key string, now time.Time) (V, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e, ok := m.entries[key]
+	delete(m.entries, key)
+	if !ok || !now.Before(e.exp) {
+		var zero V
+		return zero, false
+	}
+	return e.val, true
+}
+
+// remove deletes an entry.
+func (m *boundedTTLMap[V]) remove(key string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.entries, key)
+}
