@@ -172,6 +172,7 @@ func TestPrivateKeyJWTRefused(t *testing.T) {
 		{"symmetric client", func() string { return e.assertion("ES384", "", assertionClaims{iss: tkConfidential}) }, nil},
 		{"unknown kid", func() string { return e.assertion("ES384", "nope", assertionClaims{}) }, nil},
 		{"kid of an RSA key with ES384", func() string { return e.assertion("ES384", "rs1", assertionClaims{}) }, nil},
+		{"key for encryption only", func() string { return e.assertion("ES384", "enc1", assertionClaims{}) }, nil},
 		{"P-256 key with ES384", func() string { return e.assertion("ES384", "ec256", assertionClaims{}) }, nil},
 		{"signed by another key", func() string { return e.assertion("ES256", "ec1", assertionClaims{}) }, nil},
 		{"wrong assertion type", func() string { return e.assertion("ES384", "", assertionClaims{}) }, func(f url.Values) {

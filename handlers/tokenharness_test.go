@@ -142,6 +142,20 @@ func newTokenEnv(t *testing.T) *tokenEnv {
 			t.Fatal(err)
 		}
 	}
+	// The P-384 key again under kid "enc1", marked for encryption only.
+	enc, err := jwk.Import(&e.ecKey.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := enc.Set(jwk.KeyIDKey, "enc1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := enc.Set(jwk.KeyUsageKey, "enc"); err != nil {
+		t.Fatal(err)
+	}
+	if err := set.AddKey(enc); err != nil {
+		t.Fatal(err)
+	}
 	jwks, err := json.Marshal(set)
 	if err != nil {
 		t.Fatal(err)

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lestrrat-go/jwx/v3/jwt"
+
 	"github.com/smartcaddy/smartauth/store"
 )
 
@@ -61,6 +63,24 @@ func TestUserinfoRefused(t *testing.T) {
 		if u.status != http.StatusUnauthorized || !strings.Contains(u.header.Get("WWW-Authenticate"), `error="invalid_token"`) {
 			t.Errorf("%s: %d %v", name, u.status, u.header)
 		}
+	}
+	// A token with every access-token claim but typ JWT is no access
+	// token.
+	forged := jwt.New()
+	for k, v := range map[string]any{
+		jwt.IssuerKey: e.issuer, jwt.SubjectKey: tkUser, jwt.AudienceKey: e.fhirBase, jwt.JwtIDKey: "x1",
+		jwt.ExpirationKey: time.Now().Add(time.Minute), "scope": "openid fhirUser", "client_id": tkPublic,
+	} {
+		if err := forged.Set(k, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	raw, err := e.ring.Sign(forged, "ES256", "JWT")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u := e.userinfo(http.MethodGet, string(raw)); u.status != http.StatusUnauthorized {
+		t.Errorf("typ JWT: %d %v", u.status, u.body)
 	}
 	u = e.userinfo(http.MethodGet, noOpenID)
 	if u.status != http.StatusForbidden || !strings.Contains(u.header.Get("WWW-Authenticate"), `error="insufficient_scope"`) {
