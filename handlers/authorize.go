@@ -448,7 +448,7 @@ func (s *Server) finishAuthorization(w http.ResponseWriter, r *http.Request, fs 
 		Subject:       fs.rec.User,
 		Nonce:         p.nonce,
 		AuthTime:      fs.rec.AuthTime,
-		SessionID:     fs.id,
+		SessionHash:   store.HashID(fs.id),
 		Context:       p.context,
 		FamilyID:      store.NewSecret(),
 	}

@@ -95,14 +95,17 @@ func TestStandaloneLaunchWithPicker(t *testing.T) {
 	rec := env.redeem(q.Get("code"))
 	if rec.ClientID != "app" || rec.RedirectURI != appRedirect || rec.Subject != "alice" ||
 		rec.Context.Patient != "pat2" || rec.CodeChallenge != params.Get("code_challenge") ||
-		rec.Nonce != params.Get("nonce") || rec.SessionID == "" || rec.FamilyID == "" || rec.AuthTime.IsZero() {
+		rec.Nonce != params.Get("nonce") || rec.SessionHash == "" || rec.FamilyID == "" || rec.AuthTime.IsZero() {
 		t.Fatalf("code record %+v", rec)
 	}
 	if rec.Scope != "openid fhirUser launch/patient patient/Observation.rs offline_access" {
 		t.Fatalf("granted scope %q", rec.Scope)
 	}
-	if _, err := env.db.GetSession(context.Background(), rec.SessionID); err != nil {
-		t.Errorf("the code's session id names no session: %v", err)
+	if _, err := env.db.GetSession(context.Background(), rec.SessionHash); err == nil {
+		t.Errorf("the code record holds a usable session id; it must hold only its hash")
+	}
+	if _, err := env.db.GetSessionByHash(context.Background(), rec.SessionHash); err != nil {
+		t.Errorf("the code's session hash names no session: %v", err)
 	}
 }
 

@@ -117,11 +117,11 @@ func (s *Server) startRefreshFamily(ex *tokenExchange, client *store.Client, rec
 		IssuedAt: time.Now(),
 	}
 	if !offline {
-		if rec.SessionID == "" {
+		if rec.SessionHash == "" {
 			s.logger.Debug("no refresh token: online_access without a sign-in session", zap.String("client_id", client.ID))
 			return "", nil
 		}
-		rt.SessionID = rec.SessionID
+		rt.SessionHash = rec.SessionHash
 	}
 	token := store.NewSecret()
 	if err := s.cfg.Store.SaveRefresh(ex.r.Context(), token, rt, s.refreshTokenTTL()); err != nil {

@@ -72,9 +72,9 @@ func (s *Server) grantRefreshToken(ex *tokenExchange) (*tokenResponse, *oauthFau
 		if narrowed && !scopes.Covers(scopes.Split(old.Scope), requested) {
 			return nil, newOAuthFault("invalid_scope", "the requested scope exceeds the scope originally granted")
 		}
-		if old.SessionID != "" {
+		if old.SessionHash != "" {
 			// online_access: only while the user's sign-in session lives.
-			sess, err := s.cfg.Store.GetSession(ctx, old.SessionID)
+			sess, err := s.cfg.Store.GetSessionByHash(ctx, old.SessionHash)
 			switch {
 			case errors.Is(err, store.ErrNotFound):
 				return nil, newOAuthFault("invalid_grant", "the sign-in session of this online_access token has ended")

@@ -261,7 +261,7 @@ func (e *tokenEnv) seedCode(o codeOptions) seededCode {
 		Subject:       o.subject,
 		Nonce:         o.nonce,
 		AuthTime:      time.Now().Add(-time.Minute).Truncate(time.Second),
-		SessionID:     o.sessionID,
+		SessionHash:   store.HashID(o.sessionID),
 		Context:       o.context,
 		FamilyID:      store.NewSecret(),
 	}

@@ -83,9 +83,14 @@ func (d *DB) SaveSession(_ context.Context, id string, rec *Session, ttl time.Du
 }
 
 // GetSession implements Store.
-func (d *DB) GetSession(_ context.Context, id string) (*Session, error) {
+func (d *DB) GetSession(ctx context.Context, id string) (*Session, error) {
+	return d.GetSessionByHash(ctx, HashID(id))
+}
+
+// GetSessionByHash implements Store.
+func (d *DB) GetSessionByHash(_ context.Context, hash string) (*Session, error) {
 	var rec Session
-	if err := d.read(kindSession, HashID(id), &rec); err != nil {
+	if err := d.read(kindSession, hash, &rec); err != nil {
 		return nil, err
 	}
 	return &rec, nil

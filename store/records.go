@@ -68,15 +68,17 @@ type Launch struct {
 // AuthCode is an issued authorization code and everything the token
 // endpoint must check and return when it is redeemed.
 type AuthCode struct {
-	ClientID      string        `json:"client_id"`
-	RedirectURI   string        `json:"redirect_uri"`
-	CodeChallenge string        `json:"code_challenge"`
-	Scope         string        `json:"scope"`
-	Subject       string        `json:"sub"`
-	Nonce         string        `json:"nonce,omitempty"`
-	AuthTime      time.Time     `json:"auth_time"`
-	SessionID     string        `json:"session_id,omitempty"`
-	Context       LaunchContext `json:"context"`
+	ClientID      string    `json:"client_id"`
+	RedirectURI   string    `json:"redirect_uri"`
+	CodeChallenge string    `json:"code_challenge"`
+	Scope         string    `json:"scope"`
+	Subject       string    `json:"sub"`
+	Nonce         string    `json:"nonce,omitempty"`
+	AuthTime      time.Time `json:"auth_time"`
+	// SessionHash is HashID of the sign-in session id (for online_access);
+	// the session id itself is never stored.
+	SessionHash string        `json:"session_hash,omitempty"`
+	Context     LaunchContext `json:"context"`
 	// FamilyID names the refresh-token family and the access tokens the
 	// redemption issues, so that a replay can revoke them.
 	FamilyID string `json:"family_id"`
@@ -99,10 +101,11 @@ type RefreshToken struct {
 	Subject  string        `json:"sub"`
 	Scope    string        `json:"scope"`
 	Context  LaunchContext `json:"context"`
-	// SessionID binds an online_access token to the sign-in session.
-	SessionID string    `json:"session_id,omitempty"`
-	AuthTime  time.Time `json:"auth_time"`
-	IssuedAt  time.Time `json:"issued_at"`
+	// SessionHash binds an online_access token to the sign-in session:
+	// HashID of the session id, which is never stored.
+	SessionHash string    `json:"session_hash,omitempty"`
+	AuthTime    time.Time `json:"auth_time"`
+	IssuedAt    time.Time `json:"issued_at"`
 	// Used is set when the token was exchanged for its successor.
 	Used bool `json:"used,omitempty"`
 }

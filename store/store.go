@@ -60,6 +60,9 @@ type Store interface {
 	SaveSession(ctx context.Context, id string, rec *Session, ttl time.Duration) error
 	// GetSession returns a live sign-in session or ErrNotFound.
 	GetSession(ctx context.Context, id string) (*Session, error)
+	// GetSessionByHash returns a live sign-in session by HashID of its id,
+	// for records that must refer to a session without holding its id.
+	GetSessionByHash(ctx context.Context, hash string) (*Session, error)
 	// DeleteSession ends a sign-in session.
 	DeleteSession(ctx context.Context, id string) error
 
