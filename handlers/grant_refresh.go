@@ -97,9 +97,9 @@ func (s *Server) grantRefreshToken(ex *tokenExchange) (*tokenResponse, *oauthFau
 	case errors.As(err, &fault):
 		return nil, fault
 	case errors.Is(err, store.ErrReplayed):
-		// Reuse of a rotated token: the store revoked the family until
-		// the old token's expiry; extend that so that it also covers
-		// the newest members of the chain.
+		// Reuse of a rotated token: the store revoked the family for
+		// as long as its refresh tokens live; extend that to the
+		// access tokens issued from it, which may live longer.
 		if old != nil && old.FamilyID != "" {
 			until := time.Now().Add(s.familyRevocationTTL())
 			if err := s.cfg.Store.Revoke(ctx, store.RevokedFamily, old.FamilyID, until); err != nil {

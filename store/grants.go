@@ -147,8 +147,15 @@ func (d *DB) RotateRefresh(_ context.Context, token, next string, check func(old
 		}
 		if old.Used {
 			// Reuse of a rotated token: the family is compromised.
+			// Its newest member was issued no later than now with
+			// the same ttl, so the revocation must last until
+			// now+ttl, not only until the reused token's expiry.
 			replayed = true
-			return d.revoke(txn, RevokedFamily, old.FamilyID, exp)
+			until := d.now().Add(ttl)
+			if exp.After(until) {
+				until = exp
+			}
+			return d.revoke(txn, RevokedFamily, old.FamilyID, until)
 		}
 		successor := old
 		if check != nil {

@@ -358,3 +358,25 @@ func TestSecretHashes(t *testing.T) {
 		t.Fatal("bcrypt verify wrong")
 	}
 }
+
+func TestRefreshReuseRevokesTheWholeChainUntilItsLastExpiry(t *testing.T) {
+	c := &clock{t: time.Now()}
+	db := openTest(t, t.TempDir(), c)
+	_ = db.SaveRefresh(ctx, "a", &RefreshToken{FamilyID: "fam"}, time.Hour)
+	c.Add(50 * time.Minute)
+	if _, err := db.RotateRefresh(ctx, "a", "b", nil, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	// "a" expires in 10 minutes, "b" in an hour. Reusing "a" must
+	// revoke the family past "a"'s own expiry.
+	if _, err := db.RotateRefresh(ctx, "a", "x", nil, time.Hour); !errors.Is(err, ErrReplayed) {
+		t.Fatalf("reuse: %v", err)
+	}
+	c.Add(30 * time.Minute)
+	if rev, _ := db.IsRevoked(ctx, RevokedFamily, "fam"); !rev {
+		t.Fatal("the family revocation ended with the reused token, while its successor still lives")
+	}
+	if _, err := db.GetRefresh(ctx, "b"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("successor after reuse: %v", err)
+	}
+}
