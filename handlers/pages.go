@@ -28,6 +28,8 @@ const (
 	pagePicker   = "picker.html"
 	pageLauncher = "launcher.html"
 	pageMessage  = "message.html"
+	// pageLayout defines the "head" and "foot" every page shares.
+	pageLayout = "layout.html"
 )
 
 var pageNames = []string{pageLogin, pageLogout, pageConsent, pagePicker, pageLauncher, pageMessage}
@@ -51,6 +53,10 @@ func loadPages(dir string) (*pages, error) {
 			return nil, fmt.Errorf("templates directory %s: not a directory", dir)
 		}
 	}
+	layout, layoutOrigin, err := readPageTemplate(dir, pageLayout)
+	if err != nil {
+		return nil, err
+	}
 	p := &pages{byName: make(map[string]*template.Template, len(pageNames))}
 	for _, name := range pageNames {
 		src, origin, err := readPageTemplate(dir, name)
@@ -60,6 +66,9 @@ func loadPages(dir string) (*pages, error) {
 		t, err := template.New(name).Option("missingkey=error").Parse(string(src))
 		if err != nil {
 			return nil, fmt.Errorf("template %s: %w", origin, err)
+		}
+		if _, err := t.New(pageLayout).Parse(string(layout)); err != nil {
+			return nil, fmt.Errorf("template %s: %w", layoutOrigin, err)
 		}
 		p.byName[name] = t
 	}
