@@ -3,7 +3,6 @@ package handlers
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"io"
 	"net/http"
 	"net/url"
@@ -48,10 +47,9 @@ func (s *Server) serveLaunch(w http.ResponseWriter, r *http.Request) {
 		writeOAuthError(w, http.StatusMethodNotAllowed, "invalid_request", "use POST")
 		return
 	}
-	client, err := s.authenticateLaunchClient(r)
-	if err != nil {
-		w.Header().Set("WWW-Authenticate", `Basic realm="`+s.cfg.Issuer.String()+`"`)
-		writeOAuthError(w, http.StatusUnauthorized, "invalid_client", err.Error())
+	client, fault := s.authenticateLaunchClient(r)
+	if fault != nil {
+		s.writeFault(w, fault)
 		return
 	}
 	if !client.CanCreateLaunch {
@@ -139,25 +137,17 @@ func (s *Server) saveLaunch(r *http.Request, l *store.Launch) (string, time.Dura
 	return id, ttl, s.cfg.Store.SaveLaunch(r.Context(), id, l, ttl)
 }
 
-// authenticateLaunchClient authenticates the caller of the launch API with
-// HTTP Basic client_secret. It stands in for the token endpoint's client
-// authentication (authenticateClient in clientauth.go), which should
-// replace it.
-func (s *Server) authenticateLaunchClient(r *http.Request) (*store.Client, error) {
-	id, secret, ok := r.BasicAuth()
-	if !ok {
-		return nil, errors.New("client authentication with HTTP Basic is required")
+// authenticateLaunchClient authenticates the caller of the launch API:
+// client_secret_basic, checked by the token endpoint's client
+// authentication.
+func (s *Server) authenticateLaunchClient(r *http.Request) (*store.Client, *oauthFault) {
+	if !hasBasicAuth(r) {
+		return nil, &oauthFault{status: http.StatusUnauthorized, code: "invalid_client",
+			description: "client authentication with HTTP Basic is required", basicChallenge: true}
 	}
-	// RFC 6749 §2.3.1: the id and secret are form-encoded.
-	if v, err := url.QueryUnescape(id); err == nil {
-		id = v
+	c, f := s.authenticateClientBasic(r, url.Values{})
+	if f != nil && f.code == "invalid_client" {
+		f.basicChallenge = true
 	}
-	if v, err := url.QueryUnescape(secret); err == nil {
-		secret = v
-	}
-	c, err := s.lookupClient(r.Context(), id)
-	if err != nil || c == nil || c.SecretHash == "" || !store.VerifySecret(c.SecretHash, secret) {
-		return nil, errors.New("client authentication failed")
-	}
-	return c, nil
+	return c, f
 }
