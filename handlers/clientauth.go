@@ -64,10 +64,7 @@ func hasBasicAuth(r *http.Request) bool {
 // resolveOAuthClient returns a client from the configuration or from dynamic
 // registration. An unknown client is invalid_client.
 func (s *Server) resolveOAuthClient(ctx context.Context, id string) (*store.Client, *oauthFault) {
-	if c, ok := s.cfg.Clients[id]; ok && c != nil {
-		return c, nil
-	}
-	c, err := s.cfg.Store.GetClient(ctx, id)
+	c, err := s.lookupClient(ctx, id)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return nil, newOAuthFault("invalid_client", "unknown client")
