@@ -91,14 +91,18 @@ func (s *SmartAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		set[name] = true
 		return nil
 	}
+	// scalar reads the single value of an option that may appear once.
+	scalar := func() (string, error) {
+		if err := once(d.Val()); err != nil {
+			return "", err
+		}
+		return oneArg(d)
+	}
 	for d.NextBlock(0) {
 		opt := d.Val()
 		switch opt {
 		case "issuer", "fhir_base":
-			if err := once(opt); err != nil {
-				return err
-			}
-			v, err := oneArg(d)
+			v, err := scalar()
 			if err != nil {
 				return err
 			}
@@ -111,10 +115,7 @@ func (s *SmartAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				s.FHIRBase = v
 			}
 		case "storage":
-			if err := once(opt); err != nil {
-				return err
-			}
-			v, err := oneArg(d)
+			v, err := scalar()
 			if err != nil {
 				return err
 			}
@@ -135,10 +136,7 @@ func (s *SmartAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			s.SigningKeys = append(s.SigningKeys, k)
 		case "key_rotation":
-			if err := once(opt); err != nil {
-				return err
-			}
-			v, err := oneArg(d)
+			v, err := scalar()
 			if err != nil {
 				return err
 			}
@@ -152,10 +150,7 @@ func (s *SmartAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			s.KeyRotation = dur
 		case "access_token_lifetime", "refresh_token_lifetime", "code_lifetime", "launch_lifetime", "session_lifetime":
-			if err := once(opt); err != nil {
-				return err
-			}
-			v, err := oneArg(d)
+			v, err := scalar()
 			if err != nil {
 				return err
 			}
@@ -165,10 +160,7 @@ func (s *SmartAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			*s.lifetime(opt) = dur
 		case "access_token_alg":
-			if err := once(opt); err != nil {
-				return err
-			}
-			v, err := oneArg(d)
+			v, err := scalar()
 			if err != nil {
 				return err
 			}
@@ -191,10 +183,7 @@ func (s *SmartAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			s.SignIn = args
 		case "remember_consent":
-			if err := once(opt); err != nil {
-				return err
-			}
-			v, err := oneArg(d)
+			v, err := scalar()
 			if err != nil {
 				return err
 			}
@@ -215,10 +204,7 @@ func (s *SmartAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			s.FrameAncestors = append(s.FrameAncestors, args...)
 		case "templates":
-			if err := once(opt); err != nil {
-				return err
-			}
-			v, err := oneArg(d)
+			v, err := scalar()
 			if err != nil {
 				return err
 			}
