@@ -25,14 +25,9 @@ func init() {
 	caddy.RegisterModule(&SmartAuth{})
 }
 
-// Default lifetimes.
+// Defaults; the lifetimes' defaults are handlers.DefaultLifetimes.
 const (
-	defaultAccessTokenLifetime  = time.Hour
-	defaultRefreshTokenLifetime = 90 * 24 * time.Hour
-	defaultCodeLifetime         = time.Minute
-	defaultLaunchLifetime       = 5 * time.Minute
-	defaultSessionLifetime      = 8 * time.Hour
-	defaultKeyRotation          = 30 * 24 * time.Hour
+	defaultKeyRotation = 30 * 24 * time.Hour
 	// keyPublishAhead is how long a new signing key is in the JWKS before
 	// it signs: the JWKS cache lifetime.
 	keyPublishAhead = 5 * time.Minute
@@ -233,11 +228,11 @@ func (s *SmartAuth) setDefaults() {
 		v   *caddy.Duration
 		def time.Duration
 	}{
-		{&s.AccessTokenLifetime, defaultAccessTokenLifetime},
-		{&s.RefreshTokenLifetime, defaultRefreshTokenLifetime},
-		{&s.CodeLifetime, defaultCodeLifetime},
-		{&s.LaunchLifetime, defaultLaunchLifetime},
-		{&s.SessionLifetime, defaultSessionLifetime},
+		{&s.AccessTokenLifetime, handlers.DefaultLifetimes.AccessToken},
+		{&s.RefreshTokenLifetime, handlers.DefaultLifetimes.RefreshToken},
+		{&s.CodeLifetime, handlers.DefaultLifetimes.Code},
+		{&s.LaunchLifetime, handlers.DefaultLifetimes.Launch},
+		{&s.SessionLifetime, handlers.DefaultLifetimes.Session},
 		{&s.KeyRotation, defaultKeyRotation},
 	} {
 		if *d.v == 0 {

@@ -453,9 +453,6 @@ func (s *Server) finishAuthorization(w http.ResponseWriter, r *http.Request, fs 
 		FamilyID:      store.NewSecret(),
 	}
 	ttl := s.cfg.Lifetimes.Code
-	if ttl <= 0 {
-		ttl = time.Minute
-	}
 	if err := s.cfg.Store.SaveCode(r.Context(), code, rec, ttl); err != nil {
 		s.logger.Error("saving an authorization code failed: " + err.Error())
 		s.redirectAuthorizeError(w, r, p.redirectURI, p.state, "server_error", "the authorization could not be stored")

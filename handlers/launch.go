@@ -35,9 +35,6 @@ type launchResponse struct {
 	ExpiresIn int64  `json:"expires_in"`
 }
 
-// defaultLaunchLifetime applies when Lifetimes.Launch is not set.
-const defaultLaunchLifetime = 5 * time.Minute
-
 // serveLaunch is the EHR launch API: an EHR client (CanCreateLaunch,
 // HTTP Basic client_secret) posts a launch context and gets the opaque
 // launch id to pass to the app's launch URL.
@@ -129,9 +126,6 @@ func (s *Server) checkLaunchRequest(r *http.Request, req *launchRequest) string 
 // saveLaunch stores a launch under a new id.
 func (s *Server) saveLaunch(r *http.Request, l *store.Launch) (string, time.Duration, error) {
 	ttl := s.cfg.Lifetimes.Launch
-	if ttl <= 0 {
-		ttl = defaultLaunchLifetime
-	}
 	l.CreatedAt = time.Now()
 	id := store.NewSecret()
 	return id, ttl, s.cfg.Store.SaveLaunch(r.Context(), id, l, ttl)

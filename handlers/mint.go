@@ -46,12 +46,6 @@ const accessTokenType = "at+jwt"
 // of our own access tokens.
 const accessTokenSkew = 30 * time.Second
 
-// Fallback lifetimes when the configuration leaves one zero.
-const (
-	fallbackAccessTokenTTL  = time.Hour
-	fallbackRefreshTokenTTL = 30 * 24 * time.Hour
-)
-
 // tokenGrant is what a token is issued for: the outcome of redeeming a
 // code, a refresh token or (later) client credentials.
 type tokenGrant struct {
@@ -70,20 +64,10 @@ type tokenGrant struct {
 }
 
 // accessTokenTTL is the access-token lifetime.
-func (s *Server) accessTokenTTL() time.Duration {
-	if s.cfg.Lifetimes.AccessToken > 0 {
-		return s.cfg.Lifetimes.AccessToken
-	}
-	return fallbackAccessTokenTTL
-}
+func (s *Server) accessTokenTTL() time.Duration { return s.cfg.Lifetimes.AccessToken }
 
 // refreshTokenTTL is the refresh-token lifetime.
-func (s *Server) refreshTokenTTL() time.Duration {
-	if s.cfg.Lifetimes.RefreshToken > 0 {
-		return s.cfg.Lifetimes.RefreshToken
-	}
-	return fallbackRefreshTokenTTL
-}
+func (s *Server) refreshTokenTTL() time.Duration { return s.cfg.Lifetimes.RefreshToken }
 
 // familyRevocationTTL is how long a family revocation must last so that
 // every token issued from the family has expired by then.

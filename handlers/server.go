@@ -39,6 +39,34 @@ type Lifetimes struct {
 	Session      time.Duration
 }
 
+// DefaultLifetimes apply to every lifetime the configuration leaves zero.
+var DefaultLifetimes = Lifetimes{
+	AccessToken:  time.Hour,
+	RefreshToken: 90 * 24 * time.Hour,
+	Code:         time.Minute,
+	Launch:       5 * time.Minute,
+	Session:      8 * time.Hour,
+}
+
+// withDefaults fills zero lifetimes from DefaultLifetimes.
+func (l Lifetimes) withDefaults() Lifetimes {
+	for _, f := range []struct {
+		v   *time.Duration
+		def time.Duration
+	}{
+		{&l.AccessToken, DefaultLifetimes.AccessToken},
+		{&l.RefreshToken, DefaultLifetimes.RefreshToken},
+		{&l.Code, DefaultLifetimes.Code},
+		{&l.Launch, DefaultLifetimes.Launch},
+		{&l.Session, DefaultLifetimes.Session},
+	} {
+		if *f.v <= 0 {
+			*f.v = f.def
+		}
+	}
+	return l
+}
+
 // Config is everything a Server needs, provisioned by the Caddy module.
 type Config struct {
 	// Issuer is the authorization server's URL, without a trailing slash.
@@ -115,6 +143,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
+	cfg.Lifetimes = cfg.Lifetimes.withDefaults()
 	s := &Server{
 		cfg:        cfg,
 		logger:     cfg.Logger,

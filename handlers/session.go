@@ -95,9 +95,6 @@ func (s *Server) newSession(ctx context.Context, w http.ResponseWriter, r *http.
 		}
 	}
 	ttl := s.cfg.Lifetimes.Session
-	if ttl <= 0 {
-		ttl = 8 * time.Hour
-	}
 	if user == "" {
 		ttl = min(ttl, anonymousSessionTTL)
 	}
