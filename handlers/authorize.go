@@ -477,3 +477,25 @@ func redirectOrigin(redirectURI string) string {
 	}
 	return u.Scheme + "://" + u.Host
 }
+
+// readPendingForm reads a posted flow form (picker, consent): it checks
+// the CSRF token and finds the pending authorization the form names. When
+// it returns false it has already answered the request.
+func (s *Server) readPendingForm(w http.ResponseWriter, r *http.Request) (*flowSession, string, pendingAuthorization, bool) {
+	if err := parsePageForm(w, r); err != nil {
+		s.showMessage(w, http.StatusBadRequest, "Invalid request", "The form could not be read.")
+		return nil, "", pendingAuthorization{}, false
+	}
+	fs := s.readSession(r)
+	if !s.checkCSRF(r, fs) {
+		s.refuseCSRF(w)
+		return nil, "", pendingAuthorization{}, false
+	}
+	id := r.PostForm.Get(pendingFieldName)
+	p, ok := s.pendingFor(fs, id)
+	if !ok {
+		s.showPendingExpired(w)
+		return nil, "", pendingAuthorization{}, false
+	}
+	return fs, id, p, true
+}

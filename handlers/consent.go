@@ -78,19 +78,8 @@ func (s *Server) flowPageSecurity(p pendingAuthorization) pageSecurity {
 }
 
 func (s *Server) postConsent(w http.ResponseWriter, r *http.Request) {
-	if err := parsePageForm(w, r); err != nil {
-		s.showMessage(w, http.StatusBadRequest, "Invalid request", "The form could not be read.")
-		return
-	}
-	fs := s.readSession(r)
-	if !s.checkCSRF(r, fs) {
-		s.refuseCSRF(w)
-		return
-	}
-	id := r.PostForm.Get(pendingFieldName)
-	p, ok := s.pendingFor(fs, id)
+	fs, id, p, ok := s.readPendingForm(w, r)
 	if !ok {
-		s.showPendingExpired(w)
 		return
 	}
 	switch r.PostForm.Get("decision") {

@@ -29,19 +29,8 @@ func (s *Server) servePicker(w http.ResponseWriter, r *http.Request) {
 		}
 		s.renderPicker(w, fs, id, p, http.StatusOK)
 	case http.MethodPost:
-		if err := parsePageForm(w, r); err != nil {
-			s.showMessage(w, http.StatusBadRequest, "Invalid request", "The form could not be read.")
-			return
-		}
-		fs := s.readSession(r)
-		if !s.checkCSRF(r, fs) {
-			s.refuseCSRF(w)
-			return
-		}
-		id := r.PostForm.Get(pendingFieldName)
-		p, ok := s.pendingFor(fs, id)
+		fs, id, p, ok := s.readPendingForm(w, r)
 		if !ok {
-			s.showPendingExpired(w)
 			return
 		}
 		if p.ehrLaunch || p.context.Patient != "" {
