@@ -149,7 +149,7 @@ func (s *SmartAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			s.KeyRotation = dur
-		case "access_token_lifetime", "refresh_token_lifetime", "code_lifetime", "launch_lifetime", "session_lifetime":
+		case "access_token_lifetime", "refresh_token_lifetime", "code_lifetime", "launch_lifetime", "session_lifetime", "backend_token_lifetime":
 			v, err := scalar()
 			if err != nil {
 				return err
@@ -220,6 +220,24 @@ func (s *SmartAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				}
 			}
 			s.Clients = append(s.Clients, c)
+		case "guard":
+			if err := once(opt); err != nil {
+				return err
+			}
+			g, err := parseGuard(d)
+			if err != nil {
+				return err
+			}
+			s.Guard = g
+		case "registration":
+			if err := once(opt); err != nil {
+				return err
+			}
+			r, err := parseRegistration(d)
+			if err != nil {
+				return err
+			}
+			s.Registration = r
 		case "user":
 			u, err := parseUser(d)
 			if err != nil {
@@ -254,6 +272,8 @@ func (s *SmartAuth) lifetime(opt string) *caddy.Duration {
 		return &s.CodeLifetime
 	case "launch_lifetime":
 		return &s.LaunchLifetime
+	case "backend_token_lifetime":
+		return &s.BackendTokenLifetime
 	default:
 		return &s.SessionLifetime
 	}
@@ -364,12 +384,16 @@ func parseUser(d *caddyfile.Dispenser) (UserConfig, error) {
 	set := map[string]bool{}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		opt := d.Val()
-		if opt == "patients" {
+		if opt == "patients" || opt == "scopes" {
 			args := d.RemainingArgs()
 			if len(args) == 0 {
-				return u, d.Errf("user %q: patients: at least one id is required", u.Name)
+				return u, d.Errf("user %q: %s: at least one value is required", u.Name, opt)
 			}
-			u.Patients = append(u.Patients, args...)
+			if opt == "patients" {
+				u.Patients = append(u.Patients, args...)
+			} else {
+				u.Scopes = append(u.Scopes, args...)
+			}
 			continue
 		}
 		if set[opt] {

@@ -13,6 +13,7 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/smartcaddy/smartauth/scopes"
 	"github.com/smartcaddy/smartauth/store"
 )
 
@@ -101,6 +102,11 @@ type UserConfig struct {
 	DisplayName string `json:"display_name,omitempty"`
 	// Patients are the ids of the patients this user may pick.
 	Patients []string `json:"patients,omitempty"`
+	// Scopes bound what this user can grant an app and what a token
+	// issued for the user can do at the FHIR API: resource scopes such as
+	// `user/*.rs` or `user/Observation.cruds`. Empty: no bound beyond the
+	// app's own scopes.
+	Scopes []string `json:"scopes,omitempty"`
 }
 
 // Sign-in methods.
@@ -350,6 +356,15 @@ func (u *UserConfig) check() error {
 	for _, p := range u.Patients {
 		if !fhirIDPattern.MatchString(p) {
 			return fmt.Errorf("patients: %q is not a FHIR resource id", p)
+		}
+	}
+	for _, v := range u.Scopes {
+		sc, err := scopes.Parse(v)
+		if err != nil {
+			return fmt.Errorf("scopes: %q: %v", v, err)
+		}
+		if !sc.IsResource() || sc.Context == "system" {
+			return fmt.Errorf("scopes: %q: a user's bound is made of patient/ and user/ resource scopes", v)
 		}
 	}
 	return nil

@@ -95,6 +95,10 @@ type SmartAuth struct {
 	// hours.
 	SessionLifetime caddy.Duration `json:"session_lifetime,omitempty"`
 
+	// BackendTokenLifetime is how long access tokens from the
+	// client_credentials grant (backend services) live. Default: 5m.
+	BackendTokenLifetime caddy.Duration `json:"backend_token_lifetime,omitempty"`
+
 	// AccessTokenAlg is the algorithm access tokens are signed with:
 	// "ES256" (default; about thirty times cheaper to sign than RS256) or
 	// "RS256". id_tokens are always RS256, as OpenID Connect requires.
@@ -121,6 +125,15 @@ type SmartAuth struct {
 	// Templates is a directory of HTML templates that replace the
 	// built-in pages by file name (login.html, consent.html, …).
 	Templates string `json:"templates,omitempty"`
+
+	// Guard configures the checks in front of the FHIR API: CORS origins,
+	// operations, resource types outside the patient compartment, headers
+	// passed upstream. See GuardConfig.
+	Guard *GuardConfig `json:"guard,omitempty"`
+
+	// Registration enables dynamic client registration (RFC 7591/7592),
+	// off when absent. See RegistrationConfig.
+	Registration *RegistrationConfig `json:"registration,omitempty"`
 
 	// Clients are the applications registered in the configuration.
 	Clients []ClientConfig `json:"clients,omitempty"`
@@ -162,7 +175,7 @@ func (s *SmartAuth) Provision(ctx caddy.Context) error {
 	}
 	users := make(map[string]*handlers.User, len(s.Users))
 	for _, u := range s.Users {
-		users[u.Name] = &handlers.User{Name: u.Name, PasswordHash: u.PasswordHash, FHIRUser: u.FHIRUser, DisplayName: u.DisplayName, Patients: u.Patients}
+		users[u.Name] = &handlers.User{Name: u.Name, PasswordHash: u.PasswordHash, FHIRUser: u.FHIRUser, DisplayName: u.DisplayName, Patients: u.Patients, Scopes: u.Scopes}
 	}
 	files, err := s.keyFiles()
 	if err != nil {
@@ -197,6 +210,14 @@ func (s *SmartAuth) Provision(ctx caddy.Context) error {
 	}
 	go ring.Maintain(ctx)
 
+	guardOpts, err := s.Guard.options()
+	if err != nil {
+		return fmt.Errorf("guard: %w", err)
+	}
+	regOpts, err := s.Registration.options()
+	if err != nil {
+		return fmt.Errorf("registration: %w", err)
+	}
 	s.server, err = handlers.New(handlers.Config{
 		Issuer:   issuer,
 		FHIRBase: fhirBase,
@@ -210,6 +231,7 @@ func (s *SmartAuth) Provision(ctx caddy.Context) error {
 			Code:         time.Duration(s.CodeLifetime),
 			Launch:       time.Duration(s.LaunchLifetime),
 			Session:      time.Duration(s.SessionLifetime),
+			Backend:      time.Duration(s.BackendTokenLifetime),
 		},
 		Logger:          s.logger,
 		AccessTokenAlg:  s.AccessTokenAlg,
@@ -218,6 +240,8 @@ func (s *SmartAuth) Provision(ctx caddy.Context) error {
 		RememberConsent: time.Duration(s.RememberConsent),
 		FrameAncestors:  s.FrameAncestors,
 		TemplatesDir:    s.Templates,
+		Guard:           guardOpts,
+		Registration:    regOpts,
 	})
 	return err
 }
@@ -233,6 +257,7 @@ func (s *SmartAuth) setDefaults() {
 		{&s.CodeLifetime, handlers.DefaultLifetimes.Code},
 		{&s.LaunchLifetime, handlers.DefaultLifetimes.Launch},
 		{&s.SessionLifetime, handlers.DefaultLifetimes.Session},
+		{&s.BackendTokenLifetime, handlers.DefaultLifetimes.Backend},
 		{&s.KeyRotation, defaultKeyRotation},
 	} {
 		if *d.v == 0 {
@@ -266,6 +291,7 @@ func (s *SmartAuth) Validate() error {
 		"code_lifetime":          s.CodeLifetime,
 		"launch_lifetime":        s.LaunchLifetime,
 		"session_lifetime":       s.SessionLifetime,
+		"backend_token_lifetime": s.BackendTokenLifetime,
 	} {
 		if d < 0 {
 			return fmt.Errorf("%s: must be positive", name)
@@ -307,6 +333,12 @@ func (s *SmartAuth) Validate() error {
 		if err := c.check(); err != nil {
 			return fmt.Errorf("client %q: %w", c.ID, err)
 		}
+	}
+	if err := s.Guard.validate(); err != nil {
+		return fmt.Errorf("guard: %w", err)
+	}
+	if err := s.Registration.validate(); err != nil {
+		return fmt.Errorf("registration: %w", err)
 	}
 	seenUser := map[string]bool{}
 	for i := range s.Users {

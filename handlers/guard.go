@@ -42,3 +42,6 @@ func writeOutcome(w http.ResponseWriter, status int, code, diagnostics string) {
 		Issue:        []outcomeIssue{{Severity: "error", Code: code, Diagnostics: diagnostics}},
 	})
 }
+
+// GuardOptions configure the guard.
+type GuardOptions struct{}

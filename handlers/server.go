@@ -28,6 +28,9 @@ type User struct {
 	FHIRUser     string
 	DisplayName  string
 	Patients     []string
+	// Scopes bound the resource scopes the user can grant and use; empty
+	// for no bound.
+	Scopes []string
 }
 
 // Lifetimes are how long issued artifacts live.
@@ -37,6 +40,9 @@ type Lifetimes struct {
 	Code         time.Duration
 	Launch       time.Duration
 	Session      time.Duration
+	// Backend is the access-token lifetime of the client_credentials
+	// grant (SMART Backend Services: 5 minutes).
+	Backend time.Duration
 }
 
 // DefaultLifetimes apply to every lifetime the configuration leaves zero.
@@ -46,6 +52,7 @@ var DefaultLifetimes = Lifetimes{
 	Code:         time.Minute,
 	Launch:       5 * time.Minute,
 	Session:      8 * time.Hour,
+	Backend:      5 * time.Minute,
 }
 
 // withDefaults fills zero lifetimes from DefaultLifetimes.
@@ -59,6 +66,7 @@ func (l Lifetimes) withDefaults() Lifetimes {
 		{&l.Code, DefaultLifetimes.Code},
 		{&l.Launch, DefaultLifetimes.Launch},
 		{&l.Session, DefaultLifetimes.Session},
+		{&l.Backend, DefaultLifetimes.Backend},
 	} {
 		if *f.v <= 0 {
 			*f.v = f.def
@@ -101,6 +109,11 @@ type Config struct {
 	// TemplatesDir, when set, holds operator templates that replace the
 	// embedded ones by file name.
 	TemplatesDir string
+
+	// Guard configures the FHIR API guard (guard.go).
+	Guard GuardOptions
+	// Registration configures dynamic client registration (register.go).
+	Registration RegistrationOptions
 }
 
 // Server serves the authorization server's endpoints and guards the FHIR

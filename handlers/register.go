@@ -1,0 +1,5 @@
+package handlers
+
+// RegistrationOptions configure dynamic client registration; the zero
+// value leaves it off.
+type RegistrationOptions struct{}
