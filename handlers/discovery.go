@@ -105,6 +105,15 @@ type openIDConfiguration struct {
 	ClaimsParameterSupported          bool     `json:"claims_parameter_supported"`
 }
 
+// registrationEndpoint is the dynamic registration URL, or "" when
+// registration is off.
+func (s *Server) registrationEndpoint() string {
+	if !s.cfg.Registration.Enabled {
+		return ""
+	}
+	return s.Endpoint(pathRegister)
+}
+
 // grantTypes lists the grants the token endpoint supports.
 func (s *Server) grantTypes() []string {
 	return []string{"authorization_code", "refresh_token", "client_credentials"}
@@ -122,6 +131,9 @@ func (s *Server) buildSMARTConfiguration() ([]byte, error) {
 		ScopesSupported:                   scopesSupported,
 		ResponseTypesSupported:            []string{"code"},
 		UserinfoEndpoint:                  s.Endpoint(pathUserinfo),
+		RegistrationEndpoint:              s.registrationEndpoint(),
+		IntrospectionEndpoint:             s.Endpoint(pathIntrospect),
+		RevocationEndpoint:                s.Endpoint(pathRevoke),
 		Capabilities:                      capabilities,
 		CodeChallengeMethodsSupported:     []string{"S256"},
 	}, "", "  ")
@@ -134,6 +146,9 @@ func (s *Server) buildOpenIDConfiguration() ([]byte, error) {
 		TokenEndpoint:                     s.Endpoint(pathToken),
 		UserinfoEndpoint:                  s.Endpoint(pathUserinfo),
 		JWKSURI:                           s.Endpoint(pathJWKS),
+		RegistrationEndpoint:              s.registrationEndpoint(),
+		IntrospectionEndpoint:             s.Endpoint(pathIntrospect),
+		RevocationEndpoint:                s.Endpoint(pathRevoke),
 		ScopesSupported:                   scopesSupported,
 		ResponseTypesSupported:            []string{"code"},
 		ResponseModesSupported:            []string{"query"},

@@ -260,17 +260,10 @@ func (s *Server) verifyAccessTokenJWT(ctx context.Context, raw string) (jwt.Toke
 	if err != nil {
 		return nil, err
 	}
-	jti, _ := tok.JwtID()
-	revoked, err := s.cfg.Store.IsRevoked(ctx, store.RevokedToken, jti)
-	if err != nil {
+	switch revoked, err := s.accessTokenRevoked(ctx, tok); {
+	case err != nil:
 		return nil, err
-	}
-	if family := stringClaim(tok, accessClaimFamily); !revoked && family != "" {
-		if revoked, err = s.cfg.Store.IsRevoked(ctx, store.RevokedFamily, family); err != nil {
-			return nil, err
-		}
-	}
-	if revoked {
+	case revoked:
 		return nil, errAccessTokenRevoked
 	}
 	return tok, nil

@@ -117,4 +117,8 @@ const (
 	// RevokedFamily names a refresh-token family and every access token
 	// issued from it.
 	RevokedFamily RevocationKind = "family"
+	// RevokedClient names a client: every access and refresh token issued
+	// to it at or before the revocation's At is revoked (an operator
+	// revoking a client's tokens). Tokens issued later are not affected.
+	RevokedClient RevocationKind = "client"
 )
