@@ -159,7 +159,7 @@ func (s *Server) validateAuthorize(ctx context.Context, params url.Values) (*pen
 		redirectURI = client.RedirectURIs[0]
 	case redirectURI == "":
 		return nil, page("The request has no redirect_uri.")
-	case !slices.Contains(client.RedirectURIs, redirectURI):
+	case !redirectURIRegistered(client.RedirectURIs, redirectURI):
 		return nil, page("The redirect URI is not registered for this app.")
 	}
 
@@ -372,7 +372,7 @@ func (s *Server) advanceAuthorization(w http.ResponseWriter, r *http.Request, fs
 			return
 		}
 	}
-	shown := consentScopes(p)
+	shown := consentScopes(p, user)
 	if s.cfg.RememberConsent > 0 {
 		c, err := s.cfg.Store.GetConsent(r.Context(), user.Name, p.clientID)
 		if err == nil && coversScopes(c.Scopes, shown) {
@@ -399,17 +399,29 @@ func (s *Server) failPending(w http.ResponseWriter, r *http.Request, id string, 
 // consentScopes are the scopes the user is asked about: the offered ones,
 // without patient/ scopes when no patient is in context (they cannot be
 // granted then).
-func consentScopes(p pendingAuthorization) []string {
-	if p.context.Patient != "" {
-		return p.offered
-	}
+//
+// A user with configured scopes (User.Scopes) is asked only about the
+// resource scopes those cover: a user cannot grant an app more than the
+// user may do.
+func consentScopes(p pendingAuthorization, u *User) []string {
 	out := make([]string, 0, len(p.offered))
 	for _, sc := range p.offered {
-		if !scopes.NeedsPatient([]string{sc}) {
-			out = append(out, sc)
+		if p.context.Patient == "" && scopes.NeedsPatient([]string{sc}) {
+			continue
 		}
+		if u != nil && len(u.Scopes) > 0 && isResourceScope(sc) && !scopes.Covers(u.Scopes, []string{sc}) {
+			continue
+		}
+		out = append(out, sc)
 	}
 	return out
+}
+
+// isResourceScope tells whether a scope is a patient/, user/ or system/
+// resource scope.
+func isResourceScope(scope string) bool {
+	sc, err := scopes.Parse(scope)
+	return err == nil && sc.IsResource()
 }
 
 // coversScopes tells whether every wanted scope is in have.

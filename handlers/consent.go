@@ -62,7 +62,7 @@ func (s *Server) renderConsent(w http.ResponseWriter, fs *flowSession, id string
 		User:       displayUserName(fs.user(s)),
 		Patient:    p.context.Patient,
 	}
-	for _, sc := range consentScopes(p) {
+	for _, sc := range consentScopes(p, fs.user(s)) {
 		data.Scopes = append(data.Scopes, consentScope{Value: sc, Description: scopes.Describe(sc), Locked: scopes.Locked(sc)})
 		if strings.Contains(sc, "/*.") {
 			data.Wildcard = true
@@ -93,7 +93,7 @@ func (s *Server) postConsent(w http.ResponseWriter, r *http.Request) {
 	}
 	ticked := r.PostForm["scope"]
 	var granted []string
-	for _, sc := range consentScopes(p) {
+	for _, sc := range consentScopes(p, fs.user(s)) {
 		if scopes.Locked(sc) || slices.Contains(ticked, sc) {
 			granted = append(granted, sc)
 		}
