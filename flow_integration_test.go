@@ -33,6 +33,14 @@ const (
 
 func startFlowSite(t *testing.T, extra string) flowSite {
 	t.Helper()
+	s := newFlowSite(t, extra)
+	startCaddyfile(t, s.caddyfile())
+	return s
+}
+
+// newFlowSite builds the flow site's configuration without starting it.
+func newFlowSite(t *testing.T, extra string) flowSite {
+	t.Helper()
 	hash, err := bcrypt.GenerateFromPassword([]byte("alice-pw"), bcrypt.MinCost)
 	if err != nil {
 		t.Fatal(err)
@@ -60,7 +68,6 @@ func startFlowSite(t *testing.T, extra string) flowSite {
 			display_name "Alice Test"
 			patients p1 p2
 		}`, extra, s.redirect, s.redirect, hash)
-	startCaddyfile(t, s.caddyfile())
 	return s
 }
 
