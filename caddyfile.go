@@ -209,6 +209,15 @@ func (s *SmartAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			s.Templates = v
+		case "patient_search":
+			v, err := scalar()
+			if err != nil {
+				return err
+			}
+			if _, err := checkUpstreamURL(v); err != nil {
+				return d.Errf("patient_search: %v", err)
+			}
+			s.PatientSearch = v
 		case "client":
 			c, err := parseClient(d)
 			if err != nil {

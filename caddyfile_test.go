@@ -38,6 +38,8 @@ func TestCaddyfileEveryOption(t *testing.T) {
 		frame_ancestors https://ehr.example.org
 		frame_ancestors https://ehr2.example.org:8443
 		templates /etc/smart/templates
+		backend_token_lifetime 10m
+		patient_search http://fhir-internal:8080/fhir/
 		client ehr {
 			secret {env.EHR_SECRET}
 			create_launch
@@ -85,6 +87,8 @@ func TestCaddyfileEveryOption(t *testing.T) {
 			display_name "Dr. Alice"
 			patients p1 p2
 			patients p3
+			scopes user/*.rs patient/*.rs
+			scopes user/Observation.cruds
 		}
 		user bob {
 			fhir_user Patient/p1
@@ -107,6 +111,12 @@ func TestCaddyfileEveryOption(t *testing.T) {
 	if s.AccessTokenAlg != "RS256" || strings.Join(s.SignIn, ",") != "password,trusted_identity" ||
 		s.RememberConsent != caddy.Duration(30*24*3600e9) || len(s.FrameAncestors) != 2 || s.Templates != "/etc/smart/templates" {
 		t.Errorf("token/page options: %+v", s)
+	}
+	if s.BackendTokenLifetime != caddy.Duration(600e9) || s.PatientSearch != "http://fhir-internal:8080/fhir/" {
+		t.Errorf("backend_token_lifetime/patient_search: %v %q", s.BackendTokenLifetime, s.PatientSearch)
+	}
+	if len(s.Users) != 2 || strings.Join(s.Users[0].Scopes, " ") != "user/*.rs patient/*.rs user/Observation.cruds" {
+		t.Errorf("user scopes: %+v", s.Users)
 	}
 	if len(s.Clients) != 8 {
 		t.Fatalf("%d clients", len(s.Clients))
@@ -205,6 +215,12 @@ func TestCaddyfileErrors(t *testing.T) {
 		{"frame_ancestors path", head + " frame_ancestors https://ehr.example/app\n}", "frame_ancestors: \"https://ehr.example/app\" is not an origin"},
 		{"remember_consent", head + " remember_consent forever\n}", "remember_consent: time: invalid duration"},
 		{"public create_launch", head + " client a {\n redirect_uri https://x/cb\n create_launch\n }\n}", "create_launch: only a confidential client can create launches"},
+		{"patient_search scheme", head + " patient_search ftp://fhir/\n}", "patient_search: \"ftp://fhir/\" is not an absolute http(s) URL, at Testfile:4"},
+		{"patient_search query", head + " patient_search http://fhir/r4?x=1\n}", "patient_search: \"http://fhir/r4?x=1\" must not have a query"},
+		{"backend_token_lifetime", head + " backend_token_lifetime soon\n}", "backend_token_lifetime: time: invalid duration"},
+		{"user system scope", head + " user u {\n scopes system/*.rs\n }\n}", "user \"u\": scopes: \"system/*.rs\": a user's bound is made of patient/ and user/ resource scopes"},
+		{"user bad scope", head + " user u {\n scopes user/Foo.zz\n }\n}", "user \"u\": scopes: \"user/Foo.zz\""},
+		{"user empty scopes", head + " user u {\n scopes\n }\n}", "user \"u\": scopes: at least one value is required"},
 		{"user unknown option", head + " user u {\n role admin\n }\n}", "user \"u\": unrecognized subdirective 'role', at Testfile:5"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -165,6 +165,27 @@ func checkServerURL(value string) (*url.URL, error) {
 	return u, nil
 }
 
+// checkUpstreamURL validates the address of an upstream server the module
+// calls itself (patient_search): an absolute http or https URL without
+// query, fragment or user info. Plain http is allowed anywhere: upstream
+// FHIR servers often sit on a private network behind Caddy.
+func checkUpstreamURL(value string) (*url.URL, error) {
+	u, err := url.Parse(value)
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("is not a valid URL: %v", err)
+	case u.Scheme != "https" && u.Scheme != "http", u.Host == "":
+		return nil, fmt.Errorf("%q is not an absolute http(s) URL", value)
+	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.Contains(value, "#"):
+		return nil, fmt.Errorf("%q must not have a query or fragment", value)
+	case u.User != nil:
+		return nil, fmt.Errorf("%q must not contain user info", value)
+	}
+	u.Path = strings.TrimSuffix(u.Path, "/")
+	u.RawPath = ""
+	return u, nil
+}
+
 // checkAppURL validates a redirect URI, launch URI or jwks_uri: absolute,
 // no fragment, https except on loopback hosts. Redirect URIs may also use
 // a private-use scheme of a native app (RFC 8252 §7.1: a reverse domain

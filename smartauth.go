@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"net/url"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -126,6 +127,14 @@ type SmartAuth struct {
 	// built-in pages by file name (login.html, consent.html, …).
 	Templates string `json:"templates,omitempty"`
 
+	// PatientSearch is the base URL of the FHIR server the patient picker
+	// searches by name (`GET Patient?name=…`), for users who have no
+	// configured `patients` list. The server calls it directly, without a
+	// token, so give the upstream's internal address (the one
+	// reverse_proxy uses), not the guarded public FHIR base. Off when
+	// empty.
+	PatientSearch string `json:"patient_search,omitempty"`
+
 	// Guard configures the checks in front of the FHIR API: CORS origins,
 	// operations, resource types outside the patient compartment, headers
 	// passed upstream. See GuardConfig.
@@ -210,6 +219,10 @@ func (s *SmartAuth) Provision(ctx caddy.Context) error {
 	}
 	go ring.Maintain(ctx)
 
+	var patientSearch *url.URL
+	if s.PatientSearch != "" {
+		patientSearch, _ = checkUpstreamURL(s.PatientSearch)
+	}
 	guardOpts, err := s.Guard.options()
 	if err != nil {
 		return fmt.Errorf("guard: %w", err)
@@ -240,6 +253,7 @@ func (s *SmartAuth) Provision(ctx caddy.Context) error {
 		RememberConsent: time.Duration(s.RememberConsent),
 		FrameAncestors:  s.FrameAncestors,
 		TemplatesDir:    s.Templates,
+		PatientSearch:   patientSearch,
 		Guard:           guardOpts,
 		Registration:    regOpts,
 	})
@@ -332,6 +346,11 @@ func (s *SmartAuth) Validate() error {
 		seen[c.ID] = true
 		if err := c.check(); err != nil {
 			return fmt.Errorf("client %q: %w", c.ID, err)
+		}
+	}
+	if s.PatientSearch != "" {
+		if _, err := checkUpstreamURL(s.PatientSearch); err != nil {
+			return fmt.Errorf("patient_search: %w", err)
 		}
 	}
 	if err := s.Guard.validate(); err != nil {

@@ -363,7 +363,7 @@ func (s *Server) advanceAuthorization(w http.ResponseWriter, r *http.Request, fs
 		if own, ok := strings.CutPrefix(user.FHIRUser, "Patient/"); ok {
 			p.context.Patient = own
 			savePending(id, p)
-		} else if len(user.Patients) > 0 {
+		} else if len(user.Patients) > 0 || s.mayUsePatientSearch(user) {
 			if p.promptNone {
 				s.failPending(w, r, id, p, "interaction_required", "a patient must be chosen")
 				return

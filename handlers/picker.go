@@ -3,6 +3,7 @@ package handlers
 import (
 	"net/http"
 	"slices"
+	"strings"
 )
 
 // pickerPage is the data of picker.html.
@@ -11,12 +12,19 @@ type pickerPage struct {
 	CSRF       string
 	Req        string
 	ClientName string
-	Patients   []string
+	Patients   []patientChoice
+	// Search is set when the user finds patients by name on the
+	// upstream FHIR server; Query is the name searched for, and
+	// SearchError a message when the search failed.
+	Search      bool
+	Query       string
+	SearchError string
 }
 
 // servePicker is the standalone-launch patient picker: GET shows the
-// user's patients, POST (patient, csrf_token) puts the chosen one in
-// context and goes on to consent.
+// user's patients (or, with patient search, a name search and its
+// results: GET with name=…), POST (patient, csrf_token) puts the chosen
+// one in context and goes on to consent.
 func (s *Server) servePicker(w http.ResponseWriter, r *http.Request) {
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
@@ -27,7 +35,7 @@ func (s *Server) servePicker(w http.ResponseWriter, r *http.Request) {
 			s.showPendingExpired(w)
 			return
 		}
-		s.renderPicker(w, fs, id, p, http.StatusOK)
+		s.renderPicker(w, r, fs, id, p)
 	case http.MethodPost:
 		fs, id, p, ok := s.readPendingForm(w, r)
 		if !ok {
@@ -39,7 +47,7 @@ func (s *Server) servePicker(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		patient := r.PostForm.Get("patient")
-		if patient == "" || len(r.PostForm["patient"]) != 1 || !slices.Contains(fs.user(s).Patients, patient) {
+		if patient == "" || len(r.PostForm["patient"]) != 1 || !s.mayChoosePatient(r, fs.user(s), patient) {
 			s.showMessage(w, http.StatusForbidden, "Patient not available",
 				"You cannot choose that patient. Go back and choose one of the patients listed.")
 			return
@@ -53,12 +61,54 @@ func (s *Server) servePicker(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (s *Server) renderPicker(w http.ResponseWriter, fs *flowSession, id string, p pendingAuthorization, status int) {
-	s.renderPage(w, status, pagePicker, s.flowPageSecurity(p), pickerPage{
+// mayChoosePatient tells whether a user may put a patient in context: one
+// of the user's configured patients, or, with patient search, a patient
+// the upstream FHIR server knows.
+func (s *Server) mayChoosePatient(r *http.Request, u *User, patient string) bool {
+	if u == nil {
+		return false
+	}
+	if slices.Contains(u.Patients, patient) {
+		return true
+	}
+	if !s.mayUsePatientSearch(u) {
+		return false
+	}
+	if _, err := s.findPatient(r.Context(), patient); err != nil {
+		s.logger.Info("patient picker: a chosen patient could not be confirmed: " + err.Error())
+		return false
+	}
+	return true
+}
+
+func (s *Server) renderPicker(w http.ResponseWriter, r *http.Request, fs *flowSession, id string, p pendingAuthorization) {
+	u := fs.user(s)
+	data := pickerPage{
 		Action:     s.Endpoint(pathPicker),
 		CSRF:       fs.rec.CSRF,
 		Req:        id,
 		ClientName: p.clientName,
-		Patients:   fs.user(s).Patients,
-	})
+	}
+	for _, pt := range u.Patients {
+		data.Patients = append(data.Patients, patientChoice{ID: pt, Label: pt})
+	}
+	if s.mayUsePatientSearch(u) {
+		data.Search = true
+		data.Query = strings.TrimSpace(r.URL.Query().Get("name"))
+		if len(data.Query) > patientSearchMaxQuery {
+			data.Query = data.Query[:patientSearchMaxQuery]
+		}
+		if data.Query != "" {
+			found, err := s.searchPatients(r.Context(), data.Query)
+			switch {
+			case err != nil:
+				s.logger.Warn("patient picker: the search failed: " + err.Error())
+				data.SearchError = "The patient search is not available right now."
+			case len(found) == 0:
+				data.SearchError = "No patient matches that name."
+			}
+			data.Patients = found
+		}
+	}
+	s.renderPage(w, http.StatusOK, pagePicker, s.flowPageSecurity(p), data)
 }

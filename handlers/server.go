@@ -110,6 +110,11 @@ type Config struct {
 	// embedded ones by file name.
 	TemplatesDir string
 
+	// PatientSearch, when set, is the FHIR base URL the patient picker
+	// searches by name (GET Patient?name=…) for users without a configured
+	// patient list. The server calls it directly, without a token.
+	PatientSearch *url.URL
+
 	// Guard configures the FHIR API guard (guard.go).
 	Guard GuardOptions
 	// Registration configures dynamic client registration (register.go).

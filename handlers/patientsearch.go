@@ -1,0 +1,145 @@
+package handlers
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// Limits on the patient picker's search against the upstream FHIR server.
+const (
+	patientSearchTimeout  = 5 * time.Second
+	patientSearchMaxBody  = 1 << 20
+	patientSearchCount    = 20
+	patientSearchMaxQuery = 100
+)
+
+// fhirIDPattern is a FHIR resource id (FHIR R4 "id" datatype).
+var fhirIDPattern = regexp.MustCompile(`^[A-Za-z0-9\-.]{1,64}$`)
+
+// patientSearchClient queries the upstream FHIR server. It never follows
+// redirects: the operator configured one server.
+var patientSearchClient = &http.Client{
+	Timeout:       patientSearchTimeout,
+	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+}
+
+// patientChoice is one patient offered on the picker.
+type patientChoice struct {
+	ID string
+	// Label is the patient's name and birth date when known, else the id.
+	Label string
+}
+
+// patientResource is the part of a FHIR Patient the picker shows.
+type patientResource struct {
+	ResourceType string `json:"resourceType"`
+	ID           string `json:"id"`
+	BirthDate    string `json:"birthDate"`
+	Name         []struct {
+		Text   string   `json:"text"`
+		Family string   `json:"family"`
+		Given  []string `json:"given"`
+	} `json:"name"`
+}
+
+// choice makes a picker entry from a Patient resource.
+func (p *patientResource) choice() patientChoice {
+	label := ""
+	if len(p.Name) > 0 {
+		n := p.Name[0]
+		label = n.Text
+		if label == "" {
+			label = strings.TrimSpace(strings.Join(append(append([]string{}, n.Given...), n.Family), " "))
+		}
+	}
+	if label == "" {
+		label = p.ID
+	}
+	if p.BirthDate != "" {
+		label += " (born " + p.BirthDate + ")"
+	}
+	return patientChoice{ID: p.ID, Label: label}
+}
+
+// mayUsePatientSearch tells whether a user picks patients by searching
+// the upstream FHIR server: search is configured, and the user has no
+// configured patient list (which would bound the choice) and is not a
+// patient (whose own record is the context).
+func (s *Server) mayUsePatientSearch(u *User) bool {
+	return s.cfg.PatientSearch != nil && u != nil && len(u.Patients) == 0 && !strings.HasPrefix(u.FHIRUser, "Patient/")
+}
+
+// searchPatients asks the upstream FHIR server for patients by name
+// (GET [base]/Patient?name=…&_count=20).
+func (s *Server) searchPatients(ctx context.Context, name string) ([]patientChoice, error) {
+	q := url.Values{"name": {name}, "_count": {fmt.Sprint(patientSearchCount)}}
+	var bundle struct {
+		ResourceType string `json:"resourceType"`
+		Entry        []struct {
+			Resource patientResource `json:"resource"`
+		} `json:"entry"`
+	}
+	if err := s.getFHIR(ctx, "/Patient?"+q.Encode(), &bundle); err != nil {
+		return nil, err
+	}
+	if bundle.ResourceType != "Bundle" {
+		return nil, errors.New("the search did not answer a Bundle")
+	}
+	var out []patientChoice
+	for _, e := range bundle.Entry {
+		if e.Resource.ResourceType == "Patient" && fhirIDPattern.MatchString(e.Resource.ID) {
+			out = append(out, e.Resource.choice())
+		}
+	}
+	return out, nil
+}
+
+// findPatient reads one patient from the upstream FHIR server, to check
+// that a chosen id exists.
+func (s *Server) findPatient(ctx context.Context, id string) (*patientChoice, error) {
+	if !fhirIDPattern.MatchString(id) {
+		return nil, errors.New("not a FHIR id")
+	}
+	var p patientResource
+	if err := s.getFHIR(ctx, "/Patient/"+id, &p); err != nil {
+		return nil, err
+	}
+	if p.ResourceType != "Patient" || p.ID != id {
+		return nil, errors.New("the server answered another resource")
+	}
+	c := p.choice()
+	return &c, nil
+}
+
+// getFHIR reads a JSON resource from the configured search server.
+func (s *Server) getFHIR(ctx context.Context, path string, into any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.cfg.PatientSearch.String()+path, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Accept", "application/fhir+json")
+	resp, err := patientSearchClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("the FHIR server answered %d", resp.StatusCode)
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, patientSearchMaxBody+1))
+	if err != nil {
+		return err
+	}
+	if len(body) > patientSearchMaxBody {
+		return errors.New("the FHIR server's answer is too large")
+	}
+	return json.Unmarshal(body, into)
+}
