@@ -132,6 +132,7 @@ func (s *Server) buildSMARTConfiguration() ([]byte, error) {
 		ResponseTypesSupported:            []string{"code"},
 		UserinfoEndpoint:                  s.Endpoint(pathUserinfo),
 		RegistrationEndpoint:              s.registrationEndpoint(),
+		ManagementEndpoint:                s.Endpoint(pathManage),
 		IntrospectionEndpoint:             s.Endpoint(pathIntrospect),
 		RevocationEndpoint:                s.Endpoint(pathRevoke),
 		Capabilities:                      capabilities,

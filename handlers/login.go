@@ -55,9 +55,12 @@ type loginPage struct {
 	Error      string
 }
 
-// loginReturnLauncher is the one return target of the sign-in page besides
-// a pending authorization.
-const loginReturnLauncher = "launcher"
+// The return targets of the sign-in page besides a pending authorization:
+// the launcher and the management page.
+const (
+	loginReturnLauncher = "launcher"
+	loginReturnManage   = "manage"
+)
 
 // serveLogin shows the sign-in form and signs users in.
 func (s *Server) serveLogin(w http.ResponseWriter, r *http.Request) {
@@ -72,9 +75,18 @@ func (s *Server) serveLogin(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// loginReturnURL is where a return target sends the browser after
+// sign-in.
+func (s *Server) loginReturnURL(ret string) string {
+	if ret == loginReturnManage {
+		return s.Endpoint(pathManage)
+	}
+	return s.Endpoint(pathLauncher)
+}
+
 // loginReturn keeps only the return values the page knows.
 func loginReturn(v string) string {
-	if v == loginReturnLauncher {
+	if v == loginReturnLauncher || v == loginReturnManage {
 		return v
 	}
 	return ""
@@ -98,8 +110,8 @@ func (s *Server) showLogin(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 		}
-		if ret == loginReturnLauncher {
-			seeOther(w, r, s.Endpoint(pathLauncher))
+		if ret != "" {
+			seeOther(w, r, s.loginReturnURL(ret))
 			return
 		}
 	}
@@ -191,8 +203,8 @@ func (s *Server) postLogin(w http.ResponseWriter, r *http.Request) {
 		s.showPendingExpired(w)
 		return
 	}
-	if ret == loginReturnLauncher {
-		seeOther(w, r, s.Endpoint(pathLauncher))
+	if ret != "" {
+		seeOther(w, r, s.loginReturnURL(ret))
 		return
 	}
 	s.showMessage(w, http.StatusOK, "Signed in", "You are signed in as "+displayUserName(user)+".")

@@ -28,11 +28,12 @@ const (
 	pagePicker   = "picker.html"
 	pageLauncher = "launcher.html"
 	pageMessage  = "message.html"
+	pageManage   = "manage.html"
 	// pageLayout defines the "head" and "foot" every page shares.
 	pageLayout = "layout.html"
 )
 
-var pageNames = []string{pageLogin, pageLogout, pageConsent, pagePicker, pageLauncher, pageMessage}
+var pageNames = []string{pageLogin, pageLogout, pageConsent, pagePicker, pageLauncher, pageMessage, pageManage}
 
 // pages are the parsed templates of the sign-in, consent, patient picker,
 // launcher and message pages. They are parsed once, when the Server is

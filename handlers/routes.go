@@ -28,6 +28,7 @@ func (s *Server) addRoutes() error {
 		pathLauncher:  s.serveLauncher,  // launcher.go: the launcher page
 		pathToken:     s.serveToken,     // token.go (grants in grant_*.go)
 		pathUserinfo:  s.serveUserinfo,  // userinfo.go
+		pathManage:    s.serveManage,    // manage.go: the user's authorized apps
 	} {
 		if _, taken := s.routes[s.issuerPath+p]; !taken {
 			s.routes[s.issuerPath+p] = h

@@ -88,6 +88,12 @@ type Store interface {
 	PutConsent(ctx context.Context, rec *Consent, ttl time.Duration) error
 	// GetConsent returns a remembered consent or ErrNotFound.
 	GetConsent(ctx context.Context, user, clientID string) (*Consent, error)
+	// DeleteConsent forgets a remembered consent; an absent one is not an
+	// error.
+	DeleteConsent(ctx context.Context, user, clientID string) error
+	// UserGrants lists, per client, the live refresh-token families and
+	// the remembered consent of a user (the management page).
+	UserGrants(ctx context.Context, user string) ([]UserGrant, error)
 
 	// Revoke records that tokens with an identifier (an access-token jti or
 	// a refresh-token family id) are revoked until the last of them

@@ -1,0 +1,142 @@
+package handlers
+
+import (
+	"net/http"
+	"net/url"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/smartcaddy/smartauth/scopes"
+	"github.com/smartcaddy/smartauth/store"
+)
+
+// managePage is the data of manage.html.
+type managePage struct {
+	Action string
+	CSRF   string
+	User   string
+	Apps   []manageApp
+	// Notice says what the last action did.
+	Notice string
+}
+
+// manageApp is one app the user has authorized.
+type manageApp struct {
+	ID         string
+	Name       string
+	Since      string
+	Access     []string // plain-language scope descriptions
+	Offline    bool     // holds refresh tokens
+	Remembered bool     // consent is remembered
+}
+
+// serveManage is SMART's management_endpoint: a signed-in user sees the
+// apps that hold refresh tokens for them or whose consent is remembered,
+// and can revoke an app (POST client_id, csrf_token): every refresh-token
+// family the app holds for the user is revoked — with the access tokens
+// issued from it, which the guard then refuses — and the remembered
+// consent is forgotten. Access tokens issued without a refresh token are
+// not listed; they expire with access_token_lifetime.
+func (s *Server) serveManage(w http.ResponseWriter, r *http.Request) {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodPost:
+	default:
+		w.Header().Set("Allow", "GET, POST")
+		s.showMessage(w, http.StatusMethodNotAllowed, "Method not allowed", "Use GET or POST.")
+		return
+	}
+	fs := s.readSession(r)
+	if !fs.signedIn(s) {
+		if r.Method == http.MethodPost || !s.cfg.PasswordLogin {
+			s.showMessage(w, http.StatusUnauthorized, "Not signed in", "Sign in to manage the apps you have authorized.")
+			return
+		}
+		seeOther(w, r, s.Endpoint(pathLogin)+"?"+url.Values{"return": {loginReturnManage}}.Encode())
+		return
+	}
+	user := fs.user(s)
+	notice := ""
+	if r.Method == http.MethodPost {
+		if err := parsePageForm(w, r); err != nil {
+			s.showMessage(w, http.StatusBadRequest, "Invalid request", "The form could not be read.")
+			return
+		}
+		if !s.checkCSRF(r, fs) {
+			s.refuseCSRF(w)
+			return
+		}
+		name, ok := s.revokeUserGrant(w, r, user.Name, r.PostForm.Get("client_id"))
+		if !ok {
+			return
+		}
+		notice = "Access for " + name + " was revoked."
+	}
+	grants, err := s.cfg.Store.UserGrants(r.Context(), user.Name)
+	if err != nil {
+		s.logger.Error("listing a user's grants failed: " + err.Error())
+		s.showMessage(w, http.StatusInternalServerError, "Server error", "Your apps could not be listed.")
+		return
+	}
+	data := managePage{Action: s.Endpoint(pathManage), CSRF: fs.rec.CSRF, User: displayUserName(user), Notice: notice}
+	for _, g := range grants {
+		app := manageApp{ID: g.ClientID, Name: g.ClientID, Offline: len(g.Families) > 0, Remembered: g.Remembered != nil}
+		if c, err := s.lookupClient(r.Context(), g.ClientID); err == nil {
+			app.Name = clientDisplayName(c)
+		}
+		if !g.AuthTime.IsZero() {
+			app.Since = g.AuthTime.UTC().Format("2 January 2006")
+		}
+		scope := scopes.Split(g.Scope)
+		if !app.Offline {
+			scope = g.Remembered
+		}
+		for _, sc := range scope {
+			if d := scopes.Describe(sc); d != "" {
+				app.Access = append(app.Access, d)
+			}
+		}
+		data.Apps = append(data.Apps, app)
+	}
+	s.renderPage(w, http.StatusOK, pageManage, pageSecurity{}, data)
+}
+
+// revokeUserGrant revokes what a user granted a client. It answers the
+// request itself when it returns false.
+func (s *Server) revokeUserGrant(w http.ResponseWriter, r *http.Request, user, clientID string) (string, bool) {
+	grants, err := s.cfg.Store.UserGrants(r.Context(), user)
+	if err != nil {
+		s.logger.Error("listing a user's grants failed: " + err.Error())
+		s.showMessage(w, http.StatusInternalServerError, "Server error", "Your apps could not be listed.")
+		return "", false
+	}
+	var found *store.UserGrant
+	for i := range grants {
+		if grants[i].ClientID == clientID {
+			found = &grants[i]
+		}
+	}
+	if found == nil {
+		s.showMessage(w, http.StatusBadRequest, "Unknown app", "That app holds no access for you.")
+		return "", false
+	}
+	until := time.Now().Add(s.familyRevocationTTL())
+	for _, fam := range found.Families {
+		if err := s.cfg.Store.Revoke(r.Context(), store.RevokedFamily, fam, until); err != nil {
+			s.logger.Error("revoking a token family failed: " + err.Error())
+			s.showMessage(w, http.StatusInternalServerError, "Server error", "The access could not be revoked.")
+			return "", false
+		}
+	}
+	if err := s.cfg.Store.DeleteConsent(r.Context(), user, clientID); err != nil {
+		s.logger.Error("forgetting a consent failed: " + err.Error())
+		s.showMessage(w, http.StatusInternalServerError, "Server error", "The remembered consent could not be removed.")
+		return "", false
+	}
+	s.logger.Info("a user revoked an app's access", zap.String("user", user), zap.String("client_id", clientID))
+	name := clientID
+	if c, err := s.lookupClient(r.Context(), clientID); err == nil {
+		name = clientDisplayName(c)
+	}
+	return name, true
+}
