@@ -132,4 +132,23 @@ func TestBrowserStandaloneLaunch(t *testing.T) {
 	if tok.Extra("patient") != "p1" || !strings.Contains(fmt.Sprint(tok.Extra("scope")), "patient/*.rs") {
 		t.Errorf("token: patient=%v scope=%v", tok.Extra("patient"), tok.Extra("scope"))
 	}
+
+	// The management page lists the app; its button revokes it.
+	step("open the management page", chromedp.Navigate(s.issuer()+"/manage"),
+		chromedp.WaitReady(css(`input[name=client_id][value=public-app]`)), chromedp.WaitVisible(css(`form button[type=submit]`)))
+	manage := shot()
+	step("revoke the app", chromedp.Click(css(`form button[type=submit]`)), chromedp.WaitVisible(css(`p[role=status]`)))
+	left, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll('input[name=client_id]').length`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if left != 0 {
+		t.Errorf("%d apps still listed after revoking", left)
+	}
+	if err := os.WriteFile(filepath.Join(shots, "5-manage.png"), manage, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if r := refresh(t, s, tok.RefreshToken, "public-app"); r["error"] != "invalid_grant" {
+		t.Errorf("refresh after revoking in the browser: %v", r)
+	}
 }

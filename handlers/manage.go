@@ -3,6 +3,7 @@ package handlers
 import (
 	"net/http"
 	"net/url"
+	"slices"
 	"time"
 
 	"go.uber.org/zap"
@@ -92,7 +93,7 @@ func (s *Server) serveManage(w http.ResponseWriter, r *http.Request) {
 			scope = g.Remembered
 		}
 		for _, sc := range scope {
-			if d := scopes.Describe(sc); d != "" {
+			if d := scopes.Describe(sc); d != "" && !slices.Contains(app.Access, d) {
 				app.Access = append(app.Access, d)
 			}
 		}
