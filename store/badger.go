@@ -41,6 +41,10 @@ type DB struct {
 	stop     chan struct{}
 	stopOnce sync.Once
 	wg       sync.WaitGroup
+	// jtiCh feeds the group-committing jti writer (jti.go), which
+	// closes jtiDone when it stops.
+	jtiCh   chan jtiRequest
+	jtiDone chan struct{}
 }
 
 // Open opens (creating it if needed, with mode 0700) the Badger database in
@@ -77,9 +81,10 @@ func Open(dir string, o Options) (*DB, error) {
 		}
 		return nil, fmt.Errorf("opening storage %s: %w", dir, err)
 	}
-	d := &DB{db: bdb, dir: dir, now: o.Now, logger: o.Logger, stop: make(chan struct{})}
-	d.wg.Add(1)
+	d := &DB{db: bdb, dir: dir, now: o.Now, logger: o.Logger, stop: make(chan struct{}), jtiCh: make(chan jtiRequest, jtiMaxBatch), jtiDone: make(chan struct{})}
+	d.wg.Add(2)
 	go d.gcLoop(o.GCInterval)
+	go d.jtiWriter()
 	return d, nil
 }
 

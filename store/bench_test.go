@@ -57,3 +57,24 @@ func BenchmarkGetSession(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkUseJTIParallel measures the client_credentials grant's one
+// store write with many clients at once: the jti writer commits them in
+// groups, one WAL sync per group (compare BenchmarkSaveCode).
+func BenchmarkUseJTIParallel(b *testing.B) {
+	db, err := Open(b.TempDir(), Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	b.SetParallelism(16)
+	b.RunParallel(func(pb *testing.PB) {
+		id := NewSecret()
+		for i := 0; pb.Next(); i++ {
+			if err := db.UseJTI(ctx, "client", id+strconv.Itoa(i), time.Now().Add(time.Minute)); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}

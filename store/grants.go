@@ -188,25 +188,6 @@ func (d *DB) RotateRefresh(_ context.Context, token, next string, check func(old
 	return &old, nil
 }
 
-// UseJTI implements Store.
-func (d *DB) UseJTI(_ context.Context, issuer, jti string, exp time.Time) error {
-	id := HashID(issuer + "\x00" + jti)
-	return d.update(func(txn *badger.Txn) error {
-		var seen struct{}
-		_, err := d.get(txn, kindJTI, id, &seen)
-		switch {
-		case err == nil:
-			return ErrReplayed
-		case !errors.Is(err, ErrNotFound):
-			return err
-		}
-		if !exp.After(d.now()) {
-			exp = d.now().Add(time.Second)
-		}
-		return d.set(txn, kindJTI, id, struct{}{}, exp)
-	})
-}
-
 // Revoke implements Store.
 func (d *DB) Revoke(_ context.Context, kind RevocationKind, id string, until time.Time) error {
 	return d.update(func(txn *badger.Txn) error { return d.revoke(txn, kind, id, until) })
