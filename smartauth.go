@@ -446,6 +446,9 @@ func (s *SmartAuth) keyFiles() (map[string]string, error) {
 // Cleanup after a failed Provision too, so it must not release what it
 // never took.
 func (s *SmartAuth) Cleanup() error {
+	if s.server != nil {
+		_ = s.server.Close() // stops the guard's poller before the store goes
+	}
 	if s.storageDir == "" {
 		return nil
 	}

@@ -2,24 +2,229 @@ package handlers
 
 import (
 	"net/http"
+	"path"
+	"strings"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/smartcaddy/smartauth/scopes"
 )
 
-// guard stands in front of every request under the FHIR base. The
-// CapabilityStatement (/metadata) is public; everything else needs a valid
-// access token. Until token checking is built, the guard fails closed.
+// GuardOptions configure the guard in front of the FHIR API. The zero
+// value is the safe default: registered apps' origins for CORS, no
+// operations beyond $everything and $export, nothing outside the patient
+// compartment for patient/ scopes, no headers set upstream.
+type GuardOptions struct {
+	// CORSOrigins are the origins browser apps may call the FHIR API from;
+	// "*" allows any origin. Empty: the origins of the registered
+	// clients' redirect and launch URIs.
+	CORSOrigins []string
+	// Operations allow FHIR operations besides $everything and $export,
+	// which are built in. Every other operation is refused.
+	Operations []OperationRule
+	// OutsideCompartment are resource types outside the Patient
+	// compartment that patient/ scopes may reach (Medication,
+	// Organization, Practitioner, Location, …). Default: none.
+	OutsideCompartment []string
+	// Headers are request headers the guard sets before the request goes
+	// on (values may hold placeholders such as {smart.patient}). The guard
+	// removes them from every incoming request first, so a client cannot
+	// forge them.
+	Headers []HeaderRule
+}
+
+// OperationRule allows an operation: Name (with its "$") on ResourceType
+// ("*" for every type and the system level), needing Perms of the scopes
+// on that type ("*" at the system level).
+type OperationRule struct {
+	Name         string
+	ResourceType string
+	Perms        scopes.Perms
+}
+
+// HeaderRule is a request header the guard sets upstream.
+type HeaderRule struct {
+	Name  string
+	Value string
+}
+
+// guard stands in front of every request under the FHIR base: CORS, the
+// public CapabilityStatement, the token check, the interaction and scope
+// check with the patient compartment, placeholders and configured headers,
+// and one audit entry per decision. Refusals are written here as an
+// OperationOutcome with a Bearer challenge; allowed requests go to next.
 func (s *Server) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	if r.URL.Path == s.fhirPath+"/metadata" && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
-		w.Header().Set("Access-Control-Allow-Origin", "*")
-		return next.ServeHTTP(w, r)
+	for _, h := range s.cfg.Guard.Headers {
+		r.Header.Del(h.Name)
 	}
-	if allowAnyOrigin(w, r, "GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS") {
+	if !strings.HasPrefix(r.URL.Path, s.fhirPath) || (len(r.URL.Path) > len(s.fhirPath) && r.URL.Path[len(s.fhirPath)] != '/') {
+		// A spelling of the base that Caddy's path matchers (case-
+		// insensitive, on the cleaned path) would still send upstream.
+		if s.guardCORS(w, r) {
+			return nil
+		}
+		s.refuse(w, &audit{method: r.Method}, badRequest("the request path must spell the FHIR base exactly, without dot segments or double slashes"))
 		return nil
 	}
-	w.Header().Set("WWW-Authenticate", `Bearer realm="`+s.cfg.FHIRBase.String()+`"`)
-	writeOutcome(w, http.StatusUnauthorized, "login", "an access token is required")
-	return nil
+	rel := strings.TrimPrefix(r.URL.Path[len(s.fhirPath):], "/")
+	if rel == "metadata" && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+		return s.serveCapability(w, r, next)
+	}
+	if s.guardCORS(w, r) {
+		return nil
+	}
+	a := &audit{method: r.Method}
+	p, fault := s.authenticate(r)
+	if fault != nil {
+		a.reason = fault.description
+		s.refuse(w, a, fault)
+		return nil
+	}
+	a.p = p
+	in, fault := parseRequestInteraction(r, rel)
+	if fault != nil {
+		a.reason = fault.description
+		s.refuse(w, a, fault)
+		return nil
+	}
+	a.in = in
+	pl, fault := s.authorizeRequest(r, p, in)
+	if fault != nil {
+		a.reason = fault.description
+		s.refuse(w, a, fault)
+		return nil
+	}
+	s.setIdentity(r, p)
+	if !pl.checkResponse && !pl.precheck {
+		a.allowed, a.reason = true, pl.reason
+		s.logDecision(a)
+		return next.ServeHTTP(w, r)
+	}
+	return s.serveChecked(w, r, next, pl, a)
+}
+
+// guardsPath tells whether a request path is the FHIR API's: under the
+// FHIR base's path compared as Caddy's path matchers do (case-insensitive,
+// on the cleaned path), so that no spelling of a FHIR path that a later
+// `reverse_proxy /fhir/*` would proxy gets past the guard. The guard then
+// refuses any spelling but the exact one.
+func (s *Server) guardsPath(p string) bool {
+	if s.fhirPath == "" {
+		return true
+	}
+	c := strings.ToLower(path.Clean("/" + p))
+	base := strings.ToLower(s.fhirPath)
+	return c == base || strings.HasPrefix(c, base+"/") || strings.HasPrefix(strings.ToLower(p), base+"/")
+}
+
+// guardFault is a refusal: a status, the Bearer error code ("" for a
+// missing token), the scope needed (insufficient_scope) and a description.
+type guardFault struct {
+	status      int
+	code        string
+	scope       string
+	description string
+}
+
+// Outcome issue codes for the refusals.
+func (f *guardFault) issueCode() string {
+	switch f.status {
+	case http.StatusUnauthorized:
+		return "login"
+	case http.StatusForbidden:
+		return "forbidden"
+	case http.StatusBadRequest:
+		return "invalid"
+	case http.StatusMethodNotAllowed:
+		return "not-supported"
+	case http.StatusRequestEntityTooLarge:
+		return "too-costly"
+	default:
+		return "exception"
+	}
+}
+
+// missingToken, invalidToken, forbidden and badRequest build refusals.
+func missingToken(desc string) *guardFault {
+	return &guardFault{status: http.StatusUnauthorized, description: desc}
+}
+
+func invalidToken(desc string) *guardFault {
+	return &guardFault{status: http.StatusUnauthorized, code: "invalid_token", description: desc}
+}
+
+func forbidden(scope, desc string) *guardFault {
+	return &guardFault{status: http.StatusForbidden, code: "insufficient_scope", scope: scope, description: desc}
+}
+
+func badRequest(desc string) *guardFault {
+	return &guardFault{status: http.StatusBadRequest, code: "invalid_request", description: desc}
+}
+
+// refuse writes a refusal with its Bearer challenge (RFC 6750 §3) and an
+// OperationOutcome, and logs the decision.
+func (s *Server) refuse(w http.ResponseWriter, a *audit, f *guardFault) {
+	a.allowed = false
+	s.logDecision(a)
+	s.writeGuardFault(w, f)
+}
+
+// writeGuardFault writes a refusal without logging it.
+func (s *Server) writeGuardFault(w http.ResponseWriter, f *guardFault) {
+	if f.status == http.StatusUnauthorized || f.code != "" {
+		var b strings.Builder
+		b.WriteString(`Bearer realm="`)
+		b.WriteString(s.cfg.FHIRBase.String())
+		b.WriteByte('"')
+		if f.code != "" {
+			b.WriteString(`, error="` + f.code + `"`)
+			if f.description != "" {
+				b.WriteString(`, error_description="` + quoteSafe(f.description) + `"`)
+			}
+			if f.scope != "" {
+				b.WriteString(`, scope="` + quoteSafe(f.scope) + `"`)
+			}
+		}
+		w.Header().Set("WWW-Authenticate", b.String())
+	}
+	writeOutcome(w, f.status, f.issueCode(), f.description)
+}
+
+// quoteSafe keeps the printable ASCII of s that may stand in a quoted
+// string of a WWW-Authenticate header (RFC 6750 §3: no '"' nor '\').
+func quoteSafe(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r > 0x7e || r == '"' || r == '\\' {
+			return -1
+		}
+		return r
+	}, s)
+}
+
+// setIdentity sets the placeholders of an allowed request and the headers
+// the configuration asks for.
+func (s *Server) setIdentity(r *http.Request, p *principal) {
+	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	if repl == nil {
+		return
+	}
+	// Empty values are left unset: an unset placeholder reads as "".
+	for _, kv := range [...][2]string{
+		{"smart.patient", p.patient}, {"smart.encounter", p.encounter},
+		{"smart.user", p.fhirUser}, {"smart.sub", p.sub},
+		{"smart.client_id", p.clientID}, {"smart.scope", p.scope},
+		{"smart.jti", p.jti}, {"http.auth.user.id", p.sub},
+	} {
+		if kv[1] != "" {
+			repl.Set(kv[0], kv[1])
+		}
+	}
+	for _, h := range s.cfg.Guard.Headers {
+		if v := repl.ReplaceAll(h.Value, ""); v != "" {
+			r.Header.Set(h.Name, v)
+		}
+	}
 }
 
 // operationOutcome is a minimal FHIR OperationOutcome.
@@ -42,6 +247,3 @@ func writeOutcome(w http.ResponseWriter, status int, code, diagnostics string) {
 		Issue:        []outcomeIssue{{Severity: "error", Code: code, Diagnostics: diagnostics}},
 	})
 }
-
-// GuardOptions configure the guard.
-type GuardOptions struct{}

@@ -138,6 +138,9 @@ type Server struct {
 
 	// Filled by the endpoint files' init functions (see routes.go).
 	pages *pages
+
+	// gs is the guard's cache and revocation poller (guard_cache.go).
+	gs *guardState
 }
 
 // Endpoint names, appended to the issuer URL.
@@ -190,6 +193,9 @@ func New(cfg Config) (*Server, error) {
 	if err := s.addRoutes(); err != nil {
 		return nil, err
 	}
+	if err := s.initGuard(); err != nil { // guard_cache.go; stopped by Close
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -213,8 +219,5 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhtt
 
 // underFHIRBase tells whether a request path is the FHIR API's.
 func (s *Server) underFHIRBase(p string) bool {
-	if s.fhirPath == "" {
-		return true
-	}
-	return p == s.fhirPath || strings.HasPrefix(p, s.fhirPath+"/")
+	return s.guardsPath(p) // guard.go: also non-canonical spellings of the base
 }
