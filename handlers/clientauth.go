@@ -14,6 +14,7 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/lestrrat-go/jwx/v3/jws"
 	"github.com/lestrrat-go/jwx/v3/jwt"
+	"go.uber.org/zap"
 
 	"github.com/smartcaddy/smartauth/store"
 )
@@ -83,7 +84,7 @@ func clientMayUseGrant(c *store.Client, grantType string) *oauthFault {
 }
 
 // authenticateClient identifies and authenticates the client of a request
-// to the token endpoint (and, later, introspection and revocation):
+// to the token endpoint:
 //
 //   - public clients send client_id in the form and no secret;
 //   - confidential symmetric clients use client_secret_basic (RFC 6749
@@ -97,6 +98,13 @@ func clientMayUseGrant(c *store.Client, grantType string) *oauthFault {
 // caller that accepts that (a public refresh) checks clientAuthPresented
 // first.
 func (s *Server) authenticateClient(r *http.Request, form url.Values) (*store.Client, *oauthFault) {
+	return s.authenticateClientAt(r, form, "")
+}
+
+// authenticateClientAt is authenticateClient for a request to another
+// endpoint (introspection, revocation): a client assertion's aud may then
+// be that endpoint's URL as well as the token endpoint's.
+func (s *Server) authenticateClientAt(r *http.Request, form url.Values, endpoint string) (*store.Client, *oauthFault) {
 	basic := hasBasicAuth(r)
 	post := form.Has("client_secret")
 	assertion := form.Has("client_assertion") || form.Has("client_assertion_type")
@@ -123,7 +131,7 @@ func (s *Server) authenticateClient(r *http.Request, form url.Values) (*store.Cl
 		}
 		return s.authenticateClientSecret(r.Context(), id, form.Get("client_secret"))
 	case assertion:
-		return s.authenticateClientAssertion(r.Context(), form)
+		return s.authenticateClientAssertion(r.Context(), form, endpoint)
 	}
 	id := form.Get("client_id")
 	if id == "" {
@@ -179,8 +187,9 @@ func (s *Server) authenticateClientSecret(ctx context.Context, id, secret string
 // authenticateClientAssertion checks private_key_jwt: RFC 7523 §3 as SMART
 // profiles it. The key is chosen by kid among the client's registered keys
 // and must fit the algorithm; iss and sub are the client id, aud the token
-// endpoint, exp at most five minutes ahead, and the jti is single-use.
-func (s *Server) authenticateClientAssertion(ctx context.Context, form url.Values) (*store.Client, *oauthFault) {
+// endpoint (or, when not empty, endpoint: the URL the request was sent
+// to), exp at most five minutes ahead, and the jti is single-use.
+func (s *Server) authenticateClientAssertion(ctx context.Context, form url.Values, endpoint string) (*store.Client, *oauthFault) {
 	if form.Get("client_assertion_type") != clientAssertionTypeJWT {
 		return nil, newOAuthFault("invalid_client", "client_assertion_type must be "+clientAssertionTypeJWT)
 	}
@@ -236,26 +245,28 @@ func (s *Server) authenticateClientAssertion(ctx context.Context, form url.Value
 	if jku, ok := hdr.JWKSetURL(); ok && (c.JWKSURI == "" || jku != c.JWKSURI) {
 		return nil, bad("jku is not the client's registered JWKS URL")
 	}
-	keys, f := s.clientAssertionKeys(ctx, c)
+	key, f := s.clientAssertionKey(ctx, c, kid, algHdr.String())
 	if f != nil {
 		return nil, f
-	}
-	key, why := selectClientAssertionKey(keys, kid, algHdr.String())
-	if key == nil {
-		return nil, bad(why)
 	}
 
 	tok, err := jwt.Parse(raw,
 		jwt.WithKey(want.alg, key),
 		jwt.WithIssuer(c.ID),
 		jwt.WithSubject(c.ID),
-		jwt.WithAudience(s.Endpoint(pathToken)),
+		jwt.WithRequiredClaim(jwt.AudienceKey),
 		jwt.WithRequiredClaim(jwt.ExpirationKey),
 		jwt.WithRequiredClaim(jwt.JwtIDKey),
 		jwt.WithAcceptableSkew(clientAssertionSkew),
 	)
 	if err != nil {
 		return nil, bad(assertionValidationReason(err))
+	}
+	if aud, _ := tok.Audience(); !slices.Contains(aud, s.Endpoint(pathToken)) && (endpoint == "" || !slices.Contains(aud, endpoint)) {
+		if endpoint != "" {
+			return nil, bad("aud must be the token endpoint URL or " + endpoint)
+		}
+		return nil, bad("aud must be the token endpoint URL")
 	}
 	exp, _ := tok.Expiration()
 	if exp.After(time.Now().Add(clientAssertionMaxAhead + clientAssertionSkew)) {
@@ -287,28 +298,56 @@ func assertionValidationReason(err error) string {
 	case errors.Is(err, jwt.InvalidAudienceError()):
 		return "aud must be the token endpoint URL"
 	case errors.Is(err, jwt.MissingRequiredClaimError()):
-		return "exp and jti are required"
+		return "aud, exp and jti are required"
 	case errors.Is(err, jwt.ValidateError()):
 		return "claims are invalid (iss and sub must be the client id)"
 	}
 	return "signature verification failed"
 }
 
-// clientAssertionKeys returns the public keys a client signs assertions
-// with. Only an inline JWKS is supported for now; fetching jwks_uri is
-// isolated here so that it can be added without touching the checks.
-func (s *Server) clientAssertionKeys(_ context.Context, c *store.Client) (jwk.Set, *oauthFault) {
-	if len(c.JWKS) == 0 {
-		if c.JWKSURI != "" {
-			return nil, newOAuthFault("invalid_client", "jwks_uri clients are not supported yet")
+// clientAssertionKey returns the raw public key a client signs its
+// assertions with, for a kid and an algorithm: from its registered JWK
+// Set, or from its jwks_uri (jwksfetch.go: cached as the client's
+// Cache-Control allows, fetched again once, rate-limited, when the kid is
+// unknown, since the client may have rotated its keys). Parsed keys and
+// selections are cached, so a steady client costs no parsing.
+func (s *Server) clientAssertionKey(ctx context.Context, c *store.Client, kid, alg string) (any, *oauthFault) {
+	bad := func(why string) *oauthFault { return newOAuthFault("invalid_client", "client assertion: "+why) }
+	if len(c.JWKS) > 0 {
+		keys, err := inlineClientKeys(c.JWKS)
+		if err != nil {
+			return nil, bad("the client's registered JWKS cannot be read")
 		}
-		return nil, newOAuthFault("invalid_client", "the client has no registered keys")
+		key, why := keys.lookup(kid, alg)
+		if key == nil {
+			return nil, bad(why)
+		}
+		return key, nil
 	}
-	set, err := jwk.Parse(c.JWKS)
+	if c.JWKSURI == "" {
+		return nil, bad("the client has no registered keys")
+	}
+	keys, fetched, err := sharedJWKSFetcher.keys(ctx, c.JWKSURI, false)
 	if err != nil {
-		return nil, newOAuthFault("invalid_client", "the client's registered JWKS cannot be read")
+		s.logger.Warn("client jwks_uri", zap.String("client_id", c.ID), zap.String("jwks_uri", c.JWKSURI), zap.Error(err))
+		return nil, bad(err.Error())
 	}
-	return set, nil
+	key, why := keys.lookup(kid, alg)
+	if key == nil && !fetched {
+		var again bool
+		keys, again, err = sharedJWKSFetcher.keys(ctx, c.JWKSURI, true)
+		switch {
+		case err != nil:
+			s.logger.Warn("client jwks_uri", zap.String("client_id", c.ID), zap.String("jwks_uri", c.JWKSURI), zap.Error(err))
+			return nil, bad(err.Error())
+		case again:
+			key, why = keys.lookup(kid, alg)
+		}
+	}
+	if key == nil {
+		return nil, bad(why)
+	}
+	return key, nil
 }
 
 // selectClientAssertionKey returns the single public key whose kid is kid

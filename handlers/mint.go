@@ -61,10 +61,16 @@ type tokenGrant struct {
 	// Nonce and AuthTime go into the id_token.
 	Nonce    string
 	AuthTime time.Time
+	// TTL is the access token's lifetime; zero for access_token_lifetime
+	// (the client_credentials grant sets backend_token_lifetime).
+	TTL time.Duration
 }
 
 // accessTokenTTL is the access-token lifetime.
 func (s *Server) accessTokenTTL() time.Duration { return s.cfg.Lifetimes.AccessToken }
+
+// backendTokenTTL is the lifetime of client_credentials access tokens.
+func (s *Server) backendTokenTTL() time.Duration { return s.cfg.Lifetimes.Backend }
 
 // refreshTokenTTL is the refresh-token lifetime.
 func (s *Server) refreshTokenTTL() time.Duration { return s.cfg.Lifetimes.RefreshToken }
@@ -118,7 +124,10 @@ func newJWT(claims []jwtClaim) (jwt.Token, error) {
 // algorithm (typ at+jwt) and returns it with its lifetime in seconds.
 func (s *Server) mintAccessToken(g *tokenGrant) (string, int64, error) {
 	now := time.Now()
-	ttl := s.accessTokenTTL()
+	ttl := g.TTL
+	if ttl <= 0 {
+		ttl = s.accessTokenTTL()
+	}
 	sub := g.Subject
 	if sub == "" {
 		sub = g.ClientID
@@ -140,6 +149,7 @@ func (s *Server) mintAccessToken(g *tokenGrant) (string, int64, error) {
 	if g.Context.Encounter != "" {
 		claims = append(claims, jwtClaim{accessClaimEncounter, g.Context.Encounter})
 	}
+	claims = append(claims, launchContextClaims(g.Context)...)
 	if u := s.cfg.Users[g.Subject]; g.Subject != "" && u != nil && u.FHIRUser != "" {
 		claims = append(claims, jwtClaim{accessClaimFHIRUser, s.absoluteFHIRUser(u.FHIRUser)})
 	}
@@ -155,6 +165,39 @@ func (s *Server) mintAccessToken(g *tokenGrant) (string, int64, error) {
 		return "", 0, err
 	}
 	return string(b), int64(ttl / time.Second), nil
+}
+
+// Claims carrying the rest of the launch context, so that introspection
+// can repeat every launch-context parameter of the token response (SMART
+// token introspection: SHALL).
+const (
+	accessClaimFHIRContext       = "fhirContext"
+	accessClaimNeedPatientBanner = "need_patient_banner"
+	accessClaimSmartStyleURL     = "smart_style_url"
+	accessClaimIntent            = "intent"
+	accessClaimTenant            = "tenant"
+)
+
+// launchContextClaims are the launch-context claims besides patient and
+// encounter.
+func launchContextClaims(lc store.LaunchContext) []jwtClaim {
+	var claims []jwtClaim
+	if len(lc.FHIRContext) > 0 {
+		claims = append(claims, jwtClaim{accessClaimFHIRContext, lc.FHIRContext})
+	}
+	if lc.NeedPatientBanner != nil {
+		claims = append(claims, jwtClaim{accessClaimNeedPatientBanner, *lc.NeedPatientBanner})
+	}
+	if lc.SmartStyleURL != "" {
+		claims = append(claims, jwtClaim{accessClaimSmartStyleURL, lc.SmartStyleURL})
+	}
+	if lc.Intent != "" {
+		claims = append(claims, jwtClaim{accessClaimIntent, lc.Intent})
+	}
+	if lc.Tenant != "" {
+		claims = append(claims, jwtClaim{accessClaimTenant, lc.Tenant})
+	}
+	return claims
 }
 
 // mintIDToken signs an OpenID Connect id_token (RS256, typ JWT) for a

@@ -225,8 +225,8 @@ func TestTokenTransportRules(t *testing.T) {
 	t.Run("unsupported grant", func(t *testing.T) {
 		expectTokenError(t, e.post(url.Values{"grant_type": {"password"}, "client_id": {tkPublic}}, nil), 400, "unsupported_grant_type")
 	})
-	t.Run("client_credentials not built yet", func(t *testing.T) {
-		expectTokenError(t, e.post(url.Values{"grant_type": {"client_credentials"}}, nil), 400, "unsupported_grant_type")
+	t.Run("client_credentials without client authentication", func(t *testing.T) {
+		expectTokenError(t, e.post(url.Values{"grant_type": {"client_credentials"}}, nil), 401, "invalid_client")
 	})
 	t.Run("missing grant_type", func(t *testing.T) {
 		expectTokenError(t, e.post(url.Values{"client_id": {tkPublic}}, nil), 400, "invalid_request")

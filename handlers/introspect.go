@@ -1,0 +1,253 @@
+package handlers
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+
+	"github.com/lestrrat-go/jwx/v3/jwt"
+	"go.uber.org/zap"
+
+	"github.com/smartcaddy/smartauth/store"
+)
+
+// introspection is an RFC 7662 introspection response as SMART profiles
+// it: for an active token, scope, client_id, exp, iat, sub, aud, iss,
+// token_type, fhirUser and every launch-context parameter of the token
+// response. An inactive token is answered with active alone.
+type introspection struct {
+	Active    bool   `json:"active"`
+	Scope     string `json:"scope,omitempty"`
+	ClientID  string `json:"client_id,omitempty"`
+	TokenType string `json:"token_type,omitempty"`
+	Exp       int64  `json:"exp,omitempty"`
+	Iat       int64  `json:"iat,omitempty"`
+	Sub       string `json:"sub,omitempty"`
+	Aud       string `json:"aud,omitempty"`
+	Iss       string `json:"iss,omitempty"`
+	FHIRUser  string `json:"fhirUser,omitempty"`
+	// The launch context: patient, encounter, fhirContext,
+	// need_patient_banner, smart_style_url, intent, tenant.
+	store.LaunchContext
+}
+
+// introspectCaller is who asks: a client authenticated with its
+// credentials, or the holder of a bearer token with __introspect.
+type introspectCaller struct {
+	clientID string
+	// any lets the caller introspect tokens issued to every client;
+	// otherwise only its own.
+	any bool
+}
+
+// serveIntrospect is the introspection endpoint: POST {issuer}/introspect
+// (RFC 7662; SMART App Launch "Token Introspection").
+//
+// Access control: the caller authenticates either as a confidential client
+// (client_secret_basic, client_secret_post or private_key_jwt; a public
+// client may not introspect) or with a bearer access token of this server
+// whose scope holds __introspect. A bearer token with __introspect, or a
+// client whose registered scopes list __introspect, may introspect tokens
+// issued to any client (SMART: "tokens issued to any client"); any other
+// client only tokens issued to itself. A token the caller may not see is
+// answered as inactive, as are revoked, expired, malformed and foreign
+// tokens: {"active": false} and nothing else.
+//
+// Access tokens and refresh tokens are both introspected; token_type_hint
+// decides which is looked up first, never which is looked up.
+func (s *Server) serveIntrospect(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Cache-Control", "no-store")
+	h.Set("Pragma", "no-cache")
+	if r.Method != http.MethodPost {
+		h.Set("Allow", "POST")
+		writeOAuthError(w, http.StatusMethodNotAllowed, "invalid_request", "the introspection endpoint accepts only POST")
+		return
+	}
+	form, f := readTokenForm(w, r)
+	if f != nil {
+		s.writeFault(w, f)
+		return
+	}
+	caller, done := s.introspectionCaller(w, r, form)
+	if done {
+		return
+	}
+	token := form.Get("token")
+	if token == "" {
+		writeOAuthError(w, http.StatusBadRequest, "invalid_request", "token is required")
+		return
+	}
+	resp, err := s.introspect(r.Context(), token, form.Get("token_type_hint"))
+	if err != nil {
+		s.logger.Error("introspection", zap.Error(err))
+		writeOAuthError(w, http.StatusInternalServerError, "server_error", "internal error")
+		return
+	}
+	if resp.Active && !caller.any && resp.ClientID != caller.clientID {
+		resp = &introspection{}
+	}
+	s.logger.Debug("token introspected",
+		zap.String("caller", caller.clientID),
+		zap.Bool("active", resp.Active),
+		zap.String("token_type", resp.TokenType))
+	if !resp.Active {
+		writeJSON(w, http.StatusOK, map[string]bool{"active": false})
+		return
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// introspectionCaller authenticates the caller. done reports that an error
+// response was written.
+func (s *Server) introspectionCaller(w http.ResponseWriter, r *http.Request, form url.Values) (introspectCaller, bool) {
+	scheme, bearer, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+	if strings.EqualFold(scheme, "Bearer") {
+		if form.Has("client_assertion") || form.Has("client_secret") {
+			writeOAuthError(w, http.StatusBadRequest, "invalid_request", "use exactly one client authentication method")
+			return introspectCaller{}, true
+		}
+		tok, err := s.verifyAccessTokenJWT(r.Context(), strings.TrimSpace(bearer))
+		if err != nil {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="`+s.cfg.Issuer.String()+`", error="invalid_token"`)
+			writeOAuthError(w, http.StatusUnauthorized, "invalid_token", "the bearer token is invalid, expired or revoked")
+			return introspectCaller{}, true
+		}
+		if !scopeHas(stringClaim(tok, accessClaimScope), scopeIntrospect) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="`+s.cfg.Issuer.String()+`", error="insufficient_scope", scope="`+scopeIntrospect+`"`)
+			writeOAuthError(w, http.StatusForbidden, "insufficient_scope", "the bearer token lacks the "+scopeIntrospect+" scope")
+			return introspectCaller{}, true
+		}
+		return introspectCaller{clientID: stringClaim(tok, accessClaimClientID), any: true}, false
+	}
+	if !clientAuthPresented(r, form) {
+		s.writeFault(w, challenge(newOAuthFault("invalid_client", "authenticate as a confidential client, or with a bearer token holding "+scopeIntrospect)))
+		return introspectCaller{}, true
+	}
+	c, f := s.authenticateClientAt(r, form, s.Endpoint(pathIntrospect))
+	if f == nil && c.Type == store.ClientPublic {
+		f = newOAuthFault("invalid_client", "a public client may not introspect tokens")
+	}
+	if f != nil {
+		s.writeFault(w, challenge(f))
+		return introspectCaller{}, true
+	}
+	return introspectCaller{clientID: c.ID, any: slices.Contains(c.Scopes, scopeIntrospect)}, false
+}
+
+// introspect looks a token up as an access token and as a refresh token,
+// in the order the hint suggests. err is a failure of the server.
+func (s *Server) introspect(ctx context.Context, token, hint string) (*introspection, error) {
+	if hint == "refresh_token" {
+		if resp, err := s.introspectRefresh(ctx, token); err != nil || resp.Active {
+			return resp, err
+		}
+		return s.introspectAccess(ctx, token), nil
+	}
+	if resp := s.introspectAccess(ctx, token); resp.Active {
+		return resp, nil
+	}
+	return s.introspectRefresh(ctx, token)
+}
+
+// introspectAccess checks an access token with verifyAccessTokenJWT
+// (signature, typ, iss, aud, exp, nbf, revocation) and describes it.
+func (s *Server) introspectAccess(ctx context.Context, token string) *introspection {
+	if strings.Count(token, ".") != 2 {
+		return &introspection{}
+	}
+	tok, err := s.verifyAccessTokenJWT(ctx, token)
+	if err != nil {
+		return &introspection{}
+	}
+	resp := &introspection{
+		Active:    true,
+		Scope:     stringClaim(tok, accessClaimScope),
+		ClientID:  stringClaim(tok, accessClaimClientID),
+		TokenType: "Bearer",
+		FHIRUser:  stringClaim(tok, accessClaimFHIRUser),
+	}
+	if exp, ok := tok.Expiration(); ok {
+		resp.Exp = exp.Unix()
+	}
+	if iat, ok := tok.IssuedAt(); ok {
+		resp.Iat = iat.Unix()
+	}
+	resp.Sub, _ = tok.Subject()
+	resp.Iss, _ = tok.Issuer()
+	if aud, _ := tok.Audience(); len(aud) > 0 {
+		resp.Aud = aud[0]
+	}
+	resp.LaunchContext = launchContextFromClaims(tok)
+	return resp
+}
+
+// launchContextFromClaims reads the launch context an access token
+// carries (mintAccessToken, launchContextClaims).
+func launchContextFromClaims(tok jwt.Token) store.LaunchContext {
+	lc := store.LaunchContext{
+		Patient:       stringClaim(tok, accessClaimPatient),
+		Encounter:     stringClaim(tok, accessClaimEncounter),
+		SmartStyleURL: stringClaim(tok, accessClaimSmartStyleURL),
+		Intent:        stringClaim(tok, accessClaimIntent),
+		Tenant:        stringClaim(tok, accessClaimTenant),
+	}
+	if tok.Has(accessClaimNeedPatientBanner) {
+		var b bool
+		if err := tok.Get(accessClaimNeedPatientBanner, &b); err == nil {
+			lc.NeedPatientBanner = &b
+		}
+	}
+	if tok.Has(accessClaimFHIRContext) {
+		var v any
+		if err := tok.Get(accessClaimFHIRContext, &v); err == nil {
+			if list, ok := v.([]any); ok {
+				for _, item := range list {
+					if b, err := json.Marshal(item); err == nil {
+						lc.FHIRContext = append(lc.FHIRContext, b)
+					}
+				}
+			}
+		}
+	}
+	return lc
+}
+
+// introspectRefresh looks a refresh token up in the store: live, unused,
+// its family not revoked.
+func (s *Server) introspectRefresh(ctx context.Context, token string) (*introspection, error) {
+	rec, err := s.cfg.Store.GetRefresh(ctx, token)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return &introspection{}, nil
+	case err != nil:
+		return nil, err
+	}
+	if rec.Subject != "" && s.cfg.Users[rec.Subject] == nil {
+		// The refresh grant refuses it: the user no longer exists.
+		return &introspection{}, nil
+	}
+	sub := rec.Subject
+	if sub == "" {
+		sub = rec.ClientID
+	}
+	resp := &introspection{
+		Active:        true,
+		Scope:         rec.Scope,
+		ClientID:      rec.ClientID,
+		TokenType:     "refresh_token",
+		Exp:           rec.IssuedAt.Add(s.refreshTokenTTL()).Unix(),
+		Iat:           rec.IssuedAt.Unix(),
+		Sub:           sub,
+		Iss:           s.cfg.Issuer.String(),
+		LaunchContext: rec.Context,
+	}
+	if u := s.cfg.Users[rec.Subject]; rec.Subject != "" && u != nil && u.FHIRUser != "" {
+		resp.FHIRUser = s.absoluteFHIRUser(u.FHIRUser)
+	}
+	return resp, nil
+}
