@@ -20,6 +20,8 @@ import (
 	"github.com/smartcaddy/smartauth/handlers"
 	"github.com/smartcaddy/smartauth/keys"
 	"github.com/smartcaddy/smartauth/store"
+
+	_ "github.com/smartcaddy/smartauth/smartcli" // the `caddy smart-auth` command
 )
 
 func init() {

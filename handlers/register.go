@@ -1,8 +1,192 @@
 package handlers
 
-// RegistrationOptions configure dynamic client registration; the zero
-// value leaves it off.
+import (
+	"crypto/rand"
+	"encoding/base32"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/smartcaddy/smartauth/store"
+)
+
+// RegistrationOptions configure dynamic client registration (RFC 7591)
+// and the management of registered clients (RFC 7592); the zero value
+// leaves it off.
 type RegistrationOptions struct {
 	// Enabled turns the registration endpoint on.
 	Enabled bool
+	// Open lets anyone register a client, without an initial access
+	// token. Clients registered this way cannot use client_credentials:
+	// backend access to system/ scopes needs an operator's approval.
+	Open bool
+	// InitialAccessTokenHash is the initial access token a registration
+	// request must present as a Bearer token, hashed with
+	// store.HashSecret. With Enabled set and neither Open nor a hash, every
+	// registration is refused.
+	InitialAccessTokenHash string
+}
+
+// Limits on registration requests.
+const (
+	// registrationMaxBody bounds a registration request's JSON body.
+	registrationMaxBody = 64 << 10
+	// registrationMaxRedirects bounds the redirect URIs of one client.
+	registrationMaxRedirects = 20
+	// registrationMaxKeys bounds the keys of an inline JWK Set.
+	registrationMaxKeys = 10
+	// registrationMaxScopes bounds the scopes of one client.
+	registrationMaxScopes = 100
+	// registrationMaxName bounds client_name, in bytes.
+	registrationMaxName = 200
+)
+
+// serveRegister is the client registration endpoint (RFC 7591): POST
+// {issuer}/register with the client's metadata as JSON. It answers 201
+// with the registered metadata, the new client_id, a client_secret for a
+// symmetric client, and a registration access token for the client
+// configuration endpoint at registration_client_uri (register_manage.go).
+func (s *Server) serveRegister(w http.ResponseWriter, r *http.Request) {
+	if !s.cfg.Registration.Enabled {
+		writeOAuthError(w, http.StatusNotFound, "invalid_request", "dynamic client registration is not enabled")
+		return
+	}
+	if allowAnyOrigin(w, r, "POST, OPTIONS") {
+		return
+	}
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", "POST, OPTIONS")
+		writeOAuthError(w, http.StatusMethodNotAllowed, "invalid_request", "the registration endpoint accepts only POST")
+		return
+	}
+	if !s.registrationAllowed(w, r) {
+		return
+	}
+	md, fault := readClientMetadata(w, r)
+	if fault != nil {
+		s.writeRegistrationFault(w, fault)
+		return
+	}
+	if md.SoftwareStatement != "" {
+		s.writeRegistrationFault(w, regFault("invalid_software_statement", "software statements are not supported; send the metadata as plain JSON fields"))
+		return
+	}
+	reg, fault := s.checkClientMetadata(md)
+	if fault != nil {
+		s.writeRegistrationFault(w, fault)
+		return
+	}
+
+	id, err := s.newClientID(r)
+	if err != nil {
+		s.registrationServerError(w, "choosing a client id", err)
+		return
+	}
+	now := time.Now().UTC().Truncate(time.Second)
+	regToken := store.NewSecret()
+	c := reg.client(id)
+	c.IssuedAt = now
+	c.RegistrationTokenHash = store.HashID(regToken)
+	var secret string
+	if c.Type == store.ClientConfidentialSymmetric {
+		secret = store.NewSecret()
+		c.SecretHash = store.HashSecret(secret)
+	}
+	if err := s.cfg.Store.PutClient(r.Context(), c); err != nil {
+		s.registrationServerError(w, "storing a registered client", err)
+		return
+	}
+	s.logger.Info("client registered",
+		zap.String("client_id", c.ID),
+		zap.String("client_type", c.Type),
+		zap.Strings("grant_types", c.GrantTypes),
+		zap.String("remote_ip", r.RemoteAddr))
+	s.writeClientInformation(w, http.StatusCreated, c, secret, regToken)
+}
+
+// registrationAllowed checks the initial access token, unless
+// registration is open. It writes the error response when it refuses.
+func (s *Server) registrationAllowed(w http.ResponseWriter, r *http.Request) bool {
+	opts := s.cfg.Registration
+	if opts.Open {
+		return true
+	}
+	tok, ok := bearerToken(r)
+	switch {
+	case !ok:
+		s.writeBearerError(w, "", "an initial access token is required (Authorization: Bearer)")
+		return false
+	case opts.InitialAccessTokenHash == "" || !store.VerifySecret(opts.InitialAccessTokenHash, tok):
+		s.logger.Debug("registration refused: wrong initial access token", zap.String("remote_ip", r.RemoteAddr))
+		s.writeBearerError(w, "invalid_token", "the initial access token is not valid")
+		return false
+	}
+	return true
+}
+
+// writeBearerError answers 401 with an RFC 6750 challenge: code is
+// invalid_token for a token that was presented and refused, "" when none
+// was.
+func (s *Server) writeBearerError(w http.ResponseWriter, code, description string) {
+	challenge := `Bearer realm="` + s.cfg.Issuer.String() + `"`
+	if code != "" {
+		challenge += `, error="` + code + `"`
+	} else {
+		code = "invalid_token"
+	}
+	w.Header().Set("WWW-Authenticate", challenge)
+	writeOAuthError(w, http.StatusUnauthorized, code, description)
+}
+
+// newClientID returns a random client id (128 bits) that no configured or
+// registered client has.
+func (s *Server) newClientID(r *http.Request) (string, error) {
+	for range 3 {
+		var b [16]byte
+		_, _ = rand.Read(b[:])
+		// Lower-case base32: 26 characters of [a-z2-7], safe in URLs and
+		// on a command line (never starting with '-').
+		id := strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:]))
+		if s.cfg.Clients[id] != nil {
+			continue
+		}
+		_, err := s.cfg.Store.GetClient(r.Context(), id)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			return id, nil
+		case err != nil:
+			return "", err
+		}
+	}
+	return "", errors.New("no free client id after three tries")
+}
+
+// registrationFault is an RFC 7591 §3.2.2 error.
+type registrationFault struct {
+	status      int
+	code        string
+	description string
+}
+
+func (f *registrationFault) Error() string { return f.code + ": " + f.description }
+
+// regFault builds a 400 registration error.
+func regFault(code, description string) *registrationFault {
+	return &registrationFault{status: http.StatusBadRequest, code: code, description: description}
+}
+
+// writeRegistrationFault writes a registration error, never cached.
+func (s *Server) writeRegistrationFault(w http.ResponseWriter, f *registrationFault) {
+	s.logger.Debug("registration request refused", zap.String("error", f.code), zap.String("error_description", f.description))
+	writeOAuthError(w, f.status, f.code, f.description)
+}
+
+// registrationServerError answers a failure of the server itself; the
+// cause is logged, never sent.
+func (s *Server) registrationServerError(w http.ResponseWriter, what string, err error) {
+	s.logger.Error("registration: "+what, zap.Error(err))
+	writeOAuthError(w, http.StatusInternalServerError, "server_error", "internal error")
 }

@@ -211,6 +211,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhtt
 		h(w, r)
 		return nil
 	}
+	if s.cfg.Registration.Enabled && strings.HasPrefix(r.URL.Path, s.issuerPath+pathRegister+"/") {
+		s.serveClientConfiguration(w, r) // register_manage.go: RFC 7592
+		return nil
+	}
 	if s.underFHIRBase(r.URL.Path) {
 		return s.guard(w, r, next)
 	}

@@ -43,6 +43,26 @@ func (d *DB) ListClients(_ context.Context) ([]*Client, error) {
 	return list[Client](d, kindClient)
 }
 
+// UpdateClient implements Store.
+func (d *DB) UpdateClient(_ context.Context, id string, fn func(c *Client) (*Client, error)) error {
+	return d.update(func(txn *badger.Txn) error {
+		var cur Client
+		if _, err := d.get(txn, kindClient, id, &cur); err != nil {
+			return err
+		}
+		next, err := fn(&cur)
+		switch {
+		case err != nil:
+			return err
+		case next == nil:
+			return txn.Delete(key(kindClient, id))
+		case next.ID != id:
+			return errors.New("UpdateClient cannot change a client's id")
+		}
+		return d.set(txn, kindClient, id, next, time.Time{})
+	})
+}
+
 // list decodes every live record of a kind.
 func list[T any](d *DB, kind string) ([]*T, error) {
 	var out []*T

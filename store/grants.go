@@ -101,9 +101,39 @@ func (d *DB) DeleteSession(_ context.Context, id string) error {
 	return d.del(kindSession, HashID(id))
 }
 
-// SaveRefresh implements Store.
+// SaveRefresh implements Store. A record without an issue time gets the
+// store's clock: RevokedClient revocations compare against it.
 func (d *DB) SaveRefresh(_ context.Context, token string, rec *RefreshToken, ttl time.Duration) error {
+	if rec.IssuedAt.IsZero() {
+		c := *rec
+		c.IssuedAt = d.now()
+		rec = &c
+	}
 	return d.put(kindRefresh, HashID(token), rec, d.now().Add(ttl))
+}
+
+// refreshRevoked tells whether a refresh token is revoked: its family, or
+// every token of its client issued at or before a RevokedClient
+// revocation. A record without an issue time counts as issued before any
+// revocation.
+func (d *DB) refreshRevoked(txn *badger.Txn, rec *RefreshToken) (bool, error) {
+	if revoked, err := d.isRevoked(txn, RevokedFamily, rec.FamilyID); err != nil || revoked {
+		return revoked, err
+	}
+	return d.clientRevokedAt(txn, rec.ClientID, rec.IssuedAt)
+}
+
+// clientRevokedAt tells whether a token issued to clientID at issued is
+// covered by a RevokedClient revocation (one recorded at or after issued).
+func (d *DB) clientRevokedAt(txn *badger.Txn, clientID string, issued time.Time) (bool, error) {
+	rev, err := d.revocation(txn, RevokedClient, clientID)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return false, nil
+	case err != nil:
+		return false, err
+	}
+	return !issued.After(rev.At), nil
 }
 
 // GetRefresh implements Store.
@@ -116,7 +146,7 @@ func (d *DB) GetRefresh(_ context.Context, token string) (*RefreshToken, error) 
 		if rec.Used {
 			return ErrNotFound
 		}
-		revoked, err := d.isRevoked(txn, RevokedFamily, rec.FamilyID)
+		revoked, err := d.refreshRevoked(txn, &rec)
 		if err == nil && revoked {
 			return ErrNotFound
 		}
@@ -139,7 +169,7 @@ func (d *DB) RotateRefresh(_ context.Context, token, next string, check func(old
 		if err != nil {
 			return err
 		}
-		if revoked, err := d.isRevoked(txn, RevokedFamily, old.FamilyID); err != nil || revoked {
+		if revoked, err := d.refreshRevoked(txn, &old); err != nil || revoked {
 			if err == nil {
 				err = ErrNotFound
 			}
@@ -202,7 +232,23 @@ func (d *DB) revoke(txn *badger.Txn, kind RevocationKind, id string, until time.
 		// that a cache polling the log sees it.
 		until = now.Add(time.Minute)
 	}
-	rev := Revocation{Kind: kind, ID: id, At: now, Until: until}
+	// A second revocation of the same identifier never covers less than
+	// the first: it keeps the later Until and the later At (a clock
+	// stepped back must not make revoked tokens valid again).
+	at := now
+	prev, err := d.revocation(txn, kind, id)
+	switch {
+	case err == nil:
+		if prev.Until.After(until) {
+			until = prev.Until
+		}
+		if prev.At.After(at) {
+			at = prev.At
+		}
+	case !errors.Is(err, ErrNotFound):
+		return err
+	}
+	rev := Revocation{Kind: kind, ID: id, At: at, Until: until}
 	if err := d.set(txn, kindRevoked, string(kind)+":"+id, &rev, until); err != nil {
 		return err
 	}
@@ -221,15 +267,34 @@ func (d *DB) IsRevoked(_ context.Context, kind RevocationKind, id string) (bool,
 }
 
 func (d *DB) isRevoked(txn *badger.Txn, kind RevocationKind, id string) (bool, error) {
-	if id == "" {
-		return false, nil
-	}
-	var rev Revocation
-	_, err := d.get(txn, kindRevoked, string(kind)+":"+id, &rev)
+	_, err := d.revocation(txn, kind, id)
 	if errors.Is(err, ErrNotFound) {
 		return false, nil
 	}
 	return err == nil, err
+}
+
+// Revocation implements Store.
+func (d *DB) Revocation(_ context.Context, kind RevocationKind, id string) (*Revocation, error) {
+	var rev *Revocation
+	err := d.db.View(func(txn *badger.Txn) error {
+		var err error
+		rev, err = d.revocation(txn, kind, id)
+		return err
+	})
+	return rev, err
+}
+
+// revocation reads the live revocation of an identifier inside txn.
+func (d *DB) revocation(txn *badger.Txn, kind RevocationKind, id string) (*Revocation, error) {
+	if id == "" {
+		return nil, ErrNotFound
+	}
+	var rev Revocation
+	if _, err := d.get(txn, kindRevoked, string(kind)+":"+id, &rev); err != nil {
+		return nil, err
+	}
+	return &rev, nil
 }
 
 // RevokedSince implements Store.

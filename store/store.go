@@ -42,6 +42,13 @@ type Store interface {
 	DeleteClient(ctx context.Context, id string) error
 	// ListClients returns every dynamically registered client, by id.
 	ListClients(ctx context.Context) ([]*Client, error)
+	// UpdateClient reads a dynamically registered client and writes back
+	// what fn returns, in one transaction, so that two updates cannot
+	// both succeed on the same version (fn may run again after a
+	// conflict and must have no other effects). fn returning nil and no
+	// error deletes the client; an error from fn is returned unchanged.
+	// ErrNotFound when the client does not exist.
+	UpdateClient(ctx context.Context, id string, fn func(c *Client) (*Client, error)) error
 
 	// SaveCode stores an authorization code for ttl.
 	SaveCode(ctx context.Context, code string, rec *AuthCode, ttl time.Duration) error
@@ -70,14 +77,17 @@ type Store interface {
 	// one issued outside rotation) for ttl.
 	SaveRefresh(ctx context.Context, token string, rec *RefreshToken, ttl time.Duration) error
 	// GetRefresh returns a live, unused refresh token whose family is not
-	// revoked, or ErrNotFound.
+	// revoked and whose client's tokens were not revoked after it was
+	// issued (RevokedClient), or ErrNotFound.
 	GetRefresh(ctx context.Context, token string) (*RefreshToken, error)
 	// RotateRefresh exchanges token for next in one transaction: the old
 	// token is marked used and next is stored with ttl. Presenting a token
 	// that was already rotated revokes its whole family and returns the old
 	// record with ErrReplayed. check, when not nil, sees the old record
 	// inside the transaction and may refuse the rotation with an error,
-	// which is returned unchanged and leaves the store untouched.
+	// which is returned unchanged and leaves the store untouched. A token
+	// of a revoked family, or of a client whose tokens were revoked at or
+	// after its issue (RevokedClient), is ErrNotFound.
 	RotateRefresh(ctx context.Context, token, next string, check func(old *RefreshToken) (*RefreshToken, error), ttl time.Duration) (*RefreshToken, error)
 
 	// UseJTI records a JWT id for an issuer (a client id) until exp. A
@@ -101,6 +111,10 @@ type Store interface {
 	Revoke(ctx context.Context, kind RevocationKind, id string, until time.Time) error
 	// IsRevoked tells whether an identifier is revoked.
 	IsRevoked(ctx context.Context, kind RevocationKind, id string) (bool, error)
+	// Revocation returns the live revocation of an identifier, or
+	// ErrNotFound. A RevokedClient revocation's At tells which tokens it
+	// covers: those issued at or before it.
+	Revocation(ctx context.Context, kind RevocationKind, id string) (*Revocation, error)
 	// RevokedSince lists revocations recorded at or after since, oldest
 	// first, so that a verifier cache can drop revoked tokens.
 	RevokedSince(ctx context.Context, since time.Time) ([]Revocation, error)

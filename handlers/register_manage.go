@@ -1,0 +1,276 @@
+package handlers
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/smartcaddy/smartauth/store"
+)
+
+// clientInformation is the registration response (RFC 7591 §3.2.1) and
+// the client configuration endpoint's response (RFC 7592 §3).
+type clientInformation struct {
+	ClientID         string `json:"client_id"`
+	ClientSecret     string `json:"client_secret,omitempty"`
+	ClientIDIssuedAt int64  `json:"client_id_issued_at"`
+	// ClientSecretExpiresAt is 0 (never) for a client with a secret.
+	ClientSecretExpiresAt   *int64          `json:"client_secret_expires_at,omitempty"`
+	RegistrationAccessToken string          `json:"registration_access_token"`
+	RegistrationClientURI   string          `json:"registration_client_uri"`
+	ClientName              string          `json:"client_name,omitempty"`
+	RedirectURIs            []string        `json:"redirect_uris,omitempty"`
+	TokenEndpointAuthMethod string          `json:"token_endpoint_auth_method"`
+	GrantTypes              []string        `json:"grant_types"`
+	ResponseTypes           []string        `json:"response_types,omitempty"`
+	JWKS                    json.RawMessage `json:"jwks,omitempty"`
+	JWKSURI                 string          `json:"jwks_uri,omitempty"`
+	Scope                   string          `json:"scope,omitempty"`
+	LaunchURI               string          `json:"launch_uri,omitempty"`
+}
+
+// authMethodOf names a client's token endpoint authentication method. A
+// symmetric client may use client_secret_basic or client_secret_post at
+// the token endpoint whichever it registered; it is reported as
+// client_secret_basic.
+func authMethodOf(c *store.Client) string {
+	switch c.Type {
+	case store.ClientPublic:
+		return authMethodNone
+	case store.ClientConfidentialAsymmetric:
+		return authMethodPrivateKeyJWT
+	}
+	return authMethodSecretBasic
+}
+
+// writeClientInformation answers with a client's registered metadata, the
+// secret when one was just issued, and the current registration access
+// token. The response is never cached.
+func (s *Server) writeClientInformation(w http.ResponseWriter, status int, c *store.Client, secret, regToken string) {
+	info := clientInformation{
+		ClientID:                c.ID,
+		ClientSecret:            secret,
+		ClientIDIssuedAt:        c.IssuedAt.Unix(),
+		RegistrationAccessToken: regToken,
+		RegistrationClientURI:   s.Endpoint(pathRegister) + "/" + c.ID,
+		ClientName:              c.Name,
+		RedirectURIs:            c.RedirectURIs,
+		TokenEndpointAuthMethod: authMethodOf(c),
+		GrantTypes:              c.GrantTypes,
+		JWKS:                    c.JWKS,
+		JWKSURI:                 c.JWKSURI,
+		Scope:                   strings.Join(c.Scopes, " "),
+		LaunchURI:               c.LaunchURI,
+	}
+	if c.Type == store.ClientConfidentialSymmetric {
+		var never int64
+		info.ClientSecretExpiresAt = &never
+	}
+	for _, g := range c.GrantTypes {
+		if g == grantTypeAuthorizationCode {
+			info.ResponseTypes = []string{responseTypeCode}
+		}
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Pragma", "no-cache")
+	writeJSON(w, status, info)
+}
+
+// errRegistrationToken means that a registration access token does not
+// open the client named in the URL: wrong token, unknown client, or a
+// client from the configuration.
+var errRegistrationToken = errors.New("registration access token refused")
+
+// registrationTokenOpens tells whether token is the registration access
+// token of c, in constant time. Configured clients have none.
+func registrationTokenOpens(c *store.Client, token string) bool {
+	if !c.Dynamic || c.RegistrationTokenHash == "" {
+		return false
+	}
+	return subtle.ConstantTimeCompare([]byte(store.HashID(token)), []byte(c.RegistrationTokenHash)) == 1
+}
+
+// serveClientConfiguration is the client configuration endpoint (RFC
+// 7592) at {issuer}/register/{client_id}, authenticated with the
+// registration access token as a Bearer token: GET reads the client, PUT
+// replaces its metadata, DELETE removes it and revokes every token issued
+// to it. GET and PUT answer with a new registration access token, which
+// replaces the one presented (only its hash is stored, so it cannot be
+// shown again). Clients from the configuration are never found here.
+func (s *Server) serveClientConfiguration(w http.ResponseWriter, r *http.Request) {
+	if !s.cfg.Registration.Enabled {
+		writeOAuthError(w, http.StatusNotFound, "invalid_request", "dynamic client registration is not enabled")
+		return
+	}
+	if allowAnyOrigin(w, r, "GET, PUT, DELETE, OPTIONS") {
+		return
+	}
+	id := strings.TrimPrefix(r.URL.Path, s.issuerPath+pathRegister+"/")
+	token, ok := bearerToken(r)
+	switch {
+	case r.Method != http.MethodGet && r.Method != http.MethodPut && r.Method != http.MethodDelete:
+		w.Header().Set("Allow", "GET, PUT, DELETE, OPTIONS")
+		writeOAuthError(w, http.StatusMethodNotAllowed, "invalid_request", "the client configuration endpoint accepts GET, PUT and DELETE")
+		return
+	case !ok:
+		s.writeBearerError(w, "", "the registration access token is required (Authorization: Bearer)")
+		return
+	}
+	// RFC 7592 §2: an unknown client and a wrong token get the same 401,
+	// so that the endpoint tells nothing about which client ids exist.
+	current, err := s.registeredClient(r, id, token)
+	switch {
+	case errors.Is(err, errRegistrationToken):
+		s.writeBearerError(w, "invalid_token", "the registration access token is not valid for this client")
+		return
+	case err != nil:
+		s.registrationServerError(w, "reading a registered client", err)
+		return
+	}
+	switch r.Method {
+	case http.MethodGet:
+		_ = s.rotateAndAnswer(w, r, id, token, http.StatusOK, func(c *store.Client) (*store.Client, string, error) {
+			return c, "", nil
+		})
+	case http.MethodPut:
+		s.updateRegisteredClient(w, r, current, token)
+	case http.MethodDelete:
+		s.deleteRegisteredClient(w, r, id, token)
+	}
+}
+
+// registeredClient returns the dynamically registered client id if token
+// opens it, else errRegistrationToken.
+func (s *Server) registeredClient(r *http.Request, id, token string) (*store.Client, error) {
+	if id == "" || strings.Contains(id, "/") || s.cfg.Clients[id] != nil {
+		return nil, errRegistrationToken
+	}
+	c, err := s.cfg.Store.GetClient(r.Context(), id)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil, errRegistrationToken
+	case err != nil:
+		return nil, err
+	case !registrationTokenOpens(c, token):
+		return nil, errRegistrationToken
+	}
+	return c, nil
+}
+
+// rotateAndAnswer applies change to the client inside one store
+// transaction that also checks the presented registration access token
+// and replaces it with a new one, then answers with the client's
+// information. change returns the new record and a client secret it
+// issued, if any. It reports whether the change was made.
+func (s *Server) rotateAndAnswer(w http.ResponseWriter, r *http.Request, id, token string, status int,
+	change func(c *store.Client) (*store.Client, string, error)) bool {
+	next := store.NewSecret()
+	var updated *store.Client
+	var secret string
+	err := s.cfg.Store.UpdateClient(r.Context(), id, func(c *store.Client) (*store.Client, error) {
+		if !registrationTokenOpens(c, token) {
+			return nil, errRegistrationToken
+		}
+		n, sec, err := change(c)
+		if err != nil {
+			return nil, err
+		}
+		cp := *n
+		cp.RegistrationTokenHash = store.HashID(next)
+		updated, secret = &cp, sec
+		return &cp, nil
+	})
+	var fault *registrationFault
+	switch {
+	case errors.As(err, &fault):
+		s.writeRegistrationFault(w, fault)
+		return false
+	case errors.Is(err, errRegistrationToken), errors.Is(err, store.ErrNotFound):
+		s.writeBearerError(w, "invalid_token", "the registration access token is not valid for this client")
+		return false
+	case err != nil:
+		s.registrationServerError(w, "updating a registered client", err)
+		return false
+	}
+	s.writeClientInformation(w, status, updated, secret, next)
+	return true
+}
+
+// updateRegisteredClient replaces a client's metadata (RFC 7592 §2.2).
+// The body carries the complete metadata: omitted fields take their
+// defaults. client_id must be the client's; client_secret, when sent, must
+// be its current secret. A symmetric client keeps its secret; a client
+// that becomes symmetric gets a new one, returned once.
+func (s *Server) updateRegisteredClient(w http.ResponseWriter, r *http.Request, current *store.Client, token string) {
+	md, fault := readClientMetadata(w, r)
+	switch {
+	case fault != nil:
+		s.writeRegistrationFault(w, fault)
+		return
+	case md.ClientID != current.ID:
+		s.writeRegistrationFault(w, regFault("invalid_client_metadata", "client_id: the body must name the client being updated"))
+		return
+	case md.SoftwareStatement != "":
+		s.writeRegistrationFault(w, regFault("invalid_software_statement", "software statements are not supported; send the metadata as plain JSON fields"))
+		return
+	}
+	reg, fault := s.checkClientMetadata(md)
+	if fault != nil {
+		s.writeRegistrationFault(w, fault)
+		return
+	}
+	ok := s.rotateAndAnswer(w, r, current.ID, token, http.StatusOK, func(old *store.Client) (*store.Client, string, error) {
+		if md.ClientSecret != "" && (old.SecretHash == "" || !store.VerifySecret(old.SecretHash, md.ClientSecret)) {
+			return nil, "", regFault("invalid_client_metadata", "client_secret: does not match the client's secret")
+		}
+		c := reg.client(old.ID)
+		c.IssuedAt = old.IssuedAt
+		var secret string
+		if c.Type == store.ClientConfidentialSymmetric {
+			if old.Type == store.ClientConfidentialSymmetric && old.SecretHash != "" {
+				c.SecretHash = old.SecretHash
+			} else {
+				secret = store.NewSecret()
+				c.SecretHash = store.HashSecret(secret)
+			}
+		}
+		return c, secret, nil
+	})
+	if ok {
+		s.logger.Info("registered client updated", zap.String("client_id", current.ID), zap.String("client_type", reg.clientType))
+	}
+}
+
+// deleteRegisteredClient removes a client (RFC 7592 §2.3) after revoking
+// every token issued to it (store.RevokedClient), for as long as any of
+// them can live.
+func (s *Server) deleteRegisteredClient(w http.ResponseWriter, r *http.Request, id, token string) {
+	l := s.cfg.Lifetimes
+	until := time.Now().Add(max(l.AccessToken, l.RefreshToken, l.Backend) + 5*time.Minute)
+	if err := s.cfg.Store.Revoke(r.Context(), store.RevokedClient, id, until); err != nil {
+		s.registrationServerError(w, "revoking a deleted client's tokens", err)
+		return
+	}
+	err := s.cfg.Store.UpdateClient(r.Context(), id, func(c *store.Client) (*store.Client, error) {
+		if !registrationTokenOpens(c, token) {
+			return nil, errRegistrationToken
+		}
+		return nil, nil
+	})
+	switch {
+	case errors.Is(err, errRegistrationToken), errors.Is(err, store.ErrNotFound):
+		s.writeBearerError(w, "invalid_token", "the registration access token is not valid for this client")
+		return
+	case err != nil:
+		s.registrationServerError(w, "deleting a registered client", err)
+		return
+	}
+	s.logger.Info("registered client deleted; its tokens are revoked", zap.String("client_id", id))
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusNoContent)
+}
