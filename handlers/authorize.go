@@ -409,12 +409,19 @@ func consentScopes(p pendingAuthorization, u *User) []string {
 		if p.context.Patient == "" && scopes.NeedsPatient([]string{sc}) {
 			continue
 		}
-		if u != nil && len(u.Scopes) > 0 && isResourceScope(sc) && !scopes.Covers(u.Scopes, []string{sc}) {
+		if !userMayGrant(u, sc) {
 			continue
 		}
 		out = append(out, sc)
 	}
 	return out
+}
+
+// userMayGrant tells whether a user's configured scopes (User.Scopes)
+// cover a scope: non-resource scopes always, resource scopes when the user
+// has no bound or the bound covers them.
+func userMayGrant(u *User, scope string) bool {
+	return u == nil || len(u.Scopes) == 0 || !isResourceScope(scope) || scopes.Covers(u.Scopes, []string{scope})
 }
 
 // isResourceScope tells whether a scope is a patient/, user/ or system/

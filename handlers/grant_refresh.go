@@ -31,7 +31,7 @@ func (s *Server) grantRefreshToken(ex *tokenExchange) (*tokenResponse, *oauthFau
 
 	// A confidential client authenticates; a public client may send its
 	// client_id or nothing at all, since the token names it.
-	var client *store.Client
+	var client, owner *store.Client
 	if clientAuthPresented(ex.r, ex.form) {
 		var f *oauthFault
 		if client, f = s.authenticateClient(ex.r, ex.form); f != nil {
@@ -56,9 +56,10 @@ func (s *Server) grantRefreshToken(ex *tokenExchange) (*tokenResponse, *oauthFau
 			if old.ClientID != client.ID {
 				return nil, newOAuthFault("invalid_grant", "the refresh token was issued to another client")
 			}
+			owner = client
 		} else {
-			owner, f := s.resolveOAuthClient(ctx, old.ClientID)
-			if f != nil {
+			var f *oauthFault
+			if owner, f = s.resolveOAuthClient(ctx, old.ClientID); f != nil {
 				return nil, f
 			}
 			ex.clientID = owner.ID
@@ -115,14 +116,24 @@ func (s *Server) grantRefreshToken(ex *tokenExchange) (*tokenResponse, *oauthFau
 		return nil, s.serverFault("rotating a refresh token", err)
 	}
 
-	scope := old.Scope
+	scope := scopes.Split(old.Scope)
 	if narrowed {
-		scope = strings.Join(requested, " ")
+		scope = requested
+	}
+	// The client's and the user's configuration may have narrowed since
+	// the grant: the new access token carries only what both allow now.
+	// The refresh token keeps the grant, so a later widening restores it.
+	scope = scopes.Grant(scope, owner.Scopes)
+	kept := scope[:0]
+	for _, sc := range scope {
+		if userMayGrant(s.cfg.Users[old.Subject], sc) {
+			kept = append(kept, sc)
+		}
 	}
 	return s.issueTokens(&tokenGrant{
 		ClientID: old.ClientID,
 		Subject:  old.Subject,
-		Scope:    scope,
+		Scope:    strings.Join(kept, " "),
 		Context:  old.Context,
 		FamilyID: old.FamilyID,
 		AuthTime: old.AuthTime,

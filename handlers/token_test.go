@@ -507,3 +507,31 @@ func TestTokenErrorsDoNotLeakDetails(t *testing.T) {
 		t.Errorf("error_description echoes the whole input: %d bytes", len(r.str("error_description")))
 	}
 }
+
+// TestTokenRefreshFollowsNarrowedConfiguration checks that a refresh
+// issues only what the client's and the user's current configuration
+// allow, and that the refresh token keeps the original grant.
+func TestTokenRefreshFollowsNarrowedConfiguration(t *testing.T) {
+	e := newTokenEnv(t)
+	c := e.seedCode(codeOptions{scope: "openid launch/patient patient/*.rs user/*.rs offline_access"})
+	rt := e.exchange(c).str("refresh_token")
+	client := e.cfg.Clients[tkPublic]
+	saved := client.Scopes
+	client.Scopes = []string{"openid", "launch/patient", "patient/Observation.rs", "user/*.rs", "offline_access"}
+	e.cfg.Users[tkUser].Scopes = []string{"patient/*.rs"}
+	e.restart()
+	r := e.refresh(rt, url.Values{"client_id": {tkPublic}}, nil)
+	if r.status != http.StatusOK || r.str("scope") != "openid launch/patient offline_access" {
+		t.Fatalf("refresh after narrowing: %d %v", r.status, r.body)
+	}
+	if got := claimString(t, e.verifyAccessToken(r.str("access_token")), "scope"); got != "openid launch/patient offline_access" {
+		t.Fatalf("access token scope %q", got)
+	}
+	client.Scopes = saved
+	e.cfg.Users[tkUser].Scopes = nil
+	e.restart()
+	r = e.refresh(r.str("refresh_token"), url.Values{"client_id": {tkPublic}}, nil)
+	if r.status != http.StatusOK || r.str("scope") != c.rec.Scope {
+		t.Fatalf("refresh after widening again: %d %v", r.status, r.body)
+	}
+}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"sort"
 	"time"
+
+	"github.com/dgraph-io/badger/v4"
 )
 
 // UserGrant is what a user has authorized one client to do: the live
@@ -48,8 +50,11 @@ func (d *DB) UserGrants(_ context.Context, user string) ([]UserGrant, error) {
 		if rec.Subject != user || rec.Used {
 			return nil
 		}
-		revoked, err := d.IsRevoked(context.Background(), RevokedFamily, rec.FamilyID)
-		if err != nil || revoked {
+		var revoked bool
+		if err := d.db.View(func(txn *badger.Txn) (err error) {
+			revoked, err = d.refreshRevoked(txn, &rec)
+			return err
+		}); err != nil || revoked {
 			return err
 		}
 		g := grant(rec.ClientID)

@@ -8,7 +8,8 @@ import (
 
 // TestUserGrants checks what the management page lists: per client, the
 // live families of one user (not used members, not revoked or expired
-// families, not other users'), and remembered consents; DeleteConsent
+// families, not families of a client whose tokens were revoked, not other
+// users'), and remembered consents; DeleteConsent
 // forgets one.
 func TestUserGrants(t *testing.T) {
 	c := &clock{t: time.Unix(1_800_000_000, 0)}
@@ -42,6 +43,10 @@ func TestUserGrants(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := db.PutConsent(ctx, &Consent{User: "bob", ClientID: "app", Scopes: []string{"openid"}}, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	save("k1", RefreshToken{FamilyID: "fk", ClientID: "killed", Subject: "alice"}, time.Hour)
+	if err := db.Revoke(ctx, RevokedClient, "killed", c.Now().Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
 	c.Add(2 * time.Minute) // family fe expires
