@@ -325,6 +325,15 @@ func TestTrustedIdentity(t *testing.T) {
 	if p := b.post(env.issuer+"/login", url.Values{"username": {"alice"}, "password": {alicePassword}}); p.status != http.StatusForbidden {
 		t.Errorf("password sign-in in trusted mode: %d", p.status)
 	}
+	// The management page knows the trusted user too; without the
+	// identity it refuses.
+	if p := b.get(env.issuer + "/manage"); p.status != http.StatusOK || !strings.Contains(p.body, "Dr Alice") {
+		t.Errorf("manage page for trusted alice: %d", p.status)
+	}
+	delete(identity, "http.auth.user.id")
+	if p := env.browser().get(env.issuer + "/manage"); p.status != http.StatusUnauthorized {
+		t.Errorf("manage page without an identity: %d", p.status)
+	}
 }
 
 func TestPatientUserSkipsPicker(t *testing.T) {

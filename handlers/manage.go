@@ -47,7 +47,12 @@ func (s *Server) serveManage(w http.ResponseWriter, r *http.Request) {
 		s.showMessage(w, http.StatusMethodNotAllowed, "Method not allowed", "Use GET or POST.")
 		return
 	}
-	fs := s.readSession(r)
+	fs, err := s.currentSession(w, r)
+	if err != nil {
+		s.logger.Error("sign-in session: " + err.Error())
+		s.showMessage(w, http.StatusInternalServerError, "Server error", "The sign-in session could not be stored.")
+		return
+	}
 	if !fs.signedIn(s) {
 		if r.Method == http.MethodPost || !s.cfg.PasswordLogin {
 			s.showMessage(w, http.StatusUnauthorized, "Not signed in", "Sign in to manage the apps you have authorized.")
