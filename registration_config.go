@@ -30,6 +30,7 @@ const minInitialAccessToken = 20
 //	}
 //	registration {
 //		initial_access_token_hash hmac-sha256$…
+//		allow_private_jwks_uri
 //	}
 type RegistrationConfig struct {
 	// Open lets anyone register a client without an initial access token.
@@ -44,6 +45,13 @@ type RegistrationConfig struct {
 	// InitialAccessTokenHash is the initial access token's hash as
 	// `caddy smart-auth hash-secret` prints it, instead of the token.
 	InitialAccessTokenHash string `json:"initial_access_token_hash,omitempty"`
+	// AllowPrivateJWKSURI lets registered clients' jwks_uri reach
+	// loopback, private and other non-public addresses. Off by default:
+	// a registered client's keys are fetched only from public internet
+	// addresses, so that registering a client cannot make the server send
+	// requests to internal services (SSRF). Turn it on only where every
+	// party that may register is trusted, e.g. a private network.
+	AllowPrivateJWKSURI bool `json:"allow_private_jwks_uri,omitempty"`
 }
 
 // parseRegistration reads `registration open` or a `registration { … }`
@@ -75,6 +83,11 @@ func parseRegistration(d *caddyfile.Dispenser) (*RegistrationConfig, error) {
 			} else {
 				r.InitialAccessTokenHash = v
 			}
+		case "allow_private_jwks_uri":
+			if d.NextArg() {
+				return nil, d.Errf("registration: %s takes no value", opt)
+			}
+			r.AllowPrivateJWKSURI = true
 		default:
 			return nil, d.Errf("registration: unrecognized subdirective '%s'", opt)
 		}
@@ -127,7 +140,8 @@ func (r *RegistrationConfig) options() (handlers.RegistrationOptions, error) {
 	if err := r.validate(); err != nil {
 		return handlers.RegistrationOptions{}, err
 	}
-	opts := handlers.RegistrationOptions{Enabled: true, Open: r.Open, InitialAccessTokenHash: r.InitialAccessTokenHash}
+	opts := handlers.RegistrationOptions{Enabled: true, Open: r.Open, InitialAccessTokenHash: r.InitialAccessTokenHash,
+		AllowPrivateJWKSURI: r.AllowPrivateJWKSURI}
 	if r.InitialAccessToken != "" {
 		tok, err := caddy.NewReplacer().ReplaceOrErr(r.InitialAccessToken, true, true)
 		if err != nil {

@@ -40,6 +40,8 @@ func TestRegistrationCaddyfileErrors(t *testing.T) {
 		{"bad hash", head + " registration {\n initial_access_token_hash plaintext\n }\n}", "registration: initial_access_token_hash: not a secret hash"},
 		{"open with token", head + " registration open {\n initial_access_token {env.T}\n }\n}", "registration: open: an open registration takes no initial access token, at Testfile:5"},
 		{"twice", head + " registration open\n registration open\n}", "registration already specified, at Testfile:5"},
+		{"allow_private_jwks_uri with a value", head + " registration open {\n allow_private_jwks_uri yes\n }\n}", "registration: allow_private_jwks_uri takes no value, at Testfile:5"},
+		{"allow_private_jwks_uri alone", head + " registration {\n allow_private_jwks_uri\n }\n}", "registration: say who may register"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := parse(t, tc.input)
@@ -58,6 +60,10 @@ func TestRegistrationCaddyfile(t *testing.T) {
 	s, err := parse(t, head+" registration open\n}")
 	if err != nil || s.Registration == nil || !s.Registration.Open {
 		t.Fatalf("registration open: %+v %v", s.Registration, err)
+	}
+	s, err = parse(t, head+" registration open {\n allow_private_jwks_uri\n }\n}")
+	if err != nil || !s.Registration.Open || !s.Registration.AllowPrivateJWKSURI {
+		t.Fatalf("allow_private_jwks_uri: %+v %v", s.Registration, err)
 	}
 	hash := store.HashSecret("a-token-of-enough-length-000")
 	s, err = parse(t, head+" registration {\n initial_access_token_hash "+hash+"\n }\n}")

@@ -327,7 +327,11 @@ func (s *Server) clientAssertionKey(ctx context.Context, c *store.Client, kid, a
 	if c.JWKSURI == "" {
 		return nil, bad("the client has no registered keys")
 	}
-	keys, fetched, err := sharedJWKSFetcher.keys(ctx, c.JWKSURI, false)
+	fetcher := sharedJWKSFetcher
+	if c.Dynamic && !s.cfg.Registration.AllowPrivateJWKSURI {
+		fetcher = sharedPublicJWKSFetcher
+	}
+	keys, fetched, err := fetcher.keys(ctx, c.JWKSURI, false)
 	if err != nil {
 		s.logger.Warn("client jwks_uri", zap.String("client_id", c.ID), zap.String("jwks_uri", c.JWKSURI), zap.Error(err))
 		return nil, bad(err.Error())
@@ -335,7 +339,7 @@ func (s *Server) clientAssertionKey(ctx context.Context, c *store.Client, kid, a
 	key, why := keys.lookup(kid, alg)
 	if key == nil && !fetched {
 		var again bool
-		keys, again, err = sharedJWKSFetcher.keys(ctx, c.JWKSURI, true)
+		keys, again, err = fetcher.keys(ctx, c.JWKSURI, true)
 		switch {
 		case err != nil:
 			s.logger.Warn("client jwks_uri", zap.String("client_id", c.ID), zap.String("jwks_uri", c.JWKSURI), zap.Error(err))

@@ -76,8 +76,20 @@ type jwksCall struct {
 	err  error
 }
 
-// sharedJWKSFetcher is the process's jwks_uri fetcher.
-var sharedJWKSFetcher = newJWKSFetcher(jwksFetchTimeout, jwksMaxBytes)
+// sharedJWKSFetcher is the process's jwks_uri fetcher for clients from
+// the configuration; sharedPublicJWKSFetcher, for dynamically registered
+// clients, connects only to public addresses (publicnet.go).
+var (
+	sharedJWKSFetcher       = newJWKSFetcher(jwksFetchTimeout, jwksMaxBytes)
+	sharedPublicJWKSFetcher = newPublicJWKSFetcher(jwksFetchTimeout, jwksMaxBytes)
+)
+
+// newPublicJWKSFetcher is newJWKSFetcher restricted to public addresses.
+func newPublicJWKSFetcher(timeout time.Duration, maxBytes int64) *jwksFetcher {
+	f := newJWKSFetcher(timeout, maxBytes)
+	f.client.Transport = publicOnlyTransport()
+	return f
+}
 
 // newJWKSFetcher returns a fetcher with a total timeout per fetch and a
 // size limit per JWK Set.
@@ -210,6 +222,9 @@ func describeFetchError(err error) error {
 		var re *redirectRefused
 		if errors.As(ue.Err, &re) {
 			return re
+		}
+		if errors.Is(ue.Err, errNotPublic) {
+			return errNotPublic
 		}
 		var oe *net.OpError
 		if errors.As(ue.Err, &oe) {

@@ -28,6 +28,11 @@ type RegistrationOptions struct {
 	// store.HashSecret. With Enabled set and neither Open nor a hash, every
 	// registration is refused.
 	InitialAccessTokenHash string
+	// AllowPrivateJWKSURI lets registered clients' jwks_uri reach private
+	// and loopback addresses. Off: they are fetched only from public
+	// addresses (publicnet.go), so that registering cannot make the
+	// server call internal services.
+	AllowPrivateJWKSURI bool
 }
 
 // Limits on registration requests.

@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -458,6 +459,52 @@ func BenchmarkRegister(b *testing.B) {
 		resp.Body.Close()
 		if resp.StatusCode != 201 {
 			b.Fatal(resp.Status)
+		}
+	}
+}
+
+// TestRegisteredJWKSURIMustBePublic registers a backend client whose
+// jwks_uri is on loopback: its keys are never fetched (no request reaches
+// the server) and its assertions fail, unless the operator allows private
+// addresses for registered clients.
+func TestRegisteredJWKSURIMustBePublic(t *testing.T) {
+	var hits atomic.Int32
+	for _, allow := range []bool{false, true} {
+		e := newTokenEnv(t)
+		keys := e.publicJWKS()
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			hits.Add(1)
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write(keys)
+		}))
+		defer srv.Close()
+		e.cfg.Registration = handlers.RegistrationOptions{Enabled: true, InitialAccessTokenHash: store.HashSecret(regIAT), AllowPrivateJWKSURI: allow}
+		s, err := handlers.New(e.cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.handler.s.Store(s)
+		r := e.register(map[string]any{"grant_types": []string{"client_credentials"}, "token_endpoint_auth_method": "private_key_jwt",
+			"jwks_uri": srv.URL + "/jwks", "scope": "system/Observation.rs"})
+		if r.status != 201 {
+			t.Fatalf("register: %d %v", r.status, r.body)
+		}
+		hits.Store(0)
+		tok := e.post(url.Values{
+			"grant_type":            {"client_credentials"},
+			"scope":                 {"system/Observation.rs"},
+			"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"},
+			"client_assertion":      {e.assertion("ES384", "ec1", assertionClaims{iss: r.str("client_id")})},
+		}, nil)
+		if allow {
+			if tok.status != 200 || hits.Load() != 1 {
+				t.Fatalf("allowed private jwks_uri: %d %v, %d fetches", tok.status, tok.body, hits.Load())
+			}
+			continue
+		}
+		expectTokenError(t, tok, 401, "invalid_client")
+		if d := tok.str("error_description"); !strings.Contains(d, "not a public internet address") || hits.Load() != 0 {
+			t.Fatalf("loopback jwks_uri: %q, %d fetches", d, hits.Load())
 		}
 	}
 }
