@@ -34,11 +34,13 @@ type clientInformation struct {
 	LaunchURI               string          `json:"launch_uri,omitempty"`
 }
 
-// authMethodOf names a client's token endpoint authentication method. A
-// symmetric client may use client_secret_basic or client_secret_post at
-// the token endpoint whichever it registered; it is reported as
-// client_secret_basic.
+// authMethodOf names a client's token endpoint authentication method: the
+// one it registered. A symmetric client may use client_secret_basic or
+// client_secret_post at the token endpoint whichever it registered.
 func authMethodOf(c *store.Client) string {
+	if c.TokenEndpointAuthMethod != "" {
+		return c.TokenEndpointAuthMethod
+	}
 	switch c.Type {
 	case store.ClientPublic:
 		return authMethodNone

@@ -111,6 +111,8 @@ func (g *registration) client(id string) *store.Client {
 		Scopes:       g.scopes,
 		GrantTypes:   g.grantTypes,
 		Dynamic:      true,
+
+		TokenEndpointAuthMethod: g.authMethod,
 	}
 }
 

@@ -353,10 +353,16 @@ func TestRegistrationLifecycle(t *testing.T) {
 	// Becoming symmetric issues a secret, once.
 	update["token_endpoint_auth_method"] = "client_secret_post"
 	up = e.sendJSON(http.MethodPut, uri, rat, update)
-	if up.status != 200 || up.str("client_secret") == "" || up.str("token_endpoint_auth_method") != "client_secret_basic" {
+	if up.status != 200 || up.str("client_secret") == "" || up.str("token_endpoint_auth_method") != "client_secret_post" {
 		t.Fatalf("update to a symmetric client: %d %v", up.status, up.body)
 	}
-	rat = up.str("registration_access_token")
+	// The registered method is kept: a read reports it (and, like every
+	// read, hands out a new registration access token).
+	rd := e.sendJSON(http.MethodGet, uri, up.str("registration_access_token"), nil)
+	if rd.str("token_endpoint_auth_method") != "client_secret_post" {
+		t.Fatalf("read after the update: %d %v", rd.status, rd.body)
+	}
+	rat = rd.str("registration_access_token")
 	update["client_secret"] = up.str("client_secret")
 	up = e.sendJSON(http.MethodPut, uri, rat, update)
 	if up.status != 200 || up.str("client_secret") != "" {

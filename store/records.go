@@ -42,6 +42,10 @@ type Client struct {
 	CanCreateLaunch bool `json:"can_create_launch,omitempty"`
 	// Dynamic is true for clients created through dynamic registration.
 	Dynamic bool `json:"dynamic,omitempty"`
+	// TokenEndpointAuthMethod is the method a dynamically registered
+	// client registered (RFC 7591), echoed in its metadata. Either secret
+	// method works at the token endpoint.
+	TokenEndpointAuthMethod string `json:"token_endpoint_auth_method,omitempty"`
 }
 
 // LaunchContext is the context that travels from a launch or a patient
