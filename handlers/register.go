@@ -5,6 +5,7 @@ import (
 	"encoding/base32"
 	"errors"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -85,6 +86,11 @@ func (s *Server) serveRegister(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	if wait, ok := s.reserveOpenRegistration(r); !ok {
+		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
+		writeOAuthError(w, http.StatusTooManyRequests, "invalid_request", "too many registrations from this address; try again later")
+		return
+	}
 	id, err := s.newClientID(r)
 	if err != nil {
 		s.registrationServerError(w, "choosing a client id", err)
@@ -110,6 +116,22 @@ func (s *Server) serveRegister(w http.ResponseWriter, r *http.Request) {
 		zap.Strings("grant_types", c.GrantTypes),
 		zap.String("remote_ip", r.RemoteAddr))
 	s.writeClientInformation(w, http.StatusCreated, c, secret, regToken)
+}
+
+// openRegistrationsPerIP bounds the clients one address may register in
+// loginFailureWindow (15 minutes) when registration is open: each is a
+// synced write to the store that nobody had to authenticate for.
+const openRegistrationsPerIP = 20
+
+// reserveOpenRegistration counts a registration against the caller's
+// address when registration is open; with an initial access token the
+// caller is trusted and nothing is counted.
+func (s *Server) reserveOpenRegistration(r *http.Request) (time.Duration, bool) {
+	if !s.cfg.Registration.Open {
+		return 0, true
+	}
+	key := "r\x00" + s.cfg.Issuer.String() + "\x00" + loginClientIP(r)
+	return loginReserve(key, openRegistrationsPerIP, time.Now())
 }
 
 // registrationAllowed checks the initial access token, unless

@@ -225,6 +225,10 @@ func TestRegisterInitialAccessToken(t *testing.T) {
 
 func TestRegisterOpen(t *testing.T) {
 	e := newRegEnv(t, true)
+	before, err := e.db.ListClients(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
 	r := e.sendJSON(http.MethodPost, e.issuer+"/register", "", map[string]any{"redirect_uris": []string{tkRedirect}, "token_endpoint_auth_method": "none"})
 	if r.status != 201 || r.str("client_id") == "" {
 		t.Fatalf("open registration: %d %v", r.status, r.body)
@@ -236,6 +240,32 @@ func TestRegisterOpen(t *testing.T) {
 	})
 	if r.status != 400 || r.str("error") != "invalid_client_metadata" || !strings.Contains(r.str("error_description"), "initial access token") {
 		t.Fatalf("open client_credentials registration: %d %v", r.status, r.body)
+	}
+	// One address may register 20 clients per 15 minutes; refused
+	// requests do not count.
+	for i := 2; i <= 20; i++ {
+		if r := e.sendJSON(http.MethodPost, e.issuer+"/register", "", map[string]any{"redirect_uris": []string{tkRedirect}, "token_endpoint_auth_method": "none"}); r.status != 201 {
+			t.Fatalf("open registration %d: %d %v", i, r.status, r.body)
+		}
+	}
+	r = e.sendJSON(http.MethodPost, e.issuer+"/register", "", map[string]any{"redirect_uris": []string{tkRedirect}, "token_endpoint_auth_method": "none"})
+	if r.status != http.StatusTooManyRequests || r.str("error") != "invalid_request" {
+		t.Fatalf("21st open registration: %d %v", r.status, r.body)
+	}
+	clients, err := e.db.ListClients(context.Background())
+	if err != nil || len(clients)-len(before) != 20 {
+		t.Fatalf("%d clients registered, want 20 (%v)", len(clients)-len(before), err)
+	}
+}
+
+// TestRegisterWithTokenIsNotRateLimited checks that registrations with the
+// initial access token are not counted: the operator trusts its holder.
+func TestRegisterWithTokenIsNotRateLimited(t *testing.T) {
+	e := newRegEnv(t, false)
+	for i := range 25 {
+		if r := e.register(map[string]any{"redirect_uris": []string{tkRedirect}, "token_endpoint_auth_method": "none"}); r.status != 201 {
+			t.Fatalf("registration %d: %d %v", i, r.status, r.body)
+		}
 	}
 }
 
