@@ -30,25 +30,8 @@ type launcherApp struct {
 // csrf_token) creates a launch bound to the app and sends the browser to
 // launch_uri?iss={FHIR base}&launch={id}.
 func (s *Server) serveLauncher(w http.ResponseWriter, r *http.Request) {
-	switch r.Method {
-	case http.MethodGet, http.MethodHead, http.MethodPost:
-	default:
-		w.Header().Set("Allow", "GET, POST")
-		s.showMessage(w, http.StatusMethodNotAllowed, "Method not allowed", "Use GET or POST.")
-		return
-	}
-	fs, err := s.currentSession(w, r)
-	if err != nil {
-		s.logger.Error("sign-in session: " + err.Error())
-		s.showMessage(w, http.StatusInternalServerError, "Server error", "The sign-in session could not be stored.")
-		return
-	}
-	if !fs.signedIn(s) {
-		if r.Method == http.MethodPost || !s.cfg.PasswordLogin {
-			s.showMessage(w, http.StatusUnauthorized, "Not signed in", "Sign in to launch apps.")
-			return
-		}
-		seeOther(w, r, s.Endpoint(pathLogin)+"?"+url.Values{"return": {loginReturnLauncher}}.Encode())
+	fs, ok := s.signedInPage(w, r, loginReturnLauncher, "Sign in to launch apps.")
+	if !ok {
 		return
 	}
 	apps, err := s.launchableClients(r)

@@ -3,6 +3,7 @@ package handlers
 import (
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"sync"
 	"time"
@@ -376,4 +377,34 @@ func (s *Server) serveLogout(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Allow", "GET, POST")
 		s.showMessage(w, http.StatusMethodNotAllowed, "Method not allowed", "Use GET or POST.")
 	}
+}
+
+// signedInPage starts a page for signed-in users only (the launcher, the
+// management page), answering GET, HEAD and POST. A visitor who is not
+// signed in is sent to the sign-in page, which returns to ret; a POST, or
+// a server without password sign-in, gets a message saying why instead.
+// When it returns false it has answered the request.
+func (s *Server) signedInPage(w http.ResponseWriter, r *http.Request, ret, why string) (*flowSession, bool) {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodPost:
+	default:
+		w.Header().Set("Allow", "GET, POST")
+		s.showMessage(w, http.StatusMethodNotAllowed, "Method not allowed", "Use GET or POST.")
+		return nil, false
+	}
+	fs, err := s.currentSession(w, r)
+	if err != nil {
+		s.logger.Error("sign-in session: " + err.Error())
+		s.showMessage(w, http.StatusInternalServerError, "Server error", "The sign-in session could not be stored.")
+		return nil, false
+	}
+	if !fs.signedIn(s) {
+		if r.Method == http.MethodPost || !s.cfg.PasswordLogin {
+			s.showMessage(w, http.StatusUnauthorized, "Not signed in", why)
+			return nil, false
+		}
+		seeOther(w, r, s.Endpoint(pathLogin)+"?"+url.Values{"return": {ret}}.Encode())
+		return nil, false
+	}
+	return fs, true
 }

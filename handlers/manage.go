@@ -2,7 +2,6 @@ package handlers
 
 import (
 	"net/http"
-	"net/url"
 	"slices"
 	"time"
 
@@ -40,25 +39,8 @@ type manageApp struct {
 // consent is forgotten. Access tokens issued without a refresh token are
 // not listed; they expire with access_token_lifetime.
 func (s *Server) serveManage(w http.ResponseWriter, r *http.Request) {
-	switch r.Method {
-	case http.MethodGet, http.MethodHead, http.MethodPost:
-	default:
-		w.Header().Set("Allow", "GET, POST")
-		s.showMessage(w, http.StatusMethodNotAllowed, "Method not allowed", "Use GET or POST.")
-		return
-	}
-	fs, err := s.currentSession(w, r)
-	if err != nil {
-		s.logger.Error("sign-in session: " + err.Error())
-		s.showMessage(w, http.StatusInternalServerError, "Server error", "The sign-in session could not be stored.")
-		return
-	}
-	if !fs.signedIn(s) {
-		if r.Method == http.MethodPost || !s.cfg.PasswordLogin {
-			s.showMessage(w, http.StatusUnauthorized, "Not signed in", "Sign in to manage the apps you have authorized.")
-			return
-		}
-		seeOther(w, r, s.Endpoint(pathLogin)+"?"+url.Values{"return": {loginReturnManage}}.Encode())
+	fs, ok := s.signedInPage(w, r, loginReturnManage, "Sign in to manage the apps you have authorized.")
+	if !ok {
 		return
 	}
 	user := fs.user(s)
