@@ -37,11 +37,8 @@ type consentScope struct {
 func (s *Server) serveConsent(w http.ResponseWriter, r *http.Request) {
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
-		fs := s.readSession(r)
-		id := r.URL.Query().Get(pendingFieldName)
-		p, ok := s.pendingFor(fs, id)
+		fs, id, p, ok := s.readPendingPage(w, r)
 		if !ok {
-			s.showPendingExpired(w)
 			return
 		}
 		s.renderConsent(w, fs, id, p)

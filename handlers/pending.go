@@ -100,3 +100,17 @@ func (s *Server) readPendingForm(w http.ResponseWriter, r *http.Request) (*flowS
 	}
 	return fs, id, p, true
 }
+
+// readPendingPage finds the pending authorization a flow page (picker,
+// consent) is shown for: the one its req query parameter names, bound to
+// the request's session. When it returns false it has already answered.
+func (s *Server) readPendingPage(w http.ResponseWriter, r *http.Request) (*flowSession, string, pendingAuthorization, bool) {
+	fs := s.readSession(r)
+	id := r.URL.Query().Get(pendingFieldName)
+	p, ok := s.pendingFor(fs, id)
+	if !ok {
+		s.showPendingExpired(w)
+		return nil, "", pendingAuthorization{}, false
+	}
+	return fs, id, p, true
+}

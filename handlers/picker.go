@@ -28,11 +28,8 @@ type pickerPage struct {
 func (s *Server) servePicker(w http.ResponseWriter, r *http.Request) {
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
-		fs := s.readSession(r)
-		id := r.URL.Query().Get(pendingFieldName)
-		p, ok := s.pendingFor(fs, id)
+		fs, id, p, ok := s.readPendingPage(w, r)
 		if !ok {
-			s.showPendingExpired(w)
 			return
 		}
 		s.renderPicker(w, r, fs, id, p)
