@@ -19,6 +19,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -240,6 +241,9 @@ var refusedParseOptions = map[any]string{
 // no published key, even after reloading the store.
 var ErrUnknownKey = errors.New("keys: unknown signing key")
 
+// ErrWrongType is returned by VerifyTyp for a token of another type.
+var ErrWrongType = errors.New("keys: wrong token type")
+
 // Verify checks a compact JWS/JWT signed by one of the ring's published
 // keys and returns the validated token. The kid header selects the key;
 // the alg header must be that key's algorithm, so "none", HS256 and the
@@ -250,8 +254,16 @@ var ErrUnknownKey = errors.New("keys: unknown signing key")
 // jwt.WithValidate(false) for a caller that must read an expired token).
 // Options that would replace the key selection (jwt.WithVerify,
 // jwt.WithKey, jwt.WithKeySet, jwt.WithKeyProvider, jwt.WithVerifyAuto)
-// are refused. Verify does not check the typ header.
+// are refused. Verify does not check the typ header; VerifyTyp does.
 func (r *Ring) Verify(ctx context.Context, token []byte, opts ...jwt.ParseOption) (jwt.Token, error) {
+	return r.VerifyTyp(ctx, token, "", opts...)
+}
+
+// VerifyTyp is Verify that also requires the typ header to be typ, or its
+// media-type spelling "application/"+typ (RFC 7515 §4.1.9), compared
+// case-insensitively; "" checks nothing. The header is read from the same
+// parse that selects the key.
+func (r *Ring) VerifyTyp(ctx context.Context, token []byte, typ string, opts ...jwt.ParseOption) (jwt.Token, error) {
 	for _, o := range opts {
 		if name, bad := refusedParseOptions[o.Ident()]; bad {
 			return nil, fmt.Errorf("keys: Verify: option %s is not allowed: the ring selects the key", name)
@@ -266,6 +278,11 @@ func (r *Ring) Verify(ctx context.Context, token []byte, opts ...jwt.ParseOption
 		return nil, errors.New("keys: Verify: token must carry exactly one signature with a protected header")
 	}
 	hdr := sigs[0].ProtectedHeaders()
+	if typ != "" {
+		if got, _ := hdr.Type(); !strings.EqualFold(got, typ) && !strings.EqualFold(got, "application/"+typ) {
+			return nil, fmt.Errorf("%w: typ %q", ErrWrongType, got)
+		}
+	}
 	kid, _ := hdr.KeyID()
 	alg, _ := hdr.Algorithm()
 	if kid == "" {

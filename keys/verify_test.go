@@ -60,6 +60,14 @@ func TestSignVerifyRoundTrip(t *testing.T) {
 			if sub, _ := got.Subject(); sub != "alice" {
 				t.Errorf("sub = %q", sub)
 			}
+			// VerifyTyp accepts the type only when the header says so.
+			_, err = r.VerifyTyp(context.Background(), tok, "at+jwt")
+			if (typ == "at+jwt") != (err == nil) || (err != nil && !errors.Is(err, ErrWrongType)) {
+				t.Errorf("%s/%q: VerifyTyp at+jwt: %v", alg, typ, err)
+			}
+			if _, err := r.VerifyTyp(context.Background(), tok, strings.ToUpper(want)); err != nil {
+				t.Errorf("%s/%q: VerifyTyp %s (case-insensitive): %v", alg, typ, strings.ToUpper(want), err)
+			}
 			// A third party verifies with the published JWKS.
 			if _, err := jwt.Parse(tok, jwt.WithKeySet(set), jwt.WithClock(jwt.ClockFunc(clk.Now))); err != nil {
 				t.Errorf("%s: verifying with the JWKS: %v", alg, err)
