@@ -15,8 +15,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -222,18 +220,7 @@ func startBackendSite(t *testing.T) backendSite {
 	}))
 	t.Cleanup(redirect.Close)
 
-	signer, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	der, err := x509.MarshalPKCS8PrivateKey(signer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pemFile := filepath.Join(t.TempDir(), "es256.pem")
-	if err := os.WriteFile(pemFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	server := newTokenSigner(t) // the server's ES256 key as a PEM file
 	t.Setenv("SMARTAUTH_TEST_SYM_BACKEND", "sym-backend-secret-for-tests")
 	extra := fmt.Sprintf(`signing_key ES256 %s
 		client bs-inline {
@@ -269,9 +256,9 @@ func startBackendSite(t *testing.T) backendSite {
 			grant_types client_credentials
 			allow_secret_for_client_credentials
 			scopes system/*.rs
-		}`, pemFile, jwksDoc, jwksDoc, good.URL, down.URL, slow.URL, large.URL, redirect.URL)
+		}`, server.pemPath, jwksDoc, jwksDoc, good.URL, down.URL, slow.URL, large.URL, redirect.URL)
 	s := startFlowSite(t, extra)
-	return backendSite{flowSite: s, keys: keys, signer: signer, jwksHits: hits}
+	return backendSite{flowSite: s, keys: keys, signer: server.key, jwksHits: hits}
 }
 
 // token runs client_credentials for a client with an assertion and
