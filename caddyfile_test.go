@@ -223,15 +223,7 @@ func TestCaddyfileErrors(t *testing.T) {
 		{"user empty scopes", head + " user u {\n scopes\n }\n}", "user \"u\": scopes: at least one value is required"},
 		{"user unknown option", head + " user u {\n role admin\n }\n}", "user \"u\": unrecognized subdirective 'role', at Testfile:5"},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := parse(t, tc.input)
-			if err == nil {
-				t.Fatalf("no error; want %q", tc.want)
-			}
-			if !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("error %q\nwant it to contain %q", err, tc.want)
-			}
-		})
+		t.Run(tc.name, func(t *testing.T) { expectParseError(t, tc.input, tc.want) })
 	}
 }
 
@@ -265,5 +257,18 @@ func TestValidateJSONConfig(t *testing.T) {
 				t.Fatalf("error %v, want %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// expectParseError parses a Caddyfile and wants an error that contains
+// want (the option, the problem and usually the file and line).
+func expectParseError(t *testing.T, input, want string) {
+	t.Helper()
+	_, err := parse(t, input)
+	if err == nil {
+		t.Fatalf("no error; want %q", want)
+	}
+	if !strings.Contains(err.Error(), want) {
+		t.Fatalf("error %q\nwant it to contain %q", err, want)
 	}
 }
