@@ -291,14 +291,12 @@ func (s *SmartAuth) lifetime(opt string) *caddy.Duration {
 // parseClient parses a `client <id> { … }` block.
 func parseClient(d *caddyfile.Dispenser) (ClientConfig, error) {
 	var c ClientConfig
-	if !d.NextArg() {
-		return c, d.Err("client: a client id is required")
+	var file string
+	var line int
+	var err error
+	if c.ID, file, line, err = namedBlock(d, "client", "a client id"); err != nil {
+		return c, err
 	}
-	c.ID = d.Val()
-	if d.NextArg() {
-		return c, d.Errf("client %q: unexpected argument %q (options go in a { } block)", c.ID, d.Val())
-	}
-	file, line := d.File(), d.Line()
 	set := map[string]bool{}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		opt := d.Val()
@@ -336,11 +334,7 @@ func parseClient(d *caddyfile.Dispenser) (ClientConfig, error) {
 			}
 			continue
 		}
-		if set[opt] {
-			return c, errf("%s already specified", opt)
-		}
-		set[opt] = true
-		v, err := oneArg(d)
+		v, err := onceArg(d, set, fmt.Sprintf("client %q", c.ID))
 		if err != nil {
 			return c, err
 		}
@@ -382,14 +376,12 @@ func parseClient(d *caddyfile.Dispenser) (ClientConfig, error) {
 // parseUser parses a `user <name> { … }` block.
 func parseUser(d *caddyfile.Dispenser) (UserConfig, error) {
 	var u UserConfig
-	if !d.NextArg() {
-		return u, d.Err("user: a user name is required")
+	var file string
+	var line int
+	var err error
+	if u.Name, file, line, err = namedBlock(d, "user", "a user name"); err != nil {
+		return u, err
 	}
-	u.Name = d.Val()
-	if d.NextArg() {
-		return u, d.Errf("user %q: unexpected argument %q (options go in a { } block)", u.Name, d.Val())
-	}
-	file, line := d.File(), d.Line()
 	set := map[string]bool{}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		opt := d.Val()
@@ -405,11 +397,7 @@ func parseUser(d *caddyfile.Dispenser) (UserConfig, error) {
 			}
 			continue
 		}
-		if set[opt] {
-			return u, d.Errf("user %q: %s already specified", u.Name, opt)
-		}
-		set[opt] = true
-		v, err := oneArg(d)
+		v, err := onceArg(d, set, fmt.Sprintf("user %q", u.Name))
 		if err != nil {
 			return u, err
 		}
@@ -428,6 +416,30 @@ func parseUser(d *caddyfile.Dispenser) (UserConfig, error) {
 		return u, fmt.Errorf("user %q: %v, at %s:%d", u.Name, err, file, line)
 	}
 	return u, nil
+}
+
+// namedBlock reads the name of a `<kind> <name> { … }` block (what
+// describes the name for the error) and where the block starts.
+func namedBlock(d *caddyfile.Dispenser, kind, what string) (name, file string, line int, err error) {
+	if !d.NextArg() {
+		return "", "", 0, d.Errf("%s: %s is required", kind, what)
+	}
+	name = d.Val()
+	if d.NextArg() {
+		return name, "", 0, d.Errf("%s %q: unexpected argument %q (options go in a { } block)", kind, name, d.Val())
+	}
+	return name, d.File(), d.Line(), nil
+}
+
+// onceArg reads the single value of a block option that may appear once;
+// set records the options seen, prefix names the block in errors.
+func onceArg(d *caddyfile.Dispenser, set map[string]bool, prefix string) (string, error) {
+	opt := d.Val()
+	if set[opt] {
+		return "", d.Errf("%s: %s already specified", prefix, opt)
+	}
+	set[opt] = true
+	return oneArg(d)
 }
 
 // oneArg reads exactly one argument of the current option.
