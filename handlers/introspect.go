@@ -60,17 +60,8 @@ type introspectCaller struct {
 // Access tokens and refresh tokens are both introspected; token_type_hint
 // decides which is looked up first, never which is looked up.
 func (s *Server) serveIntrospect(w http.ResponseWriter, r *http.Request) {
-	h := w.Header()
-	h.Set("Cache-Control", "no-store")
-	h.Set("Pragma", "no-cache")
-	if r.Method != http.MethodPost {
-		h.Set("Allow", "POST")
-		writeOAuthError(w, http.StatusMethodNotAllowed, "invalid_request", "the introspection endpoint accepts only POST")
-		return
-	}
-	form, f := readTokenForm(w, r)
-	if f != nil {
-		s.writeFault(w, f)
+	form, ok := s.readOAuthPost(w, r, "POST", "the introspection endpoint")
+	if !ok {
 		return
 	}
 	caller, done := s.introspectionCaller(w, r, form)

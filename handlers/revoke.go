@@ -38,17 +38,8 @@ func (s *Server) serveRevoke(w http.ResponseWriter, r *http.Request) {
 	if allowAnyOrigin(w, r, "POST, OPTIONS") {
 		return
 	}
-	h := w.Header()
-	h.Set("Cache-Control", "no-store")
-	h.Set("Pragma", "no-cache")
-	if r.Method != http.MethodPost {
-		h.Set("Allow", "POST, OPTIONS")
-		writeOAuthError(w, http.StatusMethodNotAllowed, "invalid_request", "the revocation endpoint accepts only POST")
-		return
-	}
-	form, f := readTokenForm(w, r)
-	if f != nil {
-		s.writeFault(w, f)
+	form, ok := s.readOAuthPost(w, r, "POST, OPTIONS", "the revocation endpoint")
+	if !ok {
 		return
 	}
 	client, f := s.authenticateClientAt(r, form, s.Endpoint(pathRevoke))

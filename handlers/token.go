@@ -193,3 +193,24 @@ func truncateForError(v string) string {
 	}
 	return `"` + strings.ToValidUTF8(v, "?") + `"`
 }
+
+// readOAuthPost starts a form-POST OAuth endpoint besides the token
+// endpoint (introspection, revocation): the answer is never cached, a
+// method other than POST gets 405 with allow, and the body is read as
+// readTokenForm reads it. When it returns false it has answered.
+func (s *Server) readOAuthPost(w http.ResponseWriter, r *http.Request, allow, endpoint string) (url.Values, bool) {
+	h := w.Header()
+	h.Set("Cache-Control", "no-store")
+	h.Set("Pragma", "no-cache")
+	if r.Method != http.MethodPost {
+		h.Set("Allow", allow)
+		writeOAuthError(w, http.StatusMethodNotAllowed, "invalid_request", endpoint+" accepts only POST")
+		return nil, false
+	}
+	form, f := readTokenForm(w, r)
+	if f != nil {
+		s.writeFault(w, f)
+		return nil, false
+	}
+	return form, true
+}
