@@ -1,0 +1,388 @@
+package smartauth
+
+import (
+	"encoding/json"
+	"net/url"
+	"slices"
+	"strings"
+
+	"github.com/smartcaddy/smartauth/scopes"
+)
+
+// The reference model of the invariant tests (invariants_test.go): what a
+// user may reach and what a grant may hold, computed from the generated
+// configuration by the rules of the design for issue 10 §1–§2, written
+// independently of the handlers. The coverage of one scope by a list is
+// scopes.Covers, whose own properties scopes/grant_prop_test.go checks.
+
+// everyone is the touch of a request that is not confined to named
+// patients: a search without a patient restriction, a system-level
+// interaction, a resource with no patient reference.
+const everyone = "*"
+
+// invPool are the patient ids of the generated world; the patient-search
+// server confirms exactly these.
+var invPool = []string{"p1", "p2", "p3", "p4", "p5"}
+
+// invCompartment are the compartment types the generated requests use,
+// with their compartment search parameters (FHIR R4, first one first).
+var invCompartment = map[string][]string{
+	"Observation":        {"subject", "performer"},
+	"Encounter":          {"patient"},
+	"Condition":          {"patient", "asserter"},
+	"AllergyIntolerance": {"patient", "recorder", "asserter"},
+}
+
+// invOutside are the types outside the Patient compartment the requests
+// use; the universe lets patient/ scopes reach a random subset of them.
+var invOutside = []string{"Medication", "Organization", "Practitioner"}
+
+// invUser is a configured user.
+type invUser struct {
+	name, fhirUser   string
+	patients, scopes []string
+}
+
+// ownPatient is the patient a Patient user is.
+func (u *invUser) ownPatient() (string, bool) {
+	return strings.CutPrefix(u.fhirUser, "Patient/")
+}
+
+// explicitUser tells whether the operator granted the user user/ scopes
+// (a user/ scope in the user's scopes).
+func (u *invUser) explicitUser() bool {
+	for _, s := range u.scopes {
+		if strings.HasPrefix(s, "user/") {
+			return true
+		}
+	}
+	return false
+}
+
+// invModel is the oracle for one universe.
+type invModel struct {
+	patientSearch bool
+}
+
+// mayContext tells whether a user may have patient p in context: a
+// Patient user only their own record; a user with a patients list only
+// those; a user with an explicit user/ grant anyone; a user with nothing
+// only a patient the search server confirms, when search is on.
+func (m invModel) mayContext(u *invUser, p string) bool {
+	if own, ok := u.ownPatient(); ok {
+		return p == own
+	}
+	if len(u.patients) > 0 {
+		return slices.Contains(u.patients, p)
+	}
+	if u.explicitUser() {
+		return true
+	}
+	return m.patientSearch && slices.Contains(invPool, p)
+}
+
+// mayReachAll tells whether a user may reach data not confined to named
+// patients (a user/ search across patients): only with an explicit user/
+// grant, and never a Patient user.
+func (m invModel) mayReachAll(u *invUser) bool {
+	_, isPatient := u.ownPatient()
+	return !isPatient && u.explicitUser()
+}
+
+// mayReach tells whether a user may reach a touch: one patient's data or
+// everyone's.
+func (m invModel) mayReach(u *invUser, touch string) bool {
+	if m.mayReachAll(u) {
+		return true
+	}
+	return touch != everyone && m.mayContext(u, touch)
+}
+
+// clientMay tells whether a client may be granted a scope through
+// /authorize: never a system/ scope; with no scopes list, any known
+// non-resource, patient/ or user/ scope; else what its list covers.
+func clientMay(c *invClient, s string) bool {
+	sc, err := scopes.Parse(s)
+	if err != nil || sc.Context == "system" {
+		return false
+	}
+	return len(c.scopes) == 0 || scopes.Covers(c.scopes, []string{s})
+}
+
+// userMay tells whether a user may hold a scope: non-resource scopes
+// always; never system/; user/ only for a Patient user or with an
+// explicit user/ grant; resource scopes within the user's scopes, if any.
+func userMay(u *invUser, s string) bool {
+	sc, err := scopes.Parse(s)
+	if err != nil {
+		return false
+	}
+	switch sc.Context {
+	case "":
+		return true
+	case "system":
+		return false
+	case "user":
+		if _, isPatient := u.ownPatient(); !isPatient && !u.explicitUser() {
+			return false
+		}
+	}
+	return len(u.scopes) == 0 || scopes.Covers(u.scopes, []string{s})
+}
+
+// patientRef returns the patient a reference names: Patient/X, or an
+// absolute URL ending in /Patient/X.
+func patientRef(ref string) (string, bool) {
+	i := strings.LastIndex(ref, "Patient/")
+	if i < 0 || (i > 0 && ref[i-1] != '/') {
+		return "", false
+	}
+	id := ref[i+len("Patient/"):]
+	return id, id != "" && !strings.ContainsAny(id, "/?#")
+}
+
+// resourceTouches are the patients a resource belongs to: a Patient's
+// id; for other types the patients its compartment elements (and subject,
+// patient, in any case) refer to, or everyone when it refers to none;
+// nothing for a type outside the compartment.
+func resourceTouches(res map[string]any) []string {
+	typ, _ := res["resourceType"].(string)
+	if typ == "Patient" {
+		id, _ := res["id"].(string)
+		if id == "" {
+			return []string{everyone}
+		}
+		return []string{id}
+	}
+	if typ == "Bundle" {
+		var out []string
+		entries, _ := res["entry"].([]any)
+		for _, e := range entries {
+			em, _ := e.(map[string]any)
+			if r, ok := em["resource"].(map[string]any); ok {
+				out = append(out, resourceTouches(r)...)
+			}
+		}
+		return out
+	}
+	params, ok := invCompartment[typ]
+	if !ok {
+		return nil
+	}
+	var out []string
+	elements := append([]string{"subject", "patient"}, params...)
+	for key, val := range res {
+		// A key that differs from an element only in case counts too: a
+		// lenient server might read it.
+		if !slices.Contains(elements, strings.ToLower(key)) {
+			continue
+		}
+		var refs []any
+		switch v := val.(type) {
+		case map[string]any:
+			refs = []any{v}
+		case []any:
+			refs = v
+		}
+		for _, r := range refs {
+			rm, _ := r.(map[string]any)
+			s, _ := rm["reference"].(string)
+			if p, ok := patientRef(s); ok && !slices.Contains(out, p) {
+				out = append(out, p)
+			}
+		}
+	}
+	if len(out) == 0 {
+		return []string{everyone}
+	}
+	return out
+}
+
+// bodyTouches are the patients a JSON body belongs to (nothing if it is
+// not a resource).
+func bodyTouches(body string) []string {
+	var res map[string]any
+	if json.Unmarshal([]byte(body), &res) != nil || res == nil {
+		return nil
+	}
+	return resourceTouches(res)
+}
+
+// searchTouches are the patients a search on typ is confined to by its
+// parameters: the typed patient references among the compartment
+// parameters (and subject, patient; modifiers such as :Patient count as
+// typed), or _id for Patient; everyone when there is none. A bare id is no
+// confinement: FHIR matches it against any resource type.
+func searchTouches(typ string, params url.Values) []string {
+	var out []string
+	add := func(p string) {
+		if !slices.Contains(out, p) {
+			out = append(out, p)
+		}
+	}
+	if typ == "Patient" {
+		for _, v := range params["_id"] {
+			for id := range strings.SplitSeq(v, ",") {
+				add(id)
+			}
+		}
+	} else {
+		names := append([]string{"subject", "patient"}, invCompartment[typ]...)
+		for key, vs := range params {
+			name, mod, _ := strings.Cut(key, ":")
+			if !slices.Contains(names, name) || strings.Contains(key, ".") || (mod != "" && mod != "Patient") {
+				continue
+			}
+			for _, v := range vs {
+				for one := range strings.SplitSeq(v, ",") {
+					if mod == "Patient" && one != "" && !strings.Contains(one, "/") {
+						add(one)
+					} else if p, ok := patientRef(one); ok {
+						add(p)
+					}
+				}
+			}
+		}
+	}
+	if len(out) == 0 {
+		return []string{everyone}
+	}
+	return out
+}
+
+// ownerOf is the patient whose stored resource typ/id is in the
+// recording upstream (fakeResource): Patient/X is X's; a "focus-" resource
+// is in nobody's compartment (everyone); a "missing-" one does not exist.
+func ownerOf(typ, id string) []string {
+	switch {
+	case strings.HasPrefix(id, "missing"):
+		return nil
+	case typ == "Patient":
+		return []string{id}
+	case invCompartment[typ] == nil:
+		return nil
+	case strings.HasPrefix(id, "focus-"):
+		return []string{everyone}
+	}
+	return []string{id[strings.LastIndex(id, "-")+1:]}
+}
+
+// seenSearch is a search the upstream received: its type and parameters.
+type seenSearch struct {
+	typ    string
+	params url.Values
+}
+
+// upstreamView is what a request that reached the upstream touched.
+type upstreamView struct {
+	touches  []string     // patients whose data it reads or writes (everyone: not confined)
+	outside  []string     // types outside the compartment it works on
+	searches []seenSearch // searches on Patient and compartment types
+}
+
+// analyzeForwarded reads a request as the upstream received it. Reads by
+// id at the top level are left to the answer (the guard checks it before
+// passing it on); inside a Bundle they count by the resource's owner.
+func analyzeForwarded(up upstreamRequest) upstreamView {
+	var v upstreamView
+	rel := strings.TrimPrefix(strings.TrimPrefix(up.Path, "/fhir"), "/")
+	q, _ := url.ParseQuery(up.RawQuery)
+	v.add(up.Method, rel, q, up.Body, false)
+	return v
+}
+
+// add records one interaction: method on rel (a path relative to the
+// FHIR base, without query) with its query parameters and body.
+func (v *upstreamView) add(method, rel string, q url.Values, body string, inBundle bool) {
+	touch := func(ps ...string) { v.touches = append(v.touches, ps...) }
+	search := func(typ string, params url.Values) {
+		v.searches = append(v.searches, seenSearch{typ, params})
+		touch(searchTouches(typ, params)...)
+	}
+	segs := strings.Split(rel, "/")
+	typ, n := segs[0], len(segs)
+	switch {
+	case typ == "" && method == "POST":
+		v.addBundle(body)
+		return
+	case typ == "" || typ == "_history" || typ == "_search" || strings.HasPrefix(typ, "$"):
+		touch(everyone)
+		return
+	case typ != "Patient" && invCompartment[typ] == nil:
+		v.outside = append(v.outside, typ)
+		return
+	}
+	readLike := method == "GET" || method == "HEAD"
+	switch {
+	case n == 1 && (method == "POST"):
+		touch(bodyTouches(body)...)
+		if typ == "Patient" || len(bodyTouches(body)) == 0 {
+			touch(everyone)
+		}
+	case n == 1:
+		search(typ, q)
+		if method == "PUT" || method == "PATCH" {
+			touch(bodyTouches(body)...)
+		}
+	case segs[1] == "_search":
+		form, _ := url.ParseQuery(body)
+		for k, vs := range q {
+			form[k] = append(form[k], vs...)
+		}
+		search(typ, form)
+	case segs[1] == "_history":
+		touch(everyone)
+	case strings.HasPrefix(segs[1], "$") && readLike:
+		search(typ, q)
+	case strings.HasPrefix(segs[1], "$"):
+		touch(everyone)
+	case typ == "Patient" && n > 2 && segs[2] != "_history":
+		touch(segs[1]) // compartment search or instance operation
+	case readLike && !inBundle:
+		// answered through the guard's check: counted by the answer
+	case method == "PUT":
+		touch(ownerOf(typ, segs[1])...)
+		touch(bodyTouches(body)...)
+	default:
+		touch(ownerOf(typ, segs[1])...)
+	}
+}
+
+// addBundle records every entry of a batch or transaction Bundle.
+func (v *upstreamView) addBundle(body string) {
+	var b struct {
+		Entry []struct {
+			Resource json.RawMessage `json:"resource"`
+			Request  struct {
+				Method, URL string
+			} `json:"request"`
+		} `json:"entry"`
+	}
+	if json.Unmarshal([]byte(body), &b) != nil {
+		v.touches = append(v.touches, everyone)
+		return
+	}
+	for _, e := range b.Entry {
+		u, err := url.Parse(e.Request.URL)
+		if err != nil {
+			v.touches = append(v.touches, everyone)
+			continue
+		}
+		v.add(e.Request.Method, strings.TrimPrefix(u.Path, "/"), u.Query(), string(e.Resource), true)
+	}
+}
+
+// restricted tells whether a search the upstream received is confined to
+// patient c the way the guard's compartment rule says: _id=c on Patient,
+// the type's first compartment parameter = Patient/c on the others.
+func (s seenSearch) restricted(c string) bool {
+	if s.typ == "Patient" {
+		return slices.Contains(s.params["_id"], c)
+	}
+	for _, v := range s.params[invCompartment[s.typ][0]] {
+		if p, ok := patientRef(v); ok && p == c {
+			return true
+		}
+	}
+	return false
+}
