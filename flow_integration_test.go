@@ -300,7 +300,7 @@ func TestEHRLaunchEndToEnd(t *testing.T) {
 	s := startFlowSite(t, "")
 	ctx := context.Background()
 	// The EHR creates a launch context.
-	req, _ := http.NewRequest("POST", s.issuer()+"/launch", strings.NewReader(`{"patient":"p2","encounter":"e1","need_patient_banner":true,"intent":"reconcile-medications"}`))
+	req, _ := http.NewRequest("POST", s.issuer()+"/launch", strings.NewReader(`{"patient":"p2","encounter":"e1","need_patient_banner":true,"intent":"reconcile-medications","client_id":"confidential-app"}`))
 	req.SetBasicAuth("ehr", ehrSecret)
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)

@@ -28,6 +28,7 @@ func TestGuardPlaceholdersComposeWithCaddy(t *testing.T) {
 		user alice {
 			password_hash %s
 			fhir_user Practitioner/dr-alice
+			patients p1 p2
 		}`, signer.pemPath, testHash)
 	g.after = fmt.Sprintf(`log {
 		output file %s

@@ -245,6 +245,9 @@ func startGuardSite(t *testing.T, guard string) *guardSite {
 		user alice {
 			password_hash %s
 			fhir_user Practitioner/dr-alice
+			# The operator's explicit grant: user/ scopes reach every
+			# patient; any patient may be in context.
+			scopes user/*.cruds patient/*.cruds
 		}
 		user carol {
 			password_hash %s

@@ -240,7 +240,7 @@ func TestGuardAuditLog(t *testing.T) {
 	g := &guardSite{up: startUpstream(t), signer: newTokenSigner(t)}
 	g.site = site{port: freePort(t), storage: t.TempDir()}
 	g.signer.issuer, g.signer.aud = g.base()+"/auth", g.base()+"/fhir"
-	g.extra = fmt.Sprintf("signing_key ES256 %s\n\t\tclient app {\n\t\t\tredirect_uri https://app.example.org/cb\n\t\t}\n\t\tuser alice {\n\t\t\tpassword_hash %s\n\t\t}", g.signer.pemPath, testHash)
+	g.extra = fmt.Sprintf("signing_key ES256 %s\n\t\tclient app {\n\t\t\tredirect_uri https://app.example.org/cb\n\t\t}\n\t\tuser alice {\n\t\t\tpassword_hash %s\n\t\t\tpatients p1\n\t\t}", g.signer.pemPath, testHash)
 	g.after = "reverse_proxy /fhir/* " + strings.TrimPrefix(g.up.URL, "http://")
 	cf := strings.Replace(g.caddyfile(), "\tlog {\n\t\toutput discard\n\t}\n",
 		fmt.Sprintf("\tlog {\n\t\toutput discard\n\t\texclude http.handlers.smart_auth.guard\n\t}\n\tlog audit {\n\t\toutput file %s\n\t\tformat json\n\t\tinclude http.handlers.smart_auth.guard\n\t}\n", logFile), 1)

@@ -97,7 +97,7 @@ func (s *Server) lookupClient(ctx context.Context, id string) (*store.Client, er
 }
 
 // validateAuthorize checks an authorization request and, for an EHR
-// launch, redeems the launch.
+// launch, reads the launch.
 func (s *Server) validateAuthorize(ctx context.Context, params url.Values) (*pendingAuthorization, *authorizeFailure) {
 	page := func(desc string) *authorizeFailure { return &authorizeFailure{description: desc} }
 	if len(params["client_id"]) > 1 || len(params["redirect_uri"]) > 1 {
@@ -194,9 +194,11 @@ func (s *Server) validateAuthorize(ctx context.Context, params url.Values) (*pen
 	if len(requested) == 0 {
 		return bad("invalid_scope", "scope is required")
 	}
-	offered := scopes.Grant(requested, client.Scopes)
+	// system/ scopes are for backend services (client_credentials) and
+	// never part of a grant with a user (reach.go).
+	offered := withoutSystemScopes(scopes.Grant(requested, client.Scopes))
 	if len(offered) == 0 {
-		return bad("invalid_scope", "none of the requested scopes is allowed for this client")
+		return bad("invalid_scope", "none of the requested scopes is allowed for this client (system/ scopes are only for backend services)")
 	}
 	p := &pendingAuthorization{
 		issuer:      s.cfg.Issuer.String(),
@@ -210,19 +212,25 @@ func (s *Server) validateAuthorize(ctx context.Context, params url.Values) (*pen
 		promptNone:  promptNone,
 	}
 	if launchID := params.Get("launch"); launchID != "" && slices.Contains(offered, "launch") {
-		l, err := s.cfg.Store.ConsumeLaunch(ctx, launchID)
+		// The launch is only read here: it is used up when the code is
+		// issued (finishAuthorization), so that someone who merely sees
+		// its id cannot spoil it, and checked against the user who signs
+		// in (checkLaunchUser).
+		l, err := s.cfg.Store.GetLaunch(ctx, launchID)
 		if err != nil {
-			if !errors.Is(err, store.ErrNotFound) && !errors.Is(err, store.ErrReplayed) {
-				s.logger.Error("redeeming a launch failed: " + err.Error())
+			if !errors.Is(err, store.ErrNotFound) {
+				s.logger.Error("reading a launch failed: " + err.Error())
 				return bad("server_error", "the launch could not be read")
 			}
 			return bad("invalid_request", "invalid launch")
 		}
-		if l.ClientID != "" && l.ClientID != client.ID {
+		if l.ClientID != client.ID {
 			return bad("invalid_request", "invalid launch")
 		}
 		p.context = l.LaunchContext
 		p.ehrLaunch = true
+		p.launchID = launchID
+		p.launchUser = l.User
 	}
 	return p, nil
 }
@@ -293,6 +301,9 @@ func (s *Server) advanceAuthorization(w http.ResponseWriter, r *http.Request, fs
 		s.showPendingExpired(w)
 		return
 	}
+	if p.ehrLaunch && !s.checkLaunchUser(w, r, id, p, user) {
+		return
+	}
 	if !p.ehrLaunch && p.context.Patient == "" && slices.Contains(p.offered, "launch/patient") {
 		if own, ok := strings.CutPrefix(user.FHIRUser, "Patient/"); ok {
 			p.context.Patient = own
@@ -345,20 +356,6 @@ func consentScopes(p pendingAuthorization, u *User) []string {
 	return out
 }
 
-// userMayGrant tells whether a user's configured scopes (User.Scopes)
-// cover a scope: non-resource scopes always, resource scopes when the user
-// has no bound or the bound covers them.
-func userMayGrant(u *User, scope string) bool {
-	return u == nil || len(u.Scopes) == 0 || !isResourceScope(scope) || scopes.Covers(u.Scopes, []string{scope})
-}
-
-// isResourceScope tells whether a scope is a patient/, user/ or system/
-// resource scope.
-func isResourceScope(scope string) bool {
-	sc, err := scopes.Parse(scope)
-	return err == nil && sc.IsResource()
-}
-
 // coversScopes tells whether every wanted scope is in have.
 func coversScopes(have, want []string) bool {
 	for _, w := range want {
@@ -376,6 +373,31 @@ func (s *Server) finishAuthorization(w http.ResponseWriter, r *http.Request, fs 
 	if !ok || p.issuer != s.cfg.Issuer.String() || !fs.signedIn(s) || p.session != store.HashID(fs.id) {
 		s.showPendingExpired(w)
 		return
+	}
+	// The last word on what the grant may hold, whatever path led here.
+	user := fs.user(s)
+	rc := s.reachOf(user)
+	if user == nil || (p.context.Patient != "" && !rc.patientAllowed(p.context.Patient)) {
+		s.redirectAuthorizeError(w, r, p.redirectURI, p.state, "access_denied", "the patient in context is not one the user may reach")
+		return
+	}
+	kept := granted[:0:0]
+	for _, sc := range granted {
+		if userMayGrant(user, sc) {
+			kept = append(kept, sc)
+		}
+	}
+	granted = kept
+	if p.launchID != "" {
+		if _, err := s.cfg.Store.ConsumeLaunch(r.Context(), p.launchID); err != nil {
+			if !errors.Is(err, store.ErrNotFound) {
+				s.logger.Error("using up a launch failed: " + err.Error())
+				s.redirectAuthorizeError(w, r, p.redirectURI, p.state, "server_error", "the launch could not be used")
+				return
+			}
+			s.redirectAuthorizeError(w, r, p.redirectURI, p.state, "invalid_request", "the launch was already used or has expired")
+			return
+		}
 	}
 	if p.context.Patient == "" && scopes.NeedsPatient(granted) {
 		kept := make([]string, 0, len(granted))

@@ -94,7 +94,7 @@ func TestAuthorizeAccepts(t *testing.T) {
 	if !strings.HasPrefix(p.location, env.issuer+"/login?") {
 		t.Fatalf("POST authorize: %d %s", p.status, p.location)
 	}
-	p = b.login(b.follow(p), "alice", alicePassword)
+	p = b.login(b.follow(p), "carol", alicePassword)
 	p = b.submit(onlyForm(t, b.follow(p)), func(v url.Values) { v.Set("decision", "allow") })
 	q := appRedirectParams(t, p, appRedirect)
 	if rec := env.redeem(q.Get("code")); rec.Scope != "openid user/*.rs" || q.Get("state") != v.Get("state") {

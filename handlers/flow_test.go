@@ -113,9 +113,20 @@ func TestStandaloneLaunchWithPicker(t *testing.T) {
 // pat1 when the picker appears.
 func consentPageOf(t *testing.T, env *flowEnv, b *browser, params url.Values) page {
 	t.Helper()
+	return consentPageAs(t, env, b, params, "alice")
+}
+
+// consentPageAs is consentPageOf signing in as another user (who has
+// alice's password).
+func consentPageAs(t *testing.T, env *flowEnv, b *browser, params url.Values, user string) page {
+	t.Helper()
 	p := b.follow(b.get(env.authorizeURL(params)))
 	if strings.Contains(p.body, `name="password"`) {
-		p = b.login(p, "alice", alicePassword)
+		pw := alicePassword
+		if user == "bob" {
+			pw = bobPassword
+		}
+		p = b.login(p, user, pw)
 	}
 	if strings.HasPrefix(p.location, env.issuer+"/select-patient?") {
 		p = b.submit(onlyForm(t, b.follow(p)), func(v url.Values) { v.Set("patient", "pat1") })
@@ -368,7 +379,7 @@ func TestNoPatientDropsPatientScopes(t *testing.T) {
 	b := env.browser()
 	// No launch/patient: no patient in context, so patient/ scopes go.
 	params := env.authParams("openid user/Observation.rs patient/Observation.rs")
-	p := consentPageOf(t, env, b, params)
+	p := consentPageAs(t, env, b, params, "carol")
 	f := onlyForm(t, p)
 	for _, in := range f.named("scope") {
 		if strings.HasPrefix(in.value, "patient/") {

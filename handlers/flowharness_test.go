@@ -94,6 +94,9 @@ func newFlowConfig(t *testing.T, db *store.DB, base string) handlers.Config {
 			"alice": {Name: "alice", PasswordHash: testPasswordHash(t, alicePassword),
 				FHIRUser: "Practitioner/p1", DisplayName: "Dr Alice", Patients: []string{"pat1", "pat2"}},
 			"bob": {Name: "bob", PasswordHash: testPasswordHash(t, bobPassword), FHIRUser: "Patient/pat9"},
+			// carol has the explicit operator grant user/ scopes need.
+			"carol": {Name: "carol", PasswordHash: testPasswordHash(t, alicePassword),
+				FHIRUser: "Practitioner/p3", Scopes: []string{"user/*.rs", "patient/*.rs"}},
 		},
 		Lifetimes: handlers.Lifetimes{
 			AccessToken: 5 * time.Minute, RefreshToken: time.Hour,

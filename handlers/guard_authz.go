@@ -12,7 +12,10 @@ import (
 var scopeContexts = [...]string{"system", "user", "patient"}
 
 // decide finds the first scope context whose granted scopes (within their
-// bounds) permit an interaction, or refuses with insufficient_scope.
+// bounds) permit an interaction, or refuses with insufficient_scope. It
+// answers "patient" whenever the patient compartment's rules apply: for
+// patient/ scopes, and for user/ scopes of a user confined to their own
+// record (a Patient user, reach.go).
 func (s *Server) decide(p *principal, in *interaction) (string, *guardFault) {
 	need, rtype, contexts, fault := s.interactionNeed(in)
 	if fault != nil {
@@ -20,6 +23,9 @@ func (s *Server) decide(p *principal, in *interaction) (string, *guardFault) {
 	}
 	for _, ctx := range contexts {
 		if permits(p, ctx, rtype, need, in.params) {
+			if p.confined {
+				return "patient", nil
+			}
 			return ctx, nil
 		}
 	}
@@ -78,7 +84,9 @@ func (s *Server) interactionNeed(in *interaction) (scopes.Perms, string, []strin
 
 // permits tells whether p's scopes of one context permit need on rtype:
 // the granted scopes, and the bound of that context. A patient/ scope
-// needs a patient in context, a user/ scope a signed-in user; the user's
+// needs a patient in context; a user/ scope a user whose reach allows
+// user/ scopes; a system/ scope a token without a user (whatever a token
+// with a user carries, system/ scopes never count for it). The user's
 // configured scopes bound user/ and patient/ scopes, the client's
 // configured scopes bound system/ scopes.
 func permits(p *principal, ctx, rtype string, need scopes.Perms, params url.Values) bool {
@@ -88,7 +96,11 @@ func permits(p *principal, ctx, rtype string, need scopes.Perms, params url.Valu
 			return false
 		}
 	case "user":
-		if !p.hasUser {
+		if !p.hasUser || !p.userScopes {
+			return false
+		}
+	case "system":
+		if p.hasUser {
 			return false
 		}
 	}

@@ -36,6 +36,10 @@ type principal struct {
 	granted                []scopes.Scope
 	userBound, clientBound []scopes.Scope // nil: no bound
 	hasUser                bool           // sub is a configured user
+	// userScopes: the user's reach allows user/ scopes (reach.go);
+	// confined: the user is a patient, and every scope is confined to
+	// their own compartment (patient is then their own record).
+	userScopes, confined bool
 }
 
 // guardState is the guard's mutable state: the verified-token cache, the

@@ -101,6 +101,19 @@ func (s *Server) newPrincipal(r *http.Request, tok jwt.Token) (*principal, *guar
 			return nil, invalidToken("the access token's user is no longer configured")
 		}
 		p.hasUser = true
+		// The user's reach, from the current configuration, whatever
+		// the token carries (reach.go).
+		rc := s.reachOf(u)
+		p.userScopes = rc.userScopes
+		switch {
+		case rc.own != "":
+			if p.patient != "" && p.patient != rc.own {
+				return nil, invalidToken("the access token's patient is not one its user may reach")
+			}
+			p.patient, p.confined = rc.own, true
+		case p.patient != "" && !rc.patientAllowed(p.patient):
+			return nil, invalidToken("the access token's patient is not one its user may reach")
+		}
 		if len(u.Scopes) > 0 {
 			p.userBound, _ = scopes.ParseAll(scopes.Split(strings.Join(u.Scopes, " ")))
 			if p.userBound == nil {

@@ -9,14 +9,16 @@ import (
 	"regexp"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/smartcaddy/smartauth/store"
 )
 
 // launchFHIRIDPattern is a FHIR resource id.
 var launchFHIRIDPattern = regexp.MustCompile(`^[A-Za-z0-9\-.]{1,64}$`)
 
-// launchRequest is the body of POST {issuer}/launch. Every field is
-// optional; unknown fields are ignored.
+// launchRequest is the body of POST {issuer}/launch. client_id is
+// required, every other field optional; unknown fields are ignored.
 type launchRequest struct {
 	Patient           string            `json:"patient"`
 	Encounter         string            `json:"encounter"`
@@ -25,8 +27,11 @@ type launchRequest struct {
 	SmartStyleURL     string            `json:"smart_style_url"`
 	Intent            string            `json:"intent"`
 	Tenant            string            `json:"tenant"`
-	// ClientID binds the launch to one app.
+	// ClientID binds the launch to one app; required.
 	ClientID string `json:"client_id"`
+	// User, when set, binds the launch to the EHR user (a configured user
+	// name): only that user can complete it.
+	User string `json:"user"`
 }
 
 // launchResponse is the answer of the launch API.
@@ -80,6 +85,7 @@ func (s *Server) serveLaunch(w http.ResponseWriter, r *http.Request) {
 			Tenant:            req.Tenant,
 		},
 		ClientID:  req.ClientID,
+		User:      req.User,
 		CreatedBy: client.ID,
 	})
 	if err != nil {
@@ -114,13 +120,45 @@ func (s *Server) checkLaunchRequest(r *http.Request, req *launchRequest) string 
 	if len(req.Intent) > 1024 || len(req.Tenant) > 1024 {
 		return "intent and tenant must be at most 1024 characters"
 	}
-	if req.ClientID != "" {
-		c, err := s.lookupClient(r.Context(), req.ClientID)
-		if err != nil || c == nil {
-			return "client_id names no registered client"
+	if req.ClientID == "" {
+		return "client_id is required: a launch is bound to the app it launches"
+	}
+	if c, err := s.lookupClient(r.Context(), req.ClientID); err != nil || c == nil {
+		return "client_id names no registered client"
+	}
+	if req.User != "" {
+		u := s.cfg.Users[req.User]
+		if u == nil {
+			return "user names no configured user"
+		}
+		if req.Patient != "" && !s.reachOf(u).patientAllowed(req.Patient) {
+			return "the user may not open this patient's record"
 		}
 	}
 	return ""
+}
+
+// checkLaunchUser tells whether the signed-in user may complete an EHR
+// launch: the launch's user, when it names one, and a user allowed the
+// launch's patient (mayHavePatient, the rule of the picker and the
+// launcher page). Otherwise it shows an error page and ends the pending
+// request; the launch itself stays usable for the right user until it
+// expires.
+func (s *Server) checkLaunchUser(w http.ResponseWriter, r *http.Request, id string, p pendingAuthorization, u *User) bool {
+	var msg string
+	switch {
+	case p.launchUser != "" && p.launchUser != u.Name:
+		msg = "This app was launched for another user. Sign out, then sign in as the user the EHR launched it for."
+	case p.context.Patient != "" && !s.mayHavePatient(r.Context(), u, p.context.Patient):
+		msg = "This app was launched for a patient whose record you may not open."
+	default:
+		return true
+	}
+	pendingAuthorizations.remove(id)
+	s.logger.Warn("an EHR launch was refused to the signed-in user",
+		zap.String("client_id", p.clientID), zap.String("user", u.Name))
+	s.showMessage(w, http.StatusForbidden, "Launch not available", msg)
+	return false
 }
 
 // saveLaunch stores a launch under a new id.

@@ -38,16 +38,22 @@ func TestLaunchAPIErrors(t *testing.T) {
 		status           int
 		err              string
 	}{
-		"no credentials":  {"", "", `{}`, 401, "invalid_client"},
-		"wrong secret":    {"ehr", "nope", `{}`, 401, "invalid_client"},
-		"unknown client":  {"ghost", ehrSecret, `{}`, 401, "invalid_client"},
-		"not a launcher":  {"backend", ehrSecret, `{}`, 403, "unauthorized_client"},
-		"bad JSON":        {"ehr", ehrSecret, `{"patient":`, 400, "invalid_request"},
-		"bad patient":     {"ehr", ehrSecret, `{"patient":"Patient/123"}`, 400, "invalid_request"},
-		"bad fhirContext": {"ehr", ehrSecret, `{"fhirContext":["Observation/1"]}`, 400, "invalid_request"},
-		"unknown app":     {"ehr", ehrSecret, `{"client_id":"ghost"}`, 400, "invalid_request"},
-		"unknown fields":  {"ehr", ehrSecret, `{"patient":"pat7","shoe_size":44}`, 201, ""},
-		"empty body":      {"ehr", ehrSecret, ``, 201, ""},
+		"no credentials":                    {"", "", `{}`, 401, "invalid_client"},
+		"wrong secret":                      {"ehr", "nope", `{}`, 401, "invalid_client"},
+		"unknown client":                    {"ghost", ehrSecret, `{}`, 401, "invalid_client"},
+		"not a launcher":                    {"backend", ehrSecret, `{}`, 403, "unauthorized_client"},
+		"bad JSON":                          {"ehr", ehrSecret, `{"patient":`, 400, "invalid_request"},
+		"bad patient":                       {"ehr", ehrSecret, `{"patient":"Patient/123"}`, 400, "invalid_request"},
+		"bad fhirContext":                   {"ehr", ehrSecret, `{"fhirContext":["Observation/1"]}`, 400, "invalid_request"},
+		"unknown app":                       {"ehr", ehrSecret, `{"client_id":"ghost"}`, 400, "invalid_request"},
+		"unknown fields":                    {"ehr", ehrSecret, `{"patient":"pat7","shoe_size":44,"client_id":"app"}`, 201, ""},
+		"empty body":                        {"ehr", ehrSecret, ``, 400, "invalid_request"},
+		"no client_id":                      {"ehr", ehrSecret, `{"patient":"pat7"}`, 400, "invalid_request"},
+		"unknown user":                      {"ehr", ehrSecret, `{"patient":"pat1","client_id":"app","user":"ghost"}`, 400, "invalid_request"},
+		"user's patient":                    {"ehr", ehrSecret, `{"patient":"pat1","client_id":"app","user":"alice"}`, 201, ""},
+		"patient out of the user's reach":   {"ehr", ehrSecret, `{"patient":"pat7","client_id":"app","user":"alice"}`, 400, "invalid_request"},
+		"a patient user's own record":       {"ehr", ehrSecret, `{"patient":"pat9","client_id":"app","user":"bob"}`, 201, ""},
+		"another record for a patient user": {"ehr", ehrSecret, `{"patient":"pat1","client_id":"app","user":"bob"}`, 400, "invalid_request"},
 		"full context, bound": {"ehr", ehrSecret, `{"patient":"pat7","encounter":"enc1","fhirContext":[{"reference":"Observation/1"}],
 			"need_patient_banner":false,"smart_style_url":"https://ehr.example/style.json","intent":"reconcile","tenant":"t1","client_id":"app"}`, 201, ""},
 	} {
@@ -81,7 +87,7 @@ func ehrAuthorize(t *testing.T, env *flowEnv, b *browser, params url.Values) pag
 
 func TestEHRLaunch(t *testing.T) {
 	env := newFlowEnv(t, flowOptions{})
-	status, out := env.createLaunch("ehr", ehrSecret, `{"patient":"pat7","encounter":"enc1","need_patient_banner":false,"intent":"reconcile","client_id":"app"}`)
+	status, out := env.createLaunch("ehr", ehrSecret, `{"patient":"pat1","encounter":"enc1","need_patient_banner":false,"intent":"reconcile","client_id":"app"}`)
 	if status != http.StatusCreated {
 		t.Fatalf("launch API: %d %v", status, out)
 	}
@@ -91,7 +97,7 @@ func TestEHRLaunch(t *testing.T) {
 	params.Set("launch", launch)
 	q := appRedirectParams(t, ehrAuthorize(t, env, b, params), appRedirect)
 	rec := env.redeem(q.Get("code"))
-	if rec.Context.Patient != "pat7" || rec.Context.Encounter != "enc1" || rec.Context.Intent != "reconcile" ||
+	if rec.Context.Patient != "pat1" || rec.Context.Encounter != "enc1" || rec.Context.Intent != "reconcile" ||
 		rec.Context.NeedPatientBanner == nil || *rec.Context.NeedPatientBanner || rec.Scope != "launch openid fhirUser patient/*.rs" {
 		t.Fatalf("code %+v", rec)
 	}

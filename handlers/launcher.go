@@ -71,13 +71,14 @@ func (s *Server) serveLauncher(w http.ResponseWriter, r *http.Request) {
 	patient := r.PostForm.Get("patient")
 	switch {
 	case patient == "" && len(patients) == 0:
-	case !slices.Contains(patients, patient):
+	case !slices.Contains(patients, patient) || !s.mayHavePatient(r.Context(), user, patient):
 		s.showMessage(w, http.StatusForbidden, "Patient not available", "Choose one of the patients listed.")
 		return
 	}
 	id, _, err := s.saveLaunch(r, &store.Launch{
 		LaunchContext: store.LaunchContext{Patient: patient},
 		ClientID:      app.ID,
+		User:          user.Name,
 		CreatedBy:     "user:" + user.Name,
 	})
 	if err != nil {
@@ -91,18 +92,13 @@ func (s *Server) serveLauncher(w http.ResponseWriter, r *http.Request) {
 }
 
 // launcherPatients are the patients a user may launch an app for: their
-// own record when they are a patient, and the ones they may pick.
+// own record when they are a patient (and nothing else), else the ones
+// they may pick (reach.go).
 func launcherPatients(u *User) []string {
-	var out []string
-	if own, ok := strings.CutPrefix(u.FHIRUser, "Patient/"); ok {
-		out = append(out, own)
+	if r := userReach(u, false); r.own != "" {
+		return []string{r.own}
 	}
-	for _, p := range u.Patients {
-		if !slices.Contains(out, p) {
-			out = append(out, p)
-		}
-	}
-	return out
+	return u.Patients
 }
 
 // launchableClients are the configured and registered clients with a

@@ -38,8 +38,12 @@ type pendingAuthorization struct {
 	// (scopes.Grant), in the requested form and order.
 	offered []string
 	context store.LaunchContext
-	// ehrLaunch is set when the context came from an EHR launch.
+	// ehrLaunch is set when the context came from an EHR launch;
+	// launchID is then the launch's id (used up with the code) and
+	// launchUser the user it is bound to, if any.
 	ehrLaunch  bool
+	launchID   string
+	launchUser string
 	promptNone bool
 	// session is the hash of the sign-in session the request is bound to,
 	// empty until someone signs in.

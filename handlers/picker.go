@@ -2,7 +2,6 @@ package handlers
 
 import (
 	"net/http"
-	"slices"
 	"strings"
 )
 
@@ -44,7 +43,7 @@ func (s *Server) servePicker(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		patient := r.PostForm.Get("patient")
-		if patient == "" || len(r.PostForm["patient"]) != 1 || !s.mayChoosePatient(r, fs.user(s), patient) {
+		if patient == "" || len(r.PostForm["patient"]) != 1 || !s.mayHavePatient(r.Context(), fs.user(s), patient) {
 			s.showMessage(w, http.StatusForbidden, "Patient not available",
 				"You cannot choose that patient. Go back and choose one of the patients listed.")
 			return
@@ -56,26 +55,6 @@ func (s *Server) servePicker(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Allow", "GET, POST")
 		s.showMessage(w, http.StatusMethodNotAllowed, "Method not allowed", "Use GET or POST.")
 	}
-}
-
-// mayChoosePatient tells whether a user may put a patient in context: one
-// of the user's configured patients, or, with patient search, a patient
-// the upstream FHIR server knows.
-func (s *Server) mayChoosePatient(r *http.Request, u *User, patient string) bool {
-	if u == nil {
-		return false
-	}
-	if slices.Contains(u.Patients, patient) {
-		return true
-	}
-	if !s.mayUsePatientSearch(u) {
-		return false
-	}
-	if _, err := s.findPatient(r.Context(), patient); err != nil {
-		s.logger.Info("patient picker: a chosen patient could not be confirmed: " + err.Error())
-		return false
-	}
-	return true
 }
 
 func (s *Server) renderPicker(w http.ResponseWriter, r *http.Request, fs *flowSession, id string, p pendingAuthorization) {

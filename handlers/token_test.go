@@ -528,7 +528,8 @@ func TestTokenRefreshFollowsNarrowedConfiguration(t *testing.T) {
 		t.Fatalf("access token scope %q", got)
 	}
 	client.Scopes = saved
-	e.cfg.Users[tkUser].Scopes = nil
+	// user/ scopes need the operator's explicit grant (reach.go).
+	e.cfg.Users[tkUser].Scopes = []string{"patient/*.rs", "user/*.rs"}
 	e.restart()
 	r = e.refresh(r.str("refresh_token"), url.Values{"client_id": {tkPublic}}, nil)
 	if r.status != http.StatusOK || r.str("scope") != c.rec.Scope {

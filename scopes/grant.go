@@ -65,16 +65,21 @@ func flatten(list []string) []string {
 
 // Grant returns the requested scopes that the server knows and that the
 // client's allowed scopes cover, in the form the app asked for and in the
-// requested order. An empty allowed list allows every known scope. Scopes
-// left out do not fail the request.
+// requested order. Scopes left out do not fail the request.
+//
+// An empty allowed list (a client configured or registered without
+// scopes: an "unbounded" client) allows exactly UnboundedAllows: every
+// known non-resource scope and every patient/ and user/ resource scope,
+// never a system/ scope. A system/ scope is granted only when the allowed
+// list covers it.
 //
 // Entries of either list may also be space-separated scope parameters.
-// Only a nil or zero-length allowed list means "allow all": a list of
-// blank or unknown entries allows nothing. Duplicates are returned once
-// (exact string comparison). A requested scope broader than what is
-// allowed is dropped, not narrowed.
+// Only a nil or zero-length allowed list is unbounded: a list of blank or
+// unknown entries allows nothing. Duplicates are returned once (exact
+// string comparison). A requested scope broader than what is allowed is
+// dropped, not narrowed.
 func Grant(requested, allowed []string) []string {
-	allowAll := len(allowed) == 0
+	unbounded := len(allowed) == 0
 	al, _ := ParseAll(flatten(allowed))
 	out := make([]string, 0, len(requested))
 	for _, s := range flatten(requested) {
@@ -82,11 +87,18 @@ func Grant(requested, allowed []string) []string {
 		if err != nil {
 			continue
 		}
-		if allowAll || covered(sc, al) {
+		if unbounded && UnboundedAllows(sc) || covered(sc, al) {
 			out = append(out, s)
 		}
 	}
 	return out
+}
+
+// UnboundedAllows tells whether a client without a scope list may be
+// granted a (known, parsed) scope: anything but a system/ scope. What a
+// user's grant then holds is bounded further by the user's reach.
+func UnboundedAllows(sc Scope) bool {
+	return sc.Context != "system"
 }
 
 // Covers tells whether the granted scopes cover every wanted one (a

@@ -2,6 +2,7 @@ package scopes
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -170,5 +171,23 @@ func TestNeedsPatient(t *testing.T) {
 		if got := NeedsPatient(tt.in); got != tt.want {
 			t.Errorf("NeedsPatient(%q) = %v, want %v", tt.in, got, tt.want)
 		}
+	}
+}
+
+// TestGrantUnboundedNeverSystem: a client without a scope list (the
+// default, and every client registered with an empty scope) may be granted
+// every known non-resource scope and every patient/ and user/ scope, never
+// a system/ one; a list that covers a system/ scope grants it.
+func TestGrantUnboundedNeverSystem(t *testing.T) {
+	req := []string{"openid", "fhirUser", "launch", "launch/patient", "offline_access", "system/*.cruds",
+		"system/Patient.rs", "system/Observation.read", "user/*.cruds", "patient/Observation.rs?category=laboratory", "junk"}
+	want := "openid fhirUser launch launch/patient offline_access user/*.cruds patient/Observation.rs?category=laboratory"
+	for _, allowed := range [][]string{nil, {}} {
+		if got := strings.Join(Grant(req, allowed), " "); got != want {
+			t.Errorf("Grant(%v): %q, want %q", allowed, got, want)
+		}
+	}
+	if got := strings.Join(Grant(req, []string{"system/*.rs"}), " "); got != "system/Patient.rs system/Observation.read" {
+		t.Errorf("Grant with system/*.rs: %q", got)
 	}
 }

@@ -56,6 +56,15 @@ func (d *DB) SaveLaunch(_ context.Context, id string, rec *Launch, ttl time.Dura
 	return d.put(kindLaunch, HashID(id), rec, d.now().Add(ttl))
 }
 
+// GetLaunch implements Store.
+func (d *DB) GetLaunch(_ context.Context, id string) (*Launch, error) {
+	var rec Launch
+	if err := d.read(kindLaunch, HashID(id), &rec); err != nil {
+		return nil, err
+	}
+	return &rec, nil
+}
+
 // ConsumeLaunch implements Store.
 func (d *DB) ConsumeLaunch(_ context.Context, id string) (*Launch, error) {
 	return consume[Launch](d, kindLaunch, HashID(id))

@@ -64,7 +64,11 @@ type LaunchContext struct {
 type Launch struct {
 	LaunchContext
 	// ClientID, when set, is the only client that may redeem the launch.
-	ClientID  string    `json:"client_id,omitempty"`
+	// The launch API requires it; the launcher page always sets it.
+	ClientID string `json:"client_id,omitempty"`
+	// User, when set, is the only user (by name) who may complete the
+	// launch.
+	User      string    `json:"user,omitempty"`
 	CreatedBy string    `json:"created_by,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
 }

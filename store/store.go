@@ -60,6 +60,8 @@ type Store interface {
 
 	// SaveLaunch stores an EHR launch context for ttl.
 	SaveLaunch(ctx context.Context, id string, rec *Launch, ttl time.Duration) error
+	// GetLaunch returns a launch context without using it up.
+	GetLaunch(ctx context.Context, id string) (*Launch, error)
 	// ConsumeLaunch returns a launch context and deletes it, exactly once.
 	ConsumeLaunch(ctx context.Context, id string) (*Launch, error)
 

@@ -1,0 +1,154 @@
+package handlers
+
+import (
+	"context"
+	"slices"
+	"strings"
+
+	"github.com/smartcaddy/smartauth/scopes"
+)
+
+// What a signed-in user may reach is decided here, from the current
+// configuration, for every token that has a user: password sign-in,
+// trusted identity and any later source of users alike. The authorization
+// endpoint, the consent page, the patient picker, the launcher page, EHR
+// launches, refresh and the guard all ask this file.
+//
+// The rules, secure by default (a user the configuration says nothing
+// about reaches nothing beyond the scopes that need no patient data):
+//
+//   - system/ scopes are never part of a grant with a user: they are for
+//     backend services (client_credentials), as SMART App Launch 2.2
+//     defines them.
+//   - A user whose fhir_user is Patient/X reaches X's compartment and
+//     nothing else, whatever else is configured: the patient in context
+//     can only be X, and user/ scopes are confined to X's compartment
+//     exactly as patient/ scopes are.
+//   - user/ scopes ("all data the user can access") are granted to any
+//     other user only when the operator lists user/ scopes in the user's
+//     `scopes`: that is the explicit grant to reach every patient's data
+//     of those types. A user with a `patients` list and no such grant gets
+//     no user/ scopes: one patient at a time, through patient/ scopes.
+//   - The patient in context must be the user's own record (a Patient
+//     user), one of the user's `patients` (when listed), or, for a user
+//     without a list, any patient when the user has an explicit user/
+//     grant or when the operator turned on `patient_search` (then a
+//     patient the FHIR server confirms).
+
+// reach is what one user may reach.
+type reach struct {
+	// own is the id of the user's own Patient record; when set, the user
+	// is confined to that patient's compartment.
+	own string
+	// patients are the configured patients the user may have in context.
+	patients []string
+	// anyPatient allows any patient in context (no list is configured,
+	// and the user has an explicit user/ grant or patient search).
+	anyPatient bool
+	// userScopes allows user/ scopes (bounded by the user's scopes).
+	userScopes bool
+}
+
+// userReach computes a user's reach; patientSearch tells whether the
+// operator turned on patient search. A nil user reaches nothing.
+func userReach(u *User, patientSearch bool) reach {
+	if u == nil {
+		return reach{}
+	}
+	if own, ok := strings.CutPrefix(u.FHIRUser, "Patient/"); ok && own != "" {
+		return reach{own: own, userScopes: true}
+	}
+	r := reach{patients: u.Patients, userScopes: listsUserScopes(u.Scopes)}
+	if len(u.Patients) == 0 {
+		r.anyPatient = r.userScopes || patientSearch
+	}
+	return r
+}
+
+// reachOf is the reach of a user under this server's configuration.
+func (s *Server) reachOf(u *User) reach {
+	return userReach(u, s.cfg.PatientSearch != nil)
+}
+
+// listsUserScopes tells whether a scope list holds a user/ resource scope.
+func listsUserScopes(list []string) bool {
+	for _, s := range scopes.Split(strings.Join(list, " ")) {
+		if sc, err := scopes.Parse(s); err == nil && sc.Context == "user" {
+			return true
+		}
+	}
+	return false
+}
+
+// patientAllowed tells whether the patient may be in context.
+func (r reach) patientAllowed(id string) bool {
+	switch {
+	case id == "":
+		return false
+	case r.own != "":
+		return id == r.own
+	case len(r.patients) > 0:
+		return slices.Contains(r.patients, id)
+	}
+	return r.anyPatient
+}
+
+// scopeAllowed tells whether a scope's context is within reach: never
+// system/, user/ only with userScopes. Non-resource scopes and patient/
+// scopes are (patient/ ones then need a patient in context).
+func (r reach) scopeAllowed(sc scopes.Scope) bool {
+	switch sc.Context {
+	case "system":
+		return false
+	case "user":
+		return r.userScopes
+	}
+	return true
+}
+
+// userMayGrant tells whether a scope may be in a grant to a user: within
+// the user's reach (scopeAllowed) and covered by the user's configured
+// scopes (User.Scopes) when it is a resource scope and the user has a
+// bound. Unknown scopes, and any scope for a nil user, are refused.
+func userMayGrant(u *User, scope string) bool {
+	if u == nil {
+		return false
+	}
+	sc, err := scopes.Parse(scope)
+	if err != nil || !userReach(u, false).scopeAllowed(sc) {
+		return false
+	}
+	return !sc.IsResource() || len(u.Scopes) == 0 || scopes.Covers(u.Scopes, []string{scope})
+}
+
+// mayHavePatient tells whether a user may have a patient in context: the
+// one rule for the patient picker, the launcher page and EHR launches. A
+// patient allowed only through patient search must be one the FHIR server
+// confirms.
+func (s *Server) mayHavePatient(ctx context.Context, u *User, patient string) bool {
+	r := s.reachOf(u)
+	if !r.patientAllowed(patient) {
+		return false
+	}
+	if r.own != "" || len(r.patients) > 0 || r.userScopes || !s.mayUsePatientSearch(u) {
+		return true
+	}
+	if _, err := s.findPatient(ctx, patient); err != nil {
+		s.logger.Info("a patient could not be confirmed on the FHIR server: " + err.Error())
+		return false
+	}
+	return true
+}
+
+// withoutSystemScopes drops system/ scopes from a list of scopes asked
+// for with a user.
+func withoutSystemScopes(list []string) []string {
+	out := make([]string, 0, len(list))
+	for _, s := range list {
+		if sc, err := scopes.Parse(s); err == nil && sc.Context == "system" {
+			continue
+		}
+		out = append(out, s)
+	}
+	return out
+}
