@@ -1,6 +1,7 @@
 package smartauth
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -134,6 +135,12 @@ func (s *invSite) run(tb rapid.TB, f invFlow) invOutcome {
 			if strings.HasPrefix(loc.String(), s.redirect) {
 				out.redirect = loc.Query()
 				s.redeem(tb, f, verifier, &out)
+				switch {
+				case out.tokStatus == 200:
+					s.flows["token"]++
+				default:
+					s.flows["app error "+out.redirect.Get("error")]++
+				}
 				return out
 			}
 			req, _ = http.NewRequest(http.MethodGet, loc.String(), nil)
@@ -141,6 +148,7 @@ func (s *invSite) run(tb rapid.TB, f invFlow) invOutcome {
 			req = s.answerPage(f, &out, pageForms(resp.Request.URL, string(body)))
 		default:
 			out.pageCode = resp.StatusCode
+			s.flows[fmt.Sprintf("page %d", resp.StatusCode)]++
 			return out
 		}
 	}

@@ -168,3 +168,28 @@ func (u *universe) String() string {
 	}
 	return b.String()
 }
+
+// genTokenScopes draws the scopes of a token minted directly: mostly wide
+// scopes of every context (so that many requests pass the scope check and
+// the reach and compartment rules decide), else any scope.
+func genTokenScopes() *rapid.Generator[[]string] {
+	wide := rapid.SampledFrom([]string{"system/*.cruds", "user/*.cruds", "patient/*.cruds", "user/*.rs", "patient/*.rs", "system/*.rs",
+		"user/Observation.cruds", "patient/Observation.cruds", "patient/Patient.rs", "user/Patient.rs", "user/*.*", "patient/*.read"})
+	return genScopeList(rapid.OneOf(wide, wide, genScope()), 1, 4)
+}
+
+// genTokenPatient draws the patient of a token minted for user u (nil:
+// no user): half the time one the user may have in context, else any.
+func (m invModel) genTokenPatient(t *rapid.T, u *invUser) string {
+	all := append([]string{"p9"}, invPool...)
+	var reachable []string
+	for _, p := range all {
+		if u != nil && m.mayContext(u, p, true) {
+			reachable = append(reachable, p)
+		}
+	}
+	if len(reachable) > 0 && rapid.Bool().Draw(t, "reachablePatient") {
+		return rapid.SampledFrom(reachable).Draw(t, "patient")
+	}
+	return rapid.SampledFrom(append(all, "")).Draw(t, "patient")
+}

@@ -22,17 +22,17 @@ func TestInvariantPatientTokensStayInCompartment(t *testing.T) {
 		c := rapid.SampledFrom(invPool).Draw(rt, "patient")
 		var users []*invUser
 		for _, u := range s.u.users {
-			if s.model.mayContext(u, c) {
+			if s.model.mayContext(u, c, true) {
 				users = append(users, u)
 			}
 		}
 		u := rapid.SampledFrom(users).Draw(rt, "user")
 		client := rapid.SampledFrom(s.u.clients).Draw(rt, "client")
-		wide := rapid.SampledFrom([]string{"patient/*.cruds", "patient/*.rs", "patient/Observation.cruds", "patient/Patient.*", "patient/*.write"})
-		scope := strings.Join(genScopeList(rapid.OneOf(genResourceScope("patient"), wide), 1, 4).Draw(rt, "scope"), " ")
+		wide := rapid.SampledFrom([]string{"patient/*.cruds", "patient/*.rs", "patient/Observation.cruds", "patient/Patient.*", "patient/*.write", "patient/*.*"})
+		scope := strings.Join(genScopeList(rapid.OneOf(genResourceScope("patient"), wide, wide), 1, 4).Draw(rt, "scope"), " ")
 		tok := s.mint(u.name, client.id, scope, c)
-		targets := append([]string{c, c, c, "p9"}, invPool...)
-		for range rapid.IntRange(1, 15).Draw(rt, "requests") {
+		targets := append([]string{c, c, c, c, c, c, "p9"}, invPool...)
+		for range rapid.IntRange(5, 20).Draw(rt, "requests") {
 			r := genRequest(s.fhirBase(), targets).Draw(rt, "request")
 			status, body, up, reached := s.fhir(rt, tok, r)
 			var outside []string
@@ -75,15 +75,15 @@ func TestInvariantGuardDecisionsMatchUpstream(t *testing.T) {
 			u = rapid.SampledFrom(s.u.users).Draw(rt, "user")
 			sub = u.name
 		}
-		list := genScopeList(genScope(), 1, 5).Draw(rt, "scope")
-		patient := rapid.SampledFrom(append([]string{"", "p9"}, invPool...)).Draw(rt, "patient")
+		list := genTokenScopes().Draw(rt, "scope")
+		patient := s.model.genTokenPatient(rt, u)
 		tok := s.mint(sub, client.id, strings.Join(list, " "), patient)
 		confined := confinement(u, list, patient)
 		targets := append([]string{"p9"}, invPool...)
 		if patient != "" {
 			targets = append(targets, patient, patient)
 		}
-		for range rapid.IntRange(1, 15).Draw(rt, "requests") {
+		for range rapid.IntRange(5, 20).Draw(rt, "requests") {
 			r := genRequest(s.fhirBase(), targets).Draw(rt, "request")
 			status, body, up, reached := s.fhir(rt, tok, r)
 			if v := decisionViolation(r, status, body, up, reached, confined); v != "" {

@@ -54,6 +54,16 @@ type invSite struct {
 	redirect string
 	seed     int64
 	cases    int
+	// counts of what the checks did, for the log: guarded requests by
+	// status, requests that reached the upstream, flows by outcome.
+	statuses map[int]int
+	reached  int
+	flows    map[string]int
+}
+
+// logStats logs what the checks did.
+func (s *invSite) logStats() {
+	s.t.Logf("guarded requests by status %v (%d reached the upstream); flows %v", s.statuses, s.reached, s.flows)
 }
 
 // startInvSite starts the universe of invariant test k.
@@ -61,7 +71,9 @@ func startInvSite(t *testing.T, k int) *invSite {
 	t.Helper()
 	seed := invBaseSeed() + int64(k)
 	u := rapid.Custom(genUniverse).Example(int(seed))
-	s := &invSite{t: t, u: u, model: invModel{patientSearch: u.patientSearch}, seed: seed}
+	s := &invSite{t: t, u: u, model: invModel{patientSearch: u.patientSearch}, seed: seed,
+		statuses: map[int]int{}, flows: map[string]int{}}
+	t.Cleanup(s.logStats)
 	s.up, s.signer = startUpstream(t), newTokenSigner(t)
 	s.site = site{port: freePort(t), storage: t.TempDir()}
 	s.signer.issuer, s.signer.aud = s.base()+"/auth", s.base()+"/fhir"
@@ -256,6 +268,10 @@ func (s *invSite) fhir(tb rapid.TB, token string, r invRequest) (int, string, up
 	req.Header.Set("Authorization", "Bearer "+token)
 	status, _, resp := invCall(tb, req)
 	up, ok := s.up.reached(id)
+	s.statuses[status]++
+	if ok {
+		s.reached++
+	}
 	return status, resp, up, ok
 }
 

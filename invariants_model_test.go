@@ -67,8 +67,11 @@ type invModel struct {
 // mayContext tells whether a user may have patient p in context: a
 // Patient user only their own record; a user with a patients list only
 // those; a user with an explicit user/ grant anyone; a user with nothing
-// only a patient the search server confirms, when search is on.
-func (m invModel) mayContext(u *invUser, p string) bool {
+// only, when patient search is on, a patient the FHIR server confirms. In
+// a flow the server asks the search server (which knows the pool); the
+// guard cannot ask per token, so there (atGuard) such a user's token may
+// name any patient: one the FHIR server does not have has no data there.
+func (m invModel) mayContext(u *invUser, p string, atGuard bool) bool {
 	if own, ok := u.ownPatient(); ok {
 		return p == own
 	}
@@ -78,7 +81,7 @@ func (m invModel) mayContext(u *invUser, p string) bool {
 	if u.explicitUser() {
 		return true
 	}
-	return m.patientSearch && slices.Contains(invPool, p)
+	return m.patientSearch && (atGuard || slices.Contains(invPool, p))
 }
 
 // mayReachAll tells whether a user may reach data not confined to named
@@ -95,7 +98,7 @@ func (m invModel) mayReach(u *invUser, touch string) bool {
 	if m.mayReachAll(u) {
 		return true
 	}
-	return touch != everyone && m.mayContext(u, touch)
+	return touch != everyone && m.mayContext(u, touch, true)
 }
 
 // clientMay tells whether a client may be granted a scope through

@@ -70,7 +70,7 @@ func (s *invSite) refreshViolation(rt *rapid.T, f invFlow) string {
 		case fmt.Sprint(claims["scope"]) != fmt.Sprint(resp["scope"]):
 			return fmt.Sprintf("the refreshed access token carries %q, the answer says %q", claims["scope"], resp["scope"])
 		}
-		if v := grantViolation(f, invOutcome{token: resp, tokStatus: status}); v != "" {
+		if v := grantViolation(f, invOutcome{token: resp, tokStatus: status}, false); v != "" {
 			return fmt.Sprintf("refresh with scope %q: %s", form.Get("scope"), v)
 		}
 		rotated = append(rotated, refresh)
