@@ -211,46 +211,44 @@ func bodyTouches(body string) []string {
 	return resourceTouches(res)
 }
 
-// searchTouches are the patients a search on typ is confined to by its
-// parameters: the typed patient references among the compartment
-// parameters (and subject, patient; modifiers such as :Patient count as
-// typed), or _id for Patient; everyone when there is none. A bare id is no
-// confinement: FHIR matches it against any resource type.
-func searchTouches(typ string, params url.Values) []string {
-	var out []string
-	add := func(p string) {
-		if !slices.Contains(out, p) {
-			out = append(out, p)
+// searchSets tells which patients' compartments a search on typ is
+// confined to by its parameters. Repeated parameters are ANDed, a comma
+// list is an OR: each occurrence of a compartment parameter (or subject,
+// patient; _id on Patient) whose values are all typed patient references
+// (Patient/X, an absolute URL, or a bare id under the :Patient modifier)
+// confines every result to the compartment of one of its patients; the
+// search stays within a set of patients' data when one occurrence's set
+// does. nil: no occurrence confines it (a bare id matches any resource
+// type with that id in FHIR).
+func searchSets(typ string, params url.Values) [][]string {
+	names := append([]string{"subject", "patient"}, invCompartment[typ]...)
+	var sets [][]string
+	for key, vs := range params {
+		name, mod, _ := strings.Cut(key, ":")
+		switch {
+		case typ == "Patient" && key != "_id",
+			typ != "Patient" && (!slices.Contains(names, name) || strings.Contains(key, ".") || (mod != "" && mod != "Patient")):
+			continue
 		}
-	}
-	if typ == "Patient" {
-		for _, v := range params["_id"] {
-			for id := range strings.SplitSeq(v, ",") {
-				add(id)
-			}
-		}
-	} else {
-		names := append([]string{"subject", "patient"}, invCompartment[typ]...)
-		for key, vs := range params {
-			name, mod, _ := strings.Cut(key, ":")
-			if !slices.Contains(names, name) || strings.Contains(key, ".") || (mod != "" && mod != "Patient") {
-				continue
-			}
-			for _, v := range vs {
-				for one := range strings.SplitSeq(v, ",") {
-					if mod == "Patient" && one != "" && !strings.Contains(one, "/") {
-						add(one)
-					} else if p, ok := patientRef(one); ok {
-						add(p)
-					}
+		for _, v := range vs {
+			var set []string
+			for one := range strings.SplitSeq(v, ",") {
+				p, ok := patientRef(one)
+				if typ == "Patient" || (mod == "Patient" && !strings.Contains(one, "/")) {
+					p, ok = one, one != ""
 				}
+				if !ok {
+					set = nil
+					break
+				}
+				set = append(set, p)
+			}
+			if set != nil {
+				sets = append(sets, set)
 			}
 		}
 	}
-	if len(out) == 0 {
-		return []string{everyone}
-	}
-	return out
+	return sets
 }
 
 // ownerOf is the patient whose stored resource typ/id is in the
@@ -283,6 +281,32 @@ type upstreamView struct {
 	searches []seenSearch // searches on Patient and compartment types
 }
 
+// outsideReach returns what a request reached that may refuses: its
+// touches, and for each search the patients of its confinement (everyone
+// when none) unless one of its sets is entirely allowed.
+func (v upstreamView) outsideReach(may func(string) bool) []string {
+	var out []string
+	for _, p := range v.touches {
+		if !may(p) {
+			out = append(out, p)
+		}
+	}
+	for _, sr := range v.searches {
+		sets := searchSets(sr.typ, sr.params)
+		if sets == nil {
+			sets = [][]string{{everyone}}
+		}
+		within := false
+		for _, set := range sets {
+			within = within || !slices.ContainsFunc(set, func(p string) bool { return !may(p) })
+		}
+		if !within {
+			out = append(out, slices.DeleteFunc(slices.Clone(sets[0]), may)...)
+		}
+	}
+	return out
+}
+
 // analyzeForwarded reads a request as the upstream received it. Reads by
 // id at the top level are left to the answer (the guard checks it before
 // passing it on); inside a Bundle they count by the resource's owner.
@@ -300,7 +324,6 @@ func (v *upstreamView) add(method, rel string, q url.Values, body string, inBund
 	touch := func(ps ...string) { v.touches = append(v.touches, ps...) }
 	search := func(typ string, params url.Values) {
 		v.searches = append(v.searches, seenSearch{typ, params})
-		touch(searchTouches(typ, params)...)
 	}
 	segs := strings.Split(rel, "/")
 	typ, n := segs[0], len(segs)

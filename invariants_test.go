@@ -153,28 +153,26 @@ func TestInvariantUserTokensStayInReach(t *testing.T) {
 		for range rapid.IntRange(5, 20).Draw(rt, "requests") {
 			r := genRequest(s.fhirBase(), targets).Draw(rt, "request")
 			status, body, up, reached := s.fhir(rt, tok, r)
-			touches := s.touches(status, body, up, reached)
-			for _, p := range touches {
-				if !s.model.mayReach(u, p) {
-					s.failf(rt, "user %s (fhir_user %q, patients %q, scopes %q), token scope %q patient %q: %v answered %d and reached %q's data (upstream got %v)",
-						u.name, u.fhirUser, u.patients, u.scopes, scope, patient, r, status, p, describeUpstream(up, reached))
-				}
+			may := func(p string) bool { return s.model.mayReach(u, p) }
+			if out := s.outsideReach(status, body, up, reached, may); len(out) > 0 {
+				s.failf(rt, "user %s (fhir_user %q, patients %q, scopes %q), token scope %q patient %q: %v answered %d and reached the data of %q (upstream got %v)",
+					u.name, u.fhirUser, u.patients, u.scopes, scope, patient, r, status, out, describeUpstream(up, reached))
 			}
 		}
 	})
 }
 
-// touches are the patients whose data a request reached: what the
-// upstream received (when it did), and the answer passed on.
-func (s *invSite) touches(status int, body string, up upstreamRequest, reached bool) []string {
-	var out []string
+// outsideReach returns what a request reached that may refuses: in what
+// the upstream received (when it did), and in the answer passed on.
+func (s *invSite) outsideReach(status int, body string, up upstreamRequest, reached bool, may func(string) bool) []string {
+	var v upstreamView
 	if reached {
-		out = analyzeForwarded(up).touches
+		v = analyzeForwarded(up)
 	}
 	if status == 200 || status == 201 {
-		out = append(out, bodyTouches(body)...)
+		v.touches = append(v.touches, bodyTouches(body)...)
 	}
-	return out
+	return v.outsideReach(may)
 }
 
 // describeUpstream shows what the upstream received.
