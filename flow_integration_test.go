@@ -92,6 +92,9 @@ type browser struct {
 	choose map[string]string
 	untick map[string]bool
 	deny   bool
+	// forge adds these values to every form with a decision (a forged
+	// consent POST).
+	forge url.Values
 }
 
 func newBrowser(t *testing.T) *browser {
@@ -198,6 +201,13 @@ func (b *browser) submit(page *url.URL, body string) *http.Request {
 		}
 	}
 	visit(form)
+	if decision {
+		for k, vs := range b.forge {
+			for _, v := range vs {
+				vals.Add(k, v)
+			}
+		}
+	}
 	action, method := page.String(), "GET"
 	for _, at := range form.Attr {
 		switch at.Key {

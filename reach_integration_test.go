@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 
@@ -114,6 +115,8 @@ func (s *reachSite) grant(t *testing.T, clientID, user, patient string, scope st
 	opts := append([]oauth2.AuthCodeOption{oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("aud", s.base()+"/fhir")}, extra...)
 	b := newBrowser(t)
 	b.choose = map[string]string{"username": user, "password": "pw", "patient": patient}
+	// Every consent is forged to add what the user may not grant.
+	b.forge = url.Values{"scope": {"system/*.cruds", "system/Patient.rs", "user/*.cruds", "user/Patient.rs", "patient/*.cruds"}}
 	q := b.run(cfg.AuthCodeURL("st", opts...), s.redirect)
 	if q.Get("error") != "" {
 		return "", "", "", q.Get("error")
@@ -189,6 +192,9 @@ func TestReachOfGrantsThroughCaddy(t *testing.T) {
 					continue
 				}
 				for _, sc := range strings.Fields(granted) {
+					if !slices.Contains(strings.Fields(scope), sc) {
+						t.Errorf("%s: granted %s, which was not asked for", label, sc)
+					}
 					if strings.HasPrefix(sc, "system/") || strings.HasPrefix(sc, "user/") && !u.userScopes {
 						t.Errorf("%s: granted %s (all: %q)", label, sc, granted)
 					}
