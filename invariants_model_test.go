@@ -144,26 +144,36 @@ func patientRef(ref string) (string, bool) {
 	return id, id != "" && !strings.ContainsAny(id, "/?#")
 }
 
-// resourceTouches are the patients a resource belongs to: a Patient's
-// id; for other types the patients its compartment elements (and subject,
-// patient, in any case) refer to, or everyone when it refers to none;
-// nothing for a type outside the compartment.
-func resourceTouches(res map[string]any) []string {
+// reachItem is one piece of data a request reached, as the ways it can
+// be within a reach: it is when every patient of one of its sets is
+// allowed. {{"p1"}} is p1's data, {{"p1"}, {"p2"}} data in both p1's and
+// p2's compartments, {{everyone}} data not confined to named patients.
+type reachItem [][]string
+
+// resourceItems are the pieces of data a resource is. A Patient is its
+// id's. Another resource of a compartment type is in the compartment of
+// each patient its compartment elements (and subject, patient, in any
+// case: a lenient server might read a key that differs only in case)
+// refer to; one it writes must, when it has a primary reference (subject
+// or patient), be within reach by that reference. A resource that refers
+// to no patient is not confined; one of another type is no patient's data.
+// A Bundle's resources count one by one.
+func resourceItems(res map[string]any, written bool) []reachItem {
 	typ, _ := res["resourceType"].(string)
-	if typ == "Patient" {
+	switch typ {
+	case "Patient":
 		id, _ := res["id"].(string)
 		if id == "" {
-			return []string{everyone}
+			return []reachItem{{{everyone}}}
 		}
-		return []string{id}
-	}
-	if typ == "Bundle" {
-		var out []string
+		return []reachItem{{{id}}}
+	case "Bundle":
+		var out []reachItem
 		entries, _ := res["entry"].([]any)
 		for _, e := range entries {
 			em, _ := e.(map[string]any)
 			if r, ok := em["resource"].(map[string]any); ok {
-				out = append(out, resourceTouches(r)...)
+				out = append(out, resourceItems(r, written)...)
 			}
 		}
 		return out
@@ -172,12 +182,11 @@ func resourceTouches(res map[string]any) []string {
 	if !ok {
 		return nil
 	}
-	var out []string
+	var all, primary []string
 	elements := append([]string{"subject", "patient"}, params...)
 	for key, val := range res {
-		// A key that differs from an element only in case counts too: a
-		// lenient server might read it.
-		if !slices.Contains(elements, strings.ToLower(key)) {
+		el := strings.ToLower(key)
+		if !slices.Contains(elements, el) {
 			continue
 		}
 		var refs []any
@@ -189,26 +198,36 @@ func resourceTouches(res map[string]any) []string {
 		}
 		for _, r := range refs {
 			rm, _ := r.(map[string]any)
-			s, _ := rm["reference"].(string)
-			if p, ok := patientRef(s); ok && !slices.Contains(out, p) {
-				out = append(out, p)
+			ref, _ := rm["reference"].(string)
+			if p, ok := patientRef(ref); ok {
+				all = append(all, p)
+				if el == "subject" || el == "patient" {
+					primary = append(primary, p)
+				}
 			}
 		}
 	}
-	if len(out) == 0 {
-		return []string{everyone}
+	switch {
+	case written && len(primary) > 0:
+		return []reachItem{{primary}}
+	case len(all) == 0:
+		return []reachItem{{{everyone}}}
 	}
-	return out
+	var item reachItem
+	for _, p := range all {
+		item = append(item, []string{p})
+	}
+	return []reachItem{item}
 }
 
-// bodyTouches are the patients a JSON body belongs to (nothing if it is
-// not a resource).
-func bodyTouches(body string) []string {
+// bodyItems are the pieces of data a JSON body is (none if it is not a
+// resource).
+func bodyItems(body string, written bool) []reachItem {
 	var res map[string]any
 	if json.Unmarshal([]byte(body), &res) != nil || res == nil {
 		return nil
 	}
-	return resourceTouches(res)
+	return resourceItems(res, written)
 }
 
 // searchSets tells which patients' compartments a search on typ is
@@ -276,32 +295,19 @@ type seenSearch struct {
 
 // upstreamView is what a request that reached the upstream touched.
 type upstreamView struct {
-	touches  []string     // patients whose data it reads or writes (everyone: not confined)
+	items    []reachItem  // the data it reads or writes
 	outside  []string     // types outside the compartment it works on
 	searches []seenSearch // searches on Patient and compartment types
 }
 
-// outsideReach returns what a request reached that may refuses: its
-// touches, and for each search the patients of its confinement (everyone
-// when none) unless one of its sets is entirely allowed.
+// outsideReach returns the patients (or everyone) of what a request
+// reached outside what may allows: for each piece of data not within
+// reach, the patients of its first way.
 func (v upstreamView) outsideReach(may func(string) bool) []string {
 	var out []string
-	for _, p := range v.touches {
-		if !may(p) {
-			out = append(out, p)
-		}
-	}
-	for _, sr := range v.searches {
-		sets := searchSets(sr.typ, sr.params)
-		if sets == nil {
-			sets = [][]string{{everyone}}
-		}
-		within := false
-		for _, set := range sets {
-			within = within || !slices.ContainsFunc(set, func(p string) bool { return !may(p) })
-		}
-		if !within {
-			out = append(out, slices.DeleteFunc(slices.Clone(sets[0]), may)...)
+	for _, item := range v.items {
+		if !slices.ContainsFunc(item, func(set []string) bool { return !slices.ContainsFunc(set, func(p string) bool { return !may(p) }) }) {
+			out = append(out, slices.DeleteFunc(slices.Clone(item[0]), may)...)
 		}
 	}
 	return out
@@ -321,9 +327,19 @@ func analyzeForwarded(up upstreamRequest) upstreamView {
 // add records one interaction: method on rel (a path relative to the
 // FHIR base, without query) with its query parameters and body.
 func (v *upstreamView) add(method, rel string, q url.Values, body string, inBundle bool) {
-	touch := func(ps ...string) { v.touches = append(v.touches, ps...) }
+	touch := func(ps ...string) {
+		for _, p := range ps {
+			v.items = append(v.items, reachItem{{p}})
+		}
+	}
+	written := func() { v.items = append(v.items, bodyItems(body, true)...) }
 	search := func(typ string, params url.Values) {
 		v.searches = append(v.searches, seenSearch{typ, params})
+		sets := searchSets(typ, params)
+		if sets == nil {
+			sets = reachItem{{everyone}}
+		}
+		v.items = append(v.items, sets)
 	}
 	segs := strings.Split(rel, "/")
 	typ, n := segs[0], len(segs)
@@ -340,15 +356,15 @@ func (v *upstreamView) add(method, rel string, q url.Values, body string, inBund
 	}
 	readLike := method == "GET" || method == "HEAD"
 	switch {
-	case n == 1 && (method == "POST"):
-		touch(bodyTouches(body)...)
-		if typ == "Patient" || len(bodyTouches(body)) == 0 {
-			touch(everyone)
+	case n == 1 && method == "POST":
+		written()
+		if typ == "Patient" || len(bodyItems(body, true)) == 0 {
+			touch(everyone) // a new patient, or not a resource
 		}
 	case n == 1:
 		search(typ, q)
 		if method == "PUT" || method == "PATCH" {
-			touch(bodyTouches(body)...)
+			written()
 		}
 	case segs[1] == "_search":
 		form, _ := url.ParseQuery(body)
@@ -368,7 +384,7 @@ func (v *upstreamView) add(method, rel string, q url.Values, body string, inBund
 		// answered through the guard's check: counted by the answer
 	case method == "PUT":
 		touch(ownerOf(typ, segs[1])...)
-		touch(bodyTouches(body)...)
+		written()
 	default:
 		touch(ownerOf(typ, segs[1])...)
 	}
@@ -385,13 +401,13 @@ func (v *upstreamView) addBundle(body string) {
 		} `json:"entry"`
 	}
 	if json.Unmarshal([]byte(body), &b) != nil {
-		v.touches = append(v.touches, everyone)
+		v.items = append(v.items, reachItem{{everyone}})
 		return
 	}
 	for _, e := range b.Entry {
 		u, err := url.Parse(e.Request.URL)
 		if err != nil {
-			v.touches = append(v.touches, everyone)
+			v.items = append(v.items, reachItem{{everyone}})
 			continue
 		}
 		v.add(e.Request.Method, strings.TrimPrefix(u.Path, "/"), u.Query(), string(e.Resource), true)
@@ -399,16 +415,12 @@ func (v *upstreamView) addBundle(body string) {
 }
 
 // restricted tells whether a search the upstream received is confined to
-// patient c the way the guard's compartment rule says: _id=c on Patient,
-// the type's first compartment parameter = Patient/c on the others.
+// patient c's compartment the way the guard's compartment rule makes it:
+// _id=c on Patient, a typed reference to c in a compartment parameter on
+// the others (the guard adds the type's first one), possibly as a comma
+// list naming only c.
 func (s seenSearch) restricted(c string) bool {
-	if s.typ == "Patient" {
-		return slices.Contains(s.params["_id"], c)
-	}
-	for _, v := range s.params[invCompartment[s.typ][0]] {
-		if p, ok := patientRef(v); ok && p == c {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc(searchSets(s.typ, s.params), func(set []string) bool {
+		return !slices.ContainsFunc(set, func(p string) bool { return p != c })
+	})
 }

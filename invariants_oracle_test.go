@@ -33,9 +33,49 @@ func TestInvariantOracle(t *testing.T) {
 		{"Patient", "name=x", []string{"p1"}, []string{everyone}},
 	} {
 		q, _ := url.ParseQuery(tc.query)
-		v := upstreamView{searches: []seenSearch{{tc.typ, q}}}
+		v := analyzeForwarded(upstreamRequest{Method: "GET", Path: "/fhir/" + tc.typ, RawQuery: q.Encode()})
 		if got := v.outsideReach(may(tc.reach...)); !slices.Equal(got, tc.want) {
 			t.Errorf("%s?%s within %q: outside %q, want %q", tc.typ, tc.query, tc.reach, got, tc.want)
+		}
+	}
+	for _, tc := range []struct {
+		up   upstreamRequest
+		want []string
+	}{
+		{upstreamRequest{Method: "GET", Path: "/fhir/Observation/o-p2"}, nil},
+		{upstreamRequest{Method: "DELETE", Path: "/fhir/Observation/o-p2"}, []string{"p2"}},
+		{upstreamRequest{Method: "DELETE", Path: "/fhir/Observation/focus-p2"}, []string{everyone}},
+		{upstreamRequest{Method: "PUT", Path: "/fhir/Observation/missing-p2", Body: obsFor("p3")}, []string{"p3"}},
+		{upstreamRequest{Method: "POST", Path: "/fhir/Observation", Body: `{"resourceType":"Observation","Subject":{"reference":"Patient/p4"}}`}, []string{"p4"}},
+		{upstreamRequest{Method: "GET", Path: "/fhir/Patient/p5/Observation", RawQuery: "code=1"}, []string{"p5"}},
+		{upstreamRequest{Method: "GET", Path: "/fhir/", RawQuery: "_type=Observation"}, []string{everyone}},
+		{upstreamRequest{Method: "GET", Path: "/fhir/Medication", RawQuery: "code=1"}, nil},
+		{upstreamRequest{Method: "POST", Path: "/fhir/", Body: bundleOf("batch", entry("GET", "Observation/o-p1", ""), entry("GET", "Encounter?patient=Patient/p2", ""))}, []string{"p1", "p2"}},
+		{upstreamRequest{Method: "POST", Path: "/fhir/Patient", Body: `{"resourceType":"Patient","id":"p1"}`}, []string{"p1", everyone}},
+	} {
+		if got := analyzeForwarded(tc.up).outsideReach(may()); !slices.Equal(got, tc.want) {
+			t.Errorf("analyzeForwarded(%v) reaches %q, want %q", tc.up, got, tc.want)
+		}
+	}
+	// Writes go by the primary reference when there is one; reads by any
+	// compartment element.
+	for _, tc := range []struct {
+		body    string
+		written bool
+		want    []string // outside p1's reach
+	}{
+		{`{"resourceType":"Observation","subject":{"reference":"Patient/p1"},"performer":[{"reference":"Patient/p9"}]}`, true, nil},
+		{`{"resourceType":"Observation","subject":{"reference":"Patient/p9"},"performer":[{"reference":"Patient/p1"}]}`, true, []string{"p9"}},
+		{`{"resourceType":"Observation","subject":{"reference":"Patient/p9"},"performer":[{"reference":"Patient/p1"}]}`, false, nil},
+		{`{"resourceType":"Observation","performer":[{"reference":"Patient/p1"}]}`, true, nil},
+		{`{"resourceType":"Observation","subject":{"reference":"Patient/p1"},"Subject":{"reference":"Patient/p9"}}`, true, []string{"p9"}},
+		{`{"resourceType":"Observation","focus":{"reference":"Patient/p1"}}`, false, []string{everyone}},
+		{`{"resourceType":"Patient","id":"p1"}`, true, nil},
+		{`{"resourceType":"Medication"}`, true, nil},
+	} {
+		v := upstreamView{items: bodyItems(tc.body, tc.written)}
+		if got := v.outsideReach(may("p1")); !slices.Equal(got, tc.want) {
+			t.Errorf("%s (written %t) outside p1's reach: %q, want %q", tc.body, tc.written, got, tc.want)
 		}
 	}
 	m := invModel{patientSearch: true}

@@ -170,7 +170,7 @@ func (s *invSite) outsideReach(status int, body string, up upstreamRequest, reac
 		v = analyzeForwarded(up)
 	}
 	if status == 200 || status == 201 {
-		v.touches = append(v.touches, bodyTouches(body)...)
+		v.items = append(v.items, bodyItems(body, false)...)
 	}
 	return v.outsideReach(may)
 }
