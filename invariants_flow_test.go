@@ -30,6 +30,8 @@ type invFlow struct {
 	pickID     string
 	untick     []string
 	forge      []string
+	// jar continues a browser session (the launcher's); nil for a new one.
+	jar http.CookieJar
 }
 
 // invOutcome is what a flow produced.
@@ -108,8 +110,10 @@ func pageForms(page *url.URL, body string) []pageForm {
 // picker and consent pages with the drawn choices, and redeems the code.
 func (s *invSite) run(tb rapid.TB, f invFlow) invOutcome {
 	tb.Helper()
-	jar, _ := cookiejar.New(nil)
-	hc := &http.Client{Jar: jar, Timeout: 20 * time.Second, CheckRedirect: invHTTP.CheckRedirect}
+	if f.jar == nil {
+		f.jar, _ = cookiejar.New(nil)
+	}
+	hc := &http.Client{Jar: f.jar, Timeout: 20 * time.Second, CheckRedirect: invHTTP.CheckRedirect}
 	verifier := guardJTI() + guardJTI()
 	q := url.Values{"response_type": {"code"}, "client_id": {f.client.id}, "redirect_uri": {s.redirect},
 		"scope": {strings.Join(f.scope, " ")}, "state": {"st"}, "aud": {s.fhirBase()},
@@ -120,7 +124,7 @@ func (s *invSite) run(tb rapid.TB, f invFlow) invOutcome {
 	req, _ := http.NewRequest(http.MethodGet, s.issuer()+"/authorize?"+q.Encode(), nil)
 	var out invOutcome
 	for range 12 {
-		if s.u.trusted && req.URL.Path == "/auth/authorize" {
+		if s.u.trusted && (req.URL.Path == "/auth/authorize" || req.URL.Path == "/auth/launcher") {
 			req.SetBasicAuth(f.user.name, invPassword)
 		}
 		resp, err := hc.Do(req)
@@ -214,4 +218,67 @@ func (s *invSite) redeem(tb rapid.TB, f invFlow, verifier string, out *invOutcom
 	}
 	out.tokStatus, out.token = s.oauthPost(tb, "token", f.client, url.Values{"grant_type": {"authorization_code"},
 		"code": {code}, "redirect_uri": {s.redirect}, "code_verifier": {verifier}})
+}
+
+// launcherLaunch opens the launcher page as the flow's user (signing in
+// first), posts the flow's app with a patient (an offered one, or a
+// forged one, as the picker choices say), and returns the launch id of
+// the redirect to the app's launch URL ("" when the launcher refused) and
+// the patient posted. The flow continues in the same browser session.
+func (s *invSite) launcherLaunch(tb rapid.TB, f *invFlow) (string, string) {
+	tb.Helper()
+	f.jar, _ = cookiejar.New(nil)
+	hc := &http.Client{Jar: f.jar, Timeout: 20 * time.Second, CheckRedirect: invHTTP.CheckRedirect}
+	req, _ := http.NewRequest(http.MethodGet, s.issuer()+"/launcher", nil)
+	posted := ""
+	for range 8 {
+		if s.u.trusted && req.URL.Path == "/auth/launcher" {
+			req.SetBasicAuth(f.user.name, invPassword)
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			tb.Fatalf("%s %s: %v", req.Method, req.URL, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		loc, _ := resp.Location()
+		forms := pageForms(resp.Request.URL, string(body))
+		switch {
+		case loc != nil && loc.Query().Get("launch") != "":
+			s.flows["launcher: launched"]++
+			return loc.Query().Get("launch"), posted
+		case loc != nil:
+			req, _ = http.NewRequest(http.MethodGet, loc.String(), nil)
+		case resp.StatusCode != http.StatusOK || len(forms) == 0:
+			s.flows[fmt.Sprintf("launcher: page %d", resp.StatusCode)]++
+			return "", posted
+		default:
+			form := forms[len(forms)-1]
+			v := url.Values{}
+			var offered []string
+			for _, in := range form.inputs {
+				switch {
+				case in.name == "patient":
+					offered = append(offered, in.value)
+				case in.typ == "hidden":
+					v.Add(in.name, in.value)
+				}
+			}
+			if strings.HasSuffix(form.action, "/login") {
+				v.Set("username", f.user.name)
+				v.Set("password", invPassword)
+			} else {
+				posted = f.pickID
+				if !f.pickForged && len(offered) > 0 {
+					posted = offered[f.pickIndex%len(offered)]
+				}
+				v.Set("client_id", f.client.id)
+				v.Set("patient", posted)
+			}
+			req, _ = http.NewRequest(http.MethodPost, form.action, strings.NewReader(v.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		}
+	}
+	tb.Fatalf("launcher for %s: too many steps", f.user.name)
+	return "", posted
 }

@@ -137,7 +137,7 @@ func startInvSite(t *testing.T, k int) *invSite {
 	s.extra = b.String()
 	s.after = "reverse_proxy /fhir/* " + strings.TrimPrefix(s.up.URL, "http://")
 	if u.trusted {
-		s.after = "basic_auth /auth/authorize {\n" + basic.String() + "}\n" + s.after
+		s.after = "@trusted path /auth/authorize /auth/launcher\nbasic_auth @trusted {\n" + basic.String() + "}\n" + s.after
 	}
 	startCaddyfile(t, s.caddyfile())
 	for _, c := range u.clients {

@@ -199,16 +199,22 @@ func queryOf(path string) url.Values {
 
 // TestInvariantPatientContextInReach: a token's patient context is
 // always one the user may reach (a Patient user: only their own record),
-// through standalone flows with the picker (forged choices included) and
-// EHR launches created through the launch API with and without a user; a
+// through standalone flows with the picker (forged choices included), EHR
+// launches created through the launch API with and without a user, and
+// launches from the launcher page (forged patients included); a
 // launch bound to a user is completed by no one else; and the guard
 // refuses a token whose patient is outside its user's reach.
 func TestInvariantPatientContextInReach(t *testing.T) {
 	s := startInvSite(t, 3)
 	t.Run("flows", rapid.MakeCheck(func(rt *rapid.T) {
 		for range rapid.IntRange(1, 3).Draw(rt, "flows") {
-			f, launchUser := s.genFlow(rt, rapid.Bool().Draw(rt, "ehr"))
+			kind := rapid.SampledFrom([]string{"standalone", "launch API", "launcher"}).Draw(rt, "kind")
+			f, launchUser := s.genFlow(rt, kind == "launch API")
 			f.scope = append(f.scope, "launch/patient", "patient/*.rs")
+			if kind == "launcher" {
+				f.scope = append(f.scope, "launch")
+				f.launch, _ = s.launcherLaunch(rt, &f)
+			}
 			out := s.run(rt, f)
 			if v := contextViolation(s.model, f, launchUser, out); v != "" {
 				s.failf(rt, "client %s, user %s (fhir_user %q, patients %q, scopes %q), launch bound to %q, picked %q: %s",
