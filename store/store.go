@@ -40,6 +40,12 @@ type Store interface {
 	GetClient(ctx context.Context, id string) (*Client, error)
 	// DeleteClient removes a dynamically registered client.
 	DeleteClient(ctx context.Context, id string) error
+	// RemoveClient deletes a dynamically registered client and, in the
+	// same transaction, revokes every token issued to it until
+	// revokeUntil (a RevokedClient revocation). check sees the client
+	// inside the transaction; its error refuses the removal and is
+	// returned unchanged. ErrNotFound when the client does not exist.
+	RemoveClient(ctx context.Context, id string, check func(c *Client) error, revokeUntil time.Time) error
 	// ListClients returns every dynamically registered client, by id.
 	ListClients(ctx context.Context) ([]*Client, error)
 	// UpdateClient reads a dynamically registered client and writes back
