@@ -59,7 +59,7 @@ func (s *Server) grantRefreshToken(ex *tokenExchange) (*tokenResponse, *oauthFau
 	check := func(old *store.RefreshToken) (*store.RefreshToken, error) {
 		var f *oauthFault
 		if owner, f = s.checkRefresh(ex, client, old, narrowed, requested); f != nil {
-			if old.Used && f.code != "server_error" {
+			if old.Used && f.status < 500 {
 				return nil, store.ErrReplayed
 			}
 			return nil, f
