@@ -203,12 +203,14 @@ func (d *DB) decode(b []byte, v any) (time.Time, error) {
 }
 
 // Conflict retries. Badger runs transactions optimistically: one that read
-// a key another transaction wrote after it started fails at commit with
-// badger.ErrConflict, and has changed nothing. update runs it again, after
-// a short random pause so that a crowd of contenders (fifty replays of one
-// code, all revoking its family) spreads out instead of colliding again:
-// every round of collisions lets at least one of them commit, so with
-// updateAttempts well above the crowd's size every one of them finishes.
+// a key another transaction committed after it started fails at commit
+// with badger.ErrConflict, and has changed nothing. update runs it again,
+// after a short random pause so that a crowd of contenders (fifty replays
+// of one code, all revoking its family) spreads out instead of colliding
+// again. Each failure of an attempt needs another transaction's commit
+// after the attempt began, and the next attempt sees that commit; so among
+// n contending operations that each commit once, none fails more than n−1
+// times, and updateAttempts finishes races of up to that many.
 const (
 	// updateAttempts bounds how often one operation runs.
 	updateAttempts = 100
