@@ -43,6 +43,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		code_lifetime          <duration>
 //		launch_lifetime        <duration>
 //		session_lifetime       <duration>
+//		refresh_grace_period   <duration>
 //
 //		# tokens and pages
 //		access_token_alg ES256|RS256
@@ -159,6 +160,19 @@ func (s *SmartAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			*s.lifetime(opt) = dur
+		case "refresh_grace_period":
+			v, err := scalar()
+			if err != nil {
+				return err
+			}
+			dur, err := caddy.ParseDuration(v)
+			if err == nil {
+				err = checkRefreshGrace(dur)
+			}
+			if err != nil {
+				return d.Errf("%s: %v", opt, err)
+			}
+			s.RefreshGracePeriod = caddy.Duration(dur)
 		case "access_token_alg":
 			v, err := scalar()
 			if err != nil {

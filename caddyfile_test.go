@@ -32,6 +32,7 @@ func TestCaddyfileEveryOption(t *testing.T) {
 		code_lifetime 30s
 		launch_lifetime 2m
 		session_lifetime 12h
+		refresh_grace_period 30s
 		access_token_alg RS256
 		sign_in password trusted_identity
 		remember_consent 30d
@@ -105,7 +106,8 @@ func TestCaddyfileEveryOption(t *testing.T) {
 	}
 	if s.KeyRotation != caddy.Duration(7*24*3600e9) || s.AccessTokenLifetime != caddy.Duration(15*60e9) ||
 		s.RefreshTokenLifetime != caddy.Duration(30*24*3600e9) || s.CodeLifetime != caddy.Duration(30e9) ||
-		s.LaunchLifetime != caddy.Duration(120e9) || s.SessionLifetime != caddy.Duration(12*3600e9) {
+		s.LaunchLifetime != caddy.Duration(120e9) || s.SessionLifetime != caddy.Duration(12*3600e9) ||
+		s.RefreshGracePeriod != caddy.Duration(30e9) {
 		t.Errorf("durations: %+v", s)
 	}
 	if s.AccessTokenAlg != "RS256" || strings.Join(s.SignIn, ",") != "password,trusted_identity" ||
@@ -222,6 +224,11 @@ func TestCaddyfileErrors(t *testing.T) {
 		{"user bad scope", head + " user u {\n scopes user/Foo.zz\n }\n}", "user \"u\": scopes: \"user/Foo.zz\""},
 		{"user empty scopes", head + " user u {\n scopes\n }\n}", "user \"u\": scopes: at least one value is required"},
 		{"user unknown option", head + " user u {\n role admin\n }\n}", "user \"u\": unrecognized subdirective 'role', at Testfile:5"},
+		{"refresh_grace_period too long", head + " refresh_grace_period 6m\n}", "refresh_grace_period: 6m0s: must be between 0 (strict rotation) and 5m0s, at Testfile:4"},
+		{"refresh_grace_period negative", head + " refresh_grace_period -1s\n}", "refresh_grace_period: -1s: must be between 0"},
+		{"refresh_grace_period not a duration", head + " refresh_grace_period soon\n}", "refresh_grace_period: time: invalid duration"},
+		{"refresh_grace_period no value", head + " refresh_grace_period\n}", "refresh_grace_period: a value is required, at Testfile:4"},
+		{"refresh_grace_period twice", head + " refresh_grace_period 1s\n refresh_grace_period 2s\n}", "refresh_grace_period already specified, at Testfile:5"},
 	} {
 		t.Run(tc.name, func(t *testing.T) { expectParseError(t, tc.input, tc.want) })
 	}
@@ -239,6 +246,9 @@ func TestValidateJSONConfig(t *testing.T) {
 		{"fragment", `{"issuer":"https://a.example","fhir_base":"https://f.example","clients":[{"id":"x","redirect_uris":["https://x/cb#f"]}]}`, "client \"x\": redirect_uri: \"https://x/cb#f\" must not have a fragment"},
 		{"duplicate user", `{"issuer":"https://a.example","fhir_base":"https://f.example","users":[{"name":"u"},{"name":"u"}]}`, "user \"u\": duplicate user name"},
 		{"signing key alg", `{"issuer":"https://a.example","fhir_base":"https://f.example","signing_keys":[{"alg":"none","file":"x"}]}`, "signing_key: algorithm \"none\""},
+		{"refresh grace 5m", `{"issuer":"https://a.example","fhir_base":"https://f.example","refresh_grace_period":"5m"}`, ""},
+		{"refresh grace too long", `{"issuer":"https://a.example","fhir_base":"https://f.example","refresh_grace_period":"301s"}`, "refresh_grace_period: 5m1s: must be between 0 (strict rotation) and 5m0s"},
+		{"refresh grace negative", `{"issuer":"https://a.example","fhir_base":"https://f.example","refresh_grace_period":-1}`, "refresh_grace_period: -1ns: must be between 0"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var s SmartAuth

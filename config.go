@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"golang.org/x/crypto/bcrypt"
@@ -398,6 +399,20 @@ func (k SigningKey) check() error {
 	}
 	if k.File == "" {
 		return fmt.Errorf("signing_key %s: a PEM file is required", k.Alg)
+	}
+	return nil
+}
+
+// maxRefreshGrace bounds refresh_grace_period: long enough for an app to
+// retry a refresh whose answer was lost, short enough that a stolen,
+// rotated token is useless soon after.
+const maxRefreshGrace = 5 * time.Minute
+
+// checkRefreshGrace validates refresh_grace_period: 0 (strict rotation,
+// the default) to maxRefreshGrace.
+func checkRefreshGrace(d time.Duration) error {
+	if d < 0 || d > maxRefreshGrace {
+		return fmt.Errorf("%s: must be between 0 (strict rotation) and %s", d, maxRefreshGrace)
 	}
 	return nil
 }

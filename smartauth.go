@@ -102,6 +102,13 @@ type SmartAuth struct {
 	// client_credentials grant (backend services) live. Default: 5m.
 	BackendTokenLifetime caddy.Duration `json:"backend_token_lifetime,omitempty"`
 
+	// RefreshGracePeriod is how long after a refresh token was rotated
+	// the same client may present it again (its answer was lost) and get
+	// a new successor, which invalidates the previous one, provided that
+	// one was not used. Outside it, a rotated token presented again
+	// revokes its family. 0 to 5m; default 0: strict rotation.
+	RefreshGracePeriod caddy.Duration `json:"refresh_grace_period,omitempty"`
+
 	// AccessTokenAlg is the algorithm access tokens are signed with:
 	// "ES256" (default; about thirty times cheaper to sign than RS256) or
 	// "RS256". id_tokens are always RS256, as OpenID Connect requires.
@@ -247,6 +254,7 @@ func (s *SmartAuth) Provision(ctx caddy.Context) error {
 			Launch:       time.Duration(s.LaunchLifetime),
 			Session:      time.Duration(s.SessionLifetime),
 			Backend:      time.Duration(s.BackendTokenLifetime),
+			RefreshGrace: time.Duration(s.RefreshGracePeriod),
 		},
 		Logger:          s.logger,
 		AccessTokenAlg:  s.AccessTokenAlg,
@@ -320,6 +328,9 @@ func (s *SmartAuth) Validate() error {
 		if m != signInPassword && m != signInTrusted {
 			return fmt.Errorf("sign_in: %q: must be password or trusted_identity", m)
 		}
+	}
+	if err := checkRefreshGrace(time.Duration(s.RefreshGracePeriod)); err != nil {
+		return fmt.Errorf("refresh_grace_period: %w", err)
 	}
 	if s.RememberConsent < 0 {
 		return errors.New("remember_consent: must be positive")

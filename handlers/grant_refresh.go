@@ -19,7 +19,10 @@ func init() {
 // SMART App Launch "Refresh access token"). Every refresh rotates: the
 // presented token is used up and a successor of the same family with the
 // same granted scope is returned. Presenting a used token again revokes
-// the family. A narrower scope may be asked for; it applies to the new
+// the family, except within the refresh grace period (Lifetimes.
+// RefreshGrace, store.Rotation.Grace): the same client presenting a
+// just-rotated token whose successor is still unused gets a new successor,
+// and the previous one is invalidated. A narrower scope may be asked for; it applies to the new
 // access token only, so that a later refresh may ask for the original
 // scope again (RFC 6749 §6: "originally granted").
 func (s *Server) grantRefreshToken(ex *tokenExchange) (*tokenResponse, *oauthFault) {
@@ -50,49 +53,24 @@ func (s *Server) grantRefreshToken(ex *tokenExchange) (*tokenResponse, *oauthFau
 	}
 
 	// check runs inside the rotation's transaction: refusing here leaves
-	// the presented token usable.
+	// the presented token usable. A token presented again within the
+	// grace period (old.Used) that would be refused is reuse instead, as
+	// it is under strict rotation.
 	check := func(old *store.RefreshToken) (*store.RefreshToken, error) {
-		if client != nil {
-			if old.ClientID != client.ID {
-				return nil, newOAuthFault("invalid_grant", "the refresh token was issued to another client")
+		var f *oauthFault
+		if owner, f = s.checkRefresh(ex, client, old, narrowed, requested); f != nil {
+			if old.Used && f.status < 500 {
+				return nil, store.ErrReplayed
 			}
-			owner = client
-		} else {
-			var f *oauthFault
-			if owner, f = s.resolveOAuthClient(ctx, old.ClientID); f != nil {
-				return nil, f
-			}
-			ex.clientID = owner.ID
-			if owner.Type != store.ClientPublic {
-				return nil, newOAuthFault("invalid_client", "this client must authenticate")
-			}
-			if f := clientMayUseGrant(owner, "refresh_token"); f != nil {
-				return nil, f
-			}
-		}
-		if narrowed && !scopes.Covers(scopes.Split(old.Scope), requested) {
-			return nil, newOAuthFault("invalid_scope", "the requested scope exceeds the scope originally granted")
-		}
-		if old.SessionHash != "" {
-			// online_access: only while the user's sign-in session lives.
-			sess, err := s.cfg.Store.GetSessionByHash(ctx, old.SessionHash)
-			switch {
-			case errors.Is(err, store.ErrNotFound):
-				return nil, newOAuthFault("invalid_grant", "the sign-in session of this online_access token has ended")
-			case err != nil:
-				return nil, s.serverFault("reading a sign-in session", err)
-			case sess.User != old.Subject:
-				return nil, newOAuthFault("invalid_grant", "the sign-in session of this online_access token has ended")
-			}
-		}
-		if old.Subject != "" && s.cfg.Users[old.Subject] == nil {
-			return nil, newOAuthFault("invalid_grant", "the user of this authorization no longer exists")
+			return nil, f
 		}
 		return old, nil
 	}
 
 	next := store.NewSecret()
-	old, err := s.cfg.Store.RotateRefresh(ctx, token, next, check, s.refreshTokenTTL())
+	old, err := s.cfg.Store.RotateRefresh(ctx, token, store.Rotation{
+		Next: next, TTL: s.refreshTokenTTL(), Grace: s.cfg.Lifetimes.RefreshGrace, Check: check,
+	})
 	var fault *oauthFault
 	switch {
 	case errors.As(err, &fault):
@@ -108,12 +86,18 @@ func (s *Server) grantRefreshToken(ex *tokenExchange) (*tokenResponse, *oauthFau
 			}
 			ex.clientID = old.ClientID
 		}
-		s.logger.Warn("refresh token reused; its family is revoked", zap.String("client_id", ex.clientID))
+		s.logger.Warn("refresh token reused; its family is revoked",
+			zap.String("client_id", ex.clientID), zap.Bool("superseded", old != nil && old.Superseded))
 		return nil, newOAuthFault("invalid_grant", "the refresh token was already used")
 	case errors.Is(err, store.ErrNotFound):
 		return nil, newOAuthFault("invalid_grant", "the refresh token is unknown, expired or revoked")
 	case err != nil:
 		return nil, s.serverFault("rotating a refresh token", err)
+	}
+
+	if old.Used {
+		s.logger.Info("refresh token presented again within the grace period; its unused successor is replaced",
+			zap.String("client_id", old.ClientID))
 	}
 
 	scope := scopes.Split(old.Scope)
@@ -138,4 +122,49 @@ func (s *Server) grantRefreshToken(ex *tokenExchange) (*tokenResponse, *oauthFau
 		FamilyID: old.FamilyID,
 		AuthTime: old.AuthTime,
 	}, next)
+}
+
+// checkRefresh decides, inside the rotation's transaction, whether the
+// presented refresh token old may be exchanged by this request, and
+// returns the client it belongs to. client is the authenticated client,
+// nil when none authenticated (a public client, named by the token).
+func (s *Server) checkRefresh(ex *tokenExchange, client *store.Client, old *store.RefreshToken, narrowed bool, requested []string) (*store.Client, *oauthFault) {
+	ctx := ex.r.Context()
+	owner := client
+	if client != nil {
+		if old.ClientID != client.ID {
+			return nil, newOAuthFault("invalid_grant", "the refresh token was issued to another client")
+		}
+	} else {
+		var f *oauthFault
+		if owner, f = s.resolveOAuthClient(ctx, old.ClientID); f != nil {
+			return nil, f
+		}
+		ex.clientID = owner.ID
+		if owner.Type != store.ClientPublic {
+			return nil, newOAuthFault("invalid_client", "this client must authenticate")
+		}
+		if f := clientMayUseGrant(owner, "refresh_token"); f != nil {
+			return nil, f
+		}
+	}
+	if narrowed && !scopes.Covers(scopes.Split(old.Scope), requested) {
+		return nil, newOAuthFault("invalid_scope", "the requested scope exceeds the scope originally granted")
+	}
+	if old.SessionHash != "" {
+		// online_access: only while the user's sign-in session lives.
+		sess, err := s.cfg.Store.GetSessionByHash(ctx, old.SessionHash)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			return nil, newOAuthFault("invalid_grant", "the sign-in session of this online_access token has ended")
+		case err != nil:
+			return nil, s.serverFault("reading a sign-in session", err)
+		case sess.User != old.Subject:
+			return nil, newOAuthFault("invalid_grant", "the sign-in session of this online_access token has ended")
+		}
+	}
+	if old.Subject != "" && s.cfg.Users[old.Subject] == nil {
+		return nil, newOAuthFault("invalid_grant", "the user of this authorization no longer exists")
+	}
+	return owner, nil
 }

@@ -248,22 +248,20 @@ func (s *Server) updateRegisteredClient(w http.ResponseWriter, r *http.Request, 
 	}
 }
 
-// deleteRegisteredClient removes a client (RFC 7592 §2.3) after revoking
+// deleteRegisteredClient removes a client (RFC 7592 §2.3) and revokes
 // every token issued to it (store.RevokedClient), for as long as any of
-// them can live.
+// them can live, in one store transaction that also checks the
+// registration access token: of concurrent deletions with one token
+// exactly one succeeds, and a token replaced meanwhile revokes nothing.
 func (s *Server) deleteRegisteredClient(w http.ResponseWriter, r *http.Request, id, token string) {
 	l := s.cfg.Lifetimes
 	until := time.Now().Add(max(l.AccessToken, l.RefreshToken, l.Backend) + 5*time.Minute)
-	if err := s.cfg.Store.Revoke(r.Context(), store.RevokedClient, id, until); err != nil {
-		s.registrationServerError(w, "revoking a deleted client's tokens", err)
-		return
-	}
-	err := s.cfg.Store.UpdateClient(r.Context(), id, func(c *store.Client) (*store.Client, error) {
+	err := s.cfg.Store.RemoveClient(r.Context(), id, func(c *store.Client) error {
 		if !registrationTokenOpens(c, token) {
-			return nil, errRegistrationToken
+			return errRegistrationToken
 		}
-		return nil, nil
-	})
+		return nil
+	}, until)
 	switch {
 	case errors.Is(err, errRegistrationToken), errors.Is(err, store.ErrNotFound):
 		s.writeBearerError(w, "invalid_token", "the registration access token is not valid for this client")

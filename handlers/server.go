@@ -43,6 +43,12 @@ type Lifetimes struct {
 	// Backend is the access-token lifetime of the client_credentials
 	// grant (SMART Backend Services: 5 minutes).
 	Backend time.Duration
+	// RefreshGrace, when positive, lets a client present a refresh token
+	// again this long after it was rotated (its answer was lost) and get
+	// a new successor instead of having the family revoked, as long as
+	// the previous successor was not used (store.Rotation.Grace). Zero,
+	// also by default: strict rotation.
+	RefreshGrace time.Duration
 }
 
 // DefaultLifetimes apply to every lifetime the configuration leaves zero.

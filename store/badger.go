@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -45,6 +47,9 @@ type DB struct {
 	// closes jtiDone when it stops.
 	jtiCh   chan jtiRequest
 	jtiDone chan struct{}
+
+	// Conflict counters (ConflictStats).
+	conflicts, maxAttempts, gaveUp atomic.Uint64
 }
 
 // Open opens (creating it if needed, with mode 0700) the Badger database in
@@ -197,17 +202,82 @@ func (d *DB) decode(b []byte, v any) (time.Time, error) {
 	return exp, json.Unmarshal(b[8:], v)
 }
 
-// update runs fn in a read-write transaction, retrying when a concurrent
-// transaction touched the same keys. fn must be free of side effects
-// outside txn.
+// Conflict retries. Badger runs transactions optimistically: one that read
+// a key another transaction committed after it started fails at commit
+// with badger.ErrConflict, and has changed nothing. update runs it again,
+// after a short random pause so that a crowd of contenders (fifty replays
+// of one code, all revoking its family) spreads out instead of colliding
+// again. Each failure of an attempt needs another transaction's commit
+// after the attempt began, and the next attempt sees that commit; so among
+// n contending operations that each commit once, none fails more than n−1
+// times, and updateAttempts finishes races of up to that many.
+const (
+	// updateAttempts bounds how often one operation runs.
+	updateAttempts = 100
+	// backoffBase and backoffCap bound the random pause before attempt
+	// n+1: uniform in [0, min(backoffCap, backoffBase·2ⁿ)).
+	backoffBase = 100 * time.Microsecond
+	backoffCap  = 10 * time.Millisecond
+)
+
+// ErrContended is returned when an operation still conflicted after
+// updateAttempts attempts. It wraps badger.ErrConflict.
+var ErrContended = fmt.Errorf("store: too many concurrent updates of the same record: %w", badger.ErrConflict)
+
+// ConflictStats counts transaction conflicts since the DB was opened.
+type ConflictStats struct {
+	// Conflicts is how many attempts failed with a conflict (each one
+	// was retried or, at the bound, given up).
+	Conflicts uint64
+	// MaxAttempts is the most attempts one operation needed.
+	MaxAttempts uint64
+	// GaveUp is how many operations returned ErrContended.
+	GaveUp uint64
+}
+
+// ConflictStats returns the conflict counters.
+func (d *DB) ConflictStats() ConflictStats {
+	return ConflictStats{Conflicts: d.conflicts.Load(), MaxAttempts: d.maxAttempts.Load(), GaveUp: d.gaveUp.Load()}
+}
+
+// update runs fn in a read-write transaction, running it again (bounded,
+// with a random pause) when a concurrent transaction touched the keys it
+// read. fn must be free of side effects outside txn and must reset any
+// result it sets, since it may run several times.
 func (d *DB) update(fn func(txn *badger.Txn) error) error {
-	for range 16 {
+	for attempt := 1; ; attempt++ {
 		err := d.db.Update(fn)
 		if !errors.Is(err, badger.ErrConflict) {
+			d.noteAttempts(attempt)
 			return err
 		}
+		d.conflicts.Add(1)
+		if attempt >= updateAttempts {
+			d.gaveUp.Add(1)
+			d.logger.Warn("store: giving up after repeated transaction conflicts", zap.Int("attempts", attempt))
+			return ErrContended
+		}
+		time.Sleep(backoff(attempt))
 	}
-	return badger.ErrConflict
+}
+
+// noteAttempts raises MaxAttempts to n.
+func (d *DB) noteAttempts(n int) {
+	for {
+		cur := d.maxAttempts.Load()
+		if uint64(n) <= cur || d.maxAttempts.CompareAndSwap(cur, uint64(n)) {
+			return
+		}
+	}
+}
+
+// backoff is the random pause after the nth failed attempt.
+func backoff(n int) time.Duration {
+	limit := backoffCap
+	if n < 16 && backoffBase<<n < backoffCap {
+		limit = backoffBase << n
+	}
+	return rand.N(limit)
 }
 
 // put stores v under kind/id until exp (zero: forever).

@@ -30,7 +30,7 @@ func TestRevokedClientRefreshTokens(t *testing.T) {
 	if _, err := db.GetRefresh(ctx, "old"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("GetRefresh of a revoked client's token: %v", err)
 	}
-	if _, err := db.RotateRefresh(ctx, "old", "next", nil, time.Hour); !errors.Is(err, ErrNotFound) {
+	if _, err := db.RotateRefresh(ctx, "old", Rotation{Next: "next", TTL: time.Hour}); !errors.Is(err, ErrNotFound) {
 		t.Errorf("RotateRefresh of a revoked client's token: %v", err)
 	}
 	if _, err := db.GetRefresh(ctx, "other"); err != nil {
@@ -43,7 +43,7 @@ func TestRevokedClientRefreshTokens(t *testing.T) {
 	if err := db.SaveRefresh(ctx, "new", &RefreshToken{FamilyID: "f3", ClientID: "app"}, time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.RotateRefresh(ctx, "new", "newer", nil, time.Hour); err != nil {
+	if _, err := db.RotateRefresh(ctx, "new", Rotation{Next: "newer", TTL: time.Hour}); err != nil {
 		t.Fatalf("rotating a token issued after the revocation: %v", err)
 	}
 	if _, err := db.GetRefresh(ctx, "newer"); err != nil {

@@ -63,6 +63,26 @@ func (d *DB) UpdateClient(_ context.Context, id string, fn func(c *Client) (*Cli
 	})
 }
 
+// RemoveClient implements Store. Of concurrent removals of one client
+// exactly one succeeds; the others find it gone (ErrNotFound).
+func (d *DB) RemoveClient(_ context.Context, id string, check func(c *Client) error, revokeUntil time.Time) error {
+	return d.update(func(txn *badger.Txn) error {
+		var cur Client
+		if _, err := d.get(txn, kindClient, id, &cur); err != nil {
+			return err
+		}
+		if check != nil {
+			if err := check(&cur); err != nil {
+				return err
+			}
+		}
+		if err := d.revoke(txn, RevokedClient, id, revokeUntil); err != nil {
+			return err
+		}
+		return txn.Delete(key(kindClient, id))
+	})
+}
+
 // list decodes every live record of a kind.
 func list[T any](d *DB, kind string) ([]*T, error) {
 	var out []*T

@@ -167,66 +167,6 @@ func (d *DB) GetRefresh(_ context.Context, token string) (*RefreshToken, error) 
 	return &rec, nil
 }
 
-// RotateRefresh implements Store.
-func (d *DB) RotateRefresh(_ context.Context, token, next string, check func(old *RefreshToken) (*RefreshToken, error), ttl time.Duration) (*RefreshToken, error) {
-	var old RefreshToken
-	var replayed bool
-	var errCheck error
-	err := d.update(func(txn *badger.Txn) error {
-		old, replayed, errCheck = RefreshToken{}, false, nil
-		exp, err := d.get(txn, kindRefresh, HashID(token), &old)
-		if err != nil {
-			return err
-		}
-		if revoked, err := d.refreshRevoked(txn, &old); err != nil || revoked {
-			if err == nil {
-				err = ErrNotFound
-			}
-			return err
-		}
-		if old.Used {
-			// Reuse of a rotated token: the family is compromised.
-			// Its newest member was issued no later than now with
-			// the same ttl, so the revocation must last until
-			// now+ttl, not only until the reused token's expiry.
-			replayed = true
-			until := d.now().Add(ttl)
-			if exp.After(until) {
-				until = exp
-			}
-			return d.revoke(txn, RevokedFamily, old.FamilyID, until)
-		}
-		successor := old
-		if check != nil {
-			s, err := check(&old)
-			if err != nil {
-				errCheck = err
-				return err
-			}
-			successor = *s
-		}
-		used := old
-		used.Used = true
-		if err := d.set(txn, kindRefresh, HashID(token), &used, exp); err != nil {
-			return err
-		}
-		successor.Used = false
-		successor.FamilyID = old.FamilyID
-		successor.IssuedAt = d.now()
-		return d.set(txn, kindRefresh, HashID(next), &successor, d.now().Add(ttl))
-	})
-	if errCheck != nil {
-		return nil, errCheck
-	}
-	if err != nil {
-		return nil, err
-	}
-	if replayed {
-		return &old, ErrReplayed
-	}
-	return &old, nil
-}
-
 // Revoke implements Store.
 func (d *DB) Revoke(_ context.Context, kind RevocationKind, id string, until time.Time) error {
 	return d.update(func(txn *badger.Txn) error { return d.revoke(txn, kind, id, until) })
@@ -241,6 +181,15 @@ func (d *DB) revoke(txn *badger.Txn, kind RevocationKind, id string, until time.
 		// that a cache polling the log sees it.
 		until = now.Add(time.Minute)
 	}
+	// Until is rounded up to a whole second, so that revocations of one
+	// identifier racing each other (fifty replays of a code, each
+	// revoking its family until now + the tokens' lifetime) usually name
+	// the same instant: all but the first then find it recorded and
+	// write nothing, and a transaction that writes nothing never
+	// conflicts.
+	if r := until.Truncate(time.Second); r.Before(until) {
+		until = r.Add(time.Second)
+	}
 	// A second revocation of the same identifier never covers less than
 	// the first: it keeps the later Until and the later At (a clock
 	// stepped back must not make revoked tokens valid again).
@@ -248,6 +197,12 @@ func (d *DB) revoke(txn *badger.Txn, kind RevocationKind, id string, until time.
 	prev, err := d.revocation(txn, kind, id)
 	switch {
 	case err == nil:
+		if !prev.Until.Before(until) && (kind != RevokedClient || !prev.At.Before(now)) {
+			// Recorded already, covering at least as much. Only a
+			// RevokedClient's At means something (which tokens it
+			// covers); a later one must be recorded.
+			return nil
+		}
 		if prev.Until.After(until) {
 			until = prev.Until
 		}

@@ -114,8 +114,19 @@ type RefreshToken struct {
 	SessionHash string    `json:"session_hash,omitempty"`
 	AuthTime    time.Time `json:"auth_time"`
 	IssuedAt    time.Time `json:"issued_at"`
-	// Used is set when the token was exchanged for its successor.
+	// Used is set when the token was exchanged for its successor, or
+	// superseded.
 	Used bool `json:"used,omitempty"`
+	// UsedAt is when the token was first exchanged (the refresh grace
+	// period runs from it), or superseded.
+	UsedAt time.Time `json:"used_at,omitzero"`
+	// Successor is HashID of the token last issued in exchange for this
+	// one (the record key, not the token), so that a retry within the
+	// grace period can invalidate it.
+	Successor string `json:"successor,omitempty"`
+	// Superseded is set when a retry of the predecessor within the grace
+	// period replaced this token before it was used.
+	Superseded bool `json:"superseded,omitempty"`
 }
 
 // Consent is what a user granted a client, remembered for later launches.

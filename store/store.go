@@ -40,6 +40,12 @@ type Store interface {
 	GetClient(ctx context.Context, id string) (*Client, error)
 	// DeleteClient removes a dynamically registered client.
 	DeleteClient(ctx context.Context, id string) error
+	// RemoveClient deletes a dynamically registered client and, in the
+	// same transaction, revokes every token issued to it until
+	// revokeUntil (a RevokedClient revocation). check sees the client
+	// inside the transaction; its error refuses the removal and is
+	// returned unchanged. ErrNotFound when the client does not exist.
+	RemoveClient(ctx context.Context, id string, check func(c *Client) error, revokeUntil time.Time) error
 	// ListClients returns every dynamically registered client, by id.
 	ListClients(ctx context.Context) ([]*Client, error)
 	// UpdateClient reads a dynamically registered client and writes back
@@ -82,15 +88,17 @@ type Store interface {
 	// revoked and whose client's tokens were not revoked after it was
 	// issued (RevokedClient), or ErrNotFound.
 	GetRefresh(ctx context.Context, token string) (*RefreshToken, error)
-	// RotateRefresh exchanges token for next in one transaction: the old
-	// token is marked used and next is stored with ttl. Presenting a token
-	// that was already rotated revokes its whole family and returns the old
-	// record with ErrReplayed. check, when not nil, sees the old record
-	// inside the transaction and may refuse the rotation with an error,
-	// which is returned unchanged and leaves the store untouched. A token
-	// of a revoked family, or of a client whose tokens were revoked at or
-	// after its issue (RevokedClient), is ErrNotFound.
-	RotateRefresh(ctx context.Context, token, next string, check func(old *RefreshToken) (*RefreshToken, error), ttl time.Duration) (*RefreshToken, error)
+	// RotateRefresh exchanges token for rot.Next in one transaction: the
+	// old token is marked used and rot.Next is stored with rot.TTL, of the
+	// same family, with the record rot.Check returns (see Rotation). It
+	// returns the old record as it was before (Used is true when this was
+	// a retry within rot.Grace that replaced the previous successor).
+	// Presenting a token that was already rotated, outside the grace
+	// rules, revokes its whole family and returns the old record with
+	// ErrReplayed. A token of a revoked family, or of a client whose
+	// tokens were revoked at or after its issue (RevokedClient), is
+	// ErrNotFound.
+	RotateRefresh(ctx context.Context, token string, rot Rotation) (*RefreshToken, error)
 
 	// UseJTI records a JWT id for an issuer (a client id) until exp. A
 	// second use before exp returns ErrReplayed.

@@ -204,7 +204,7 @@ func TestUseJTIOnceUnderConcurrency(t *testing.T) {
 func TestRefreshRotationAndReuseRevokesFamily(t *testing.T) {
 	db := openTest(t, t.TempDir(), nil)
 	_ = db.SaveRefresh(ctx, "rt1", &RefreshToken{FamilyID: "fam", ClientID: "app"}, time.Hour)
-	rec, err := db.RotateRefresh(ctx, "rt1", "rt2", nil, time.Hour)
+	rec, err := db.RotateRefresh(ctx, "rt1", Rotation{Next: "rt2", TTL: time.Hour})
 	if err != nil || rec.FamilyID != "fam" {
 		t.Fatalf("rotate: %v %+v", err, rec)
 	}
@@ -213,14 +213,14 @@ func TestRefreshRotationAndReuseRevokesFamily(t *testing.T) {
 	}
 	// A refused check leaves the store untouched.
 	refuse := errors.New("wrong client")
-	if _, err := db.RotateRefresh(ctx, "rt2", "rt3", func(*RefreshToken) (*RefreshToken, error) { return nil, refuse }, time.Hour); !errors.Is(err, refuse) {
+	if _, err := db.RotateRefresh(ctx, "rt2", Rotation{Next: "rt3", TTL: time.Hour, Check: func(*RefreshToken) (*RefreshToken, error) { return nil, refuse }}); !errors.Is(err, refuse) {
 		t.Fatalf("check error: %v", err)
 	}
 	if _, err := db.GetRefresh(ctx, "rt2"); err != nil {
 		t.Fatalf("rt2 after refused check: %v", err)
 	}
 	// Replaying rt1 revokes the family, rt2 included.
-	if _, err := db.RotateRefresh(ctx, "rt1", "rt9", nil, time.Hour); !errors.Is(err, ErrReplayed) {
+	if _, err := db.RotateRefresh(ctx, "rt1", Rotation{Next: "rt9", TTL: time.Hour}); !errors.Is(err, ErrReplayed) {
 		t.Fatalf("replay: %v", err)
 	}
 	if _, err := db.GetRefresh(ctx, "rt2"); !errors.Is(err, ErrNotFound) {
@@ -364,12 +364,12 @@ func TestRefreshReuseRevokesTheWholeChainUntilItsLastExpiry(t *testing.T) {
 	db := openTest(t, t.TempDir(), c)
 	_ = db.SaveRefresh(ctx, "a", &RefreshToken{FamilyID: "fam"}, time.Hour)
 	c.Add(50 * time.Minute)
-	if _, err := db.RotateRefresh(ctx, "a", "b", nil, time.Hour); err != nil {
+	if _, err := db.RotateRefresh(ctx, "a", Rotation{Next: "b", TTL: time.Hour}); err != nil {
 		t.Fatal(err)
 	}
 	// "a" expires in 10 minutes, "b" in an hour. Reusing "a" must
 	// revoke the family past "a"'s own expiry.
-	if _, err := db.RotateRefresh(ctx, "a", "x", nil, time.Hour); !errors.Is(err, ErrReplayed) {
+	if _, err := db.RotateRefresh(ctx, "a", Rotation{Next: "x", TTL: time.Hour}); !errors.Is(err, ErrReplayed) {
 		t.Fatalf("reuse: %v", err)
 	}
 	c.Add(30 * time.Minute)

@@ -24,12 +24,12 @@ func TestUserGrants(t *testing.T) {
 	save("a1", RefreshToken{FamilyID: "fa", ClientID: "app", Subject: "alice", Scope: "openid patient/*.rs"}, time.Hour)
 	c.Add(time.Second)
 	// Rotation: a1 becomes used, a2 is the live member of family fa.
-	if _, err := db.RotateRefresh(ctx, "a1", "a2", func(old *RefreshToken) (*RefreshToken, error) {
+	if _, err := db.RotateRefresh(ctx, "a1", Rotation{Next: "a2", TTL: time.Hour, Check: func(old *RefreshToken) (*RefreshToken, error) {
 		next := *old
 		next.IssuedAt = c.Now()
 		next.Scope = "patient/*.rs"
 		return &next, nil
-	}, time.Hour); err != nil {
+	}}); err != nil {
 		t.Fatal(err)
 	}
 	save("b1", RefreshToken{FamilyID: "fb", ClientID: "app", Subject: "alice"}, time.Hour)
