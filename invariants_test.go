@@ -2,7 +2,6 @@ package smartauth
 
 import (
 	"fmt"
-	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -148,7 +147,7 @@ func TestInvariantUserTokensStayInReach(t *testing.T) {
 		tok := s.mint(u.name, c.id, scope, patient)
 		targets := append([]string{"p9"}, invPool...)
 		if patient != "" {
-			targets = append(targets, patient, patient)
+			targets = append(targets, patient, patient, patient, patient)
 		}
 		for range rapid.IntRange(5, 20).Draw(rt, "requests") {
 			r := genRequest(s.fhirBase(), targets).Draw(rt, "request")
@@ -188,13 +187,6 @@ func describeUpstream(up upstreamRequest, reached bool) string {
 		s += " " + up.Body
 	}
 	return s
-}
-
-// queryOf parses a request's query.
-func queryOf(path string) url.Values {
-	_, q, _ := strings.Cut(path, "?")
-	v, _ := url.ParseQuery(q)
-	return v
 }
 
 // TestInvariantPatientContextInReach: a token's patient context is
