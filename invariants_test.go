@@ -81,7 +81,8 @@ func (s *invSite) failf(t *rapid.T, format string, args ...any) {
 // TestInvariantGrantWithinReach: a grant with a user never carries a
 // system/ scope; what the consent page shows and what is granted are
 // within requested ∩ what the client may have ∩ what the user may have;
-// a patient/ scope needs a patient in context.
+// a forged consent POST adds nothing the page did not show; a patient/
+// scope needs a patient in context.
 func TestInvariantGrantWithinReach(t *testing.T) {
 	s := startInvSite(t, 1)
 	rapid.Check(t, func(rt *rapid.T) {
@@ -122,6 +123,11 @@ func grantViolation(f invFlow, out invOutcome, asRequested bool) string {
 	granted := scopes.Split(fmt.Sprint(out.token["scope"]))
 	if v := check("the grant", granted); v != "" {
 		return v
+	}
+	for _, sc := range granted {
+		if out.shown != nil && !slices.Contains(out.shown, sc) {
+			return fmt.Sprintf("the grant holds %q, which the consent page did not show (forged)", sc)
+		}
 	}
 	claims := jwtClaims(fmt.Sprint(out.token["access_token"]))
 	if v := check("the access token", scopes.Split(fmt.Sprint(claims["scope"]))); v != "" {
