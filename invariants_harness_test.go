@@ -165,7 +165,10 @@ func (s *invSite) register(c *invClient) {
 	c.secret, _ = reg["client_secret"].(string)
 }
 
-func (s *invSite) issuer() string   { return s.base() + "/auth" }
+// issuer is the site's issuer URL.
+func (s *invSite) issuer() string { return s.base() + "/auth" }
+
+// fhirBase is the site's FHIR base URL.
 func (s *invSite) fhirBase() string { return s.base() + "/fhir" }
 
 // startSearchServer is the patient-search server: a name search answers
@@ -308,6 +311,8 @@ func s256(verifier string) string {
 	return base64.RawURLEncoding.EncodeToString(sum[:])
 }
 
+// init turns rapid's fail files off by default: a fail file would replay
+// on another run's universe.
 func init() {
 	// A fail file would replay on another run's universe: the two seeds
 	// reproduce a failure instead (-rapid.nofailfile=false restores them).

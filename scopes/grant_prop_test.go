@@ -58,6 +58,8 @@ func parseable(list []string) []string {
 	return out
 }
 
+// TestPropGrantIsAnOrderedSubsetOfTheRequest: Grant keeps only requested,
+// known scopes, once each, in the requested order, and is idempotent.
 func TestPropGrantIsAnOrderedSubsetOfTheRequest(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		req, allowed := genPropList("requested", 0)(t), genPropList("allowed", 0)(t)
@@ -79,6 +81,8 @@ func TestPropGrantIsAnOrderedSubsetOfTheRequest(t *testing.T) {
 	})
 }
 
+// TestPropUnboundedGrantHasNoSystemScope: a client without a scope list
+// is granted every known scope it asks for except system/ ones.
 func TestPropUnboundedGrantHasNoSystemScope(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		req := genPropList("requested", 0)(t)
@@ -94,6 +98,9 @@ func TestPropUnboundedGrantHasNoSystemScope(t *testing.T) {
 	})
 }
 
+// TestPropBoundedGrantIsWhatTheListCovers: with a list, Grant keeps
+// exactly the requested scopes Covers says the list covers, and a longer
+// list never grants less.
 func TestPropBoundedGrantIsWhatTheListCovers(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		req, allowed := genPropList("requested", 0)(t), genPropList("allowed", 1)(t)
@@ -112,6 +119,9 @@ func TestPropBoundedGrantIsWhatTheListCovers(t *testing.T) {
 	})
 }
 
+// TestPropCoversIsReflexiveAndTransitive: a list covers itself, a grant
+// within a grant within a list is covered by the list, and nothing covers
+// a non-empty list but a list.
 func TestPropCoversIsReflexiveAndTransitive(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		a := parseable(genPropList("a", 1)(t))
