@@ -64,7 +64,7 @@ func (s *crashSite) active(token string) (bool, error) {
 		Active bool `json:"active"`
 	}
 	if a.err != nil || a.status != http.StatusOK || json.Unmarshal(a.body, &r) != nil {
-		return false, fmt.Errorf("introspection: %d %v %s", a.status, a.err, a.body)
+		return false, fmt.Errorf("introspection: %d %v %.200s", a.status, a.err, a.body)
 	}
 	return r.Active, nil
 }
@@ -101,7 +101,7 @@ func checkRegistered(c *checker, hc *http.Client, issuer string, regs []register
 			RAT string `json:"registration_access_token"`
 		}
 		if a.err != nil || a.status != http.StatusOK || json.Unmarshal(a.body, &got) != nil || got.ID != regs[i].id || got.RAT == "" {
-			c.fail("registered client %s: %d %v %s", regs[i].id, a.status, a.err, a.body)
+			c.fail("registered client %s: %d %v %.200s", regs[i].id, a.status, a.err, a.body)
 			return
 		}
 		regs[i].rat = got.RAT
@@ -172,7 +172,7 @@ func (s *crashSite) verifyRound(r *crashRound) roundOutcome {
 	parallel(len(r.ccUsed), func(i int) {
 		a := send(s.c, s.post("/token", ccForm(r.ccUsed[i].assertion, "system/Patient.rs"), false))
 		if a.err != nil || a.status != http.StatusUnauthorized || !strings.Contains(tokenAnswer(a).Desc, "already used") {
-			c.fail("replay of an answered client assertion: %d %v %s", a.status, a.err, a.body)
+			c.fail("replay of an answered client assertion: %d %v %.200s", a.status, a.err, a.body)
 		}
 	})
 	parallel(len(r.ccLost), func(i int) {
@@ -184,7 +184,7 @@ func (s *crashSite) verifyRound(r *crashRound) roundOutcome {
 			out.ccRecorded++
 			mu.Unlock()
 		default:
-			c.fail("replay of a client assertion whose answer was lost: %d %v %s", a.status, a.err, a.body)
+			c.fail("replay of a client assertion whose answer was lost: %d %v %.200s", a.status, a.err, a.body)
 		}
 	})
 	// Access tokens issued before the crash still pass the guard.
@@ -195,7 +195,7 @@ func (s *crashSite) verifyRound(r *crashRound) roundOutcome {
 		req, _ := http.NewRequest(http.MethodGet, s.base+"/fhir/Patient/crash", nil)
 		req.Header.Set("Authorization", "Bearer "+u.access)
 		if a := send(s.c, req); a.err != nil || a.status != http.StatusOK {
-			c.fail("a backend access token from before the crash: %d %v %s", a.status, a.err, a.body)
+			c.fail("a backend access token from before the crash: %d %v %.200s", a.status, a.err, a.body)
 		}
 	}
 

@@ -6,8 +6,10 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -48,6 +50,7 @@ type crashSite struct {
 	starts    int
 }
 
+// issuer is the authorization server's URL.
 func (s *crashSite) issuer() string { return s.base + "/auth" }
 
 // newCrashSite writes the Caddyfile of the crash test: open registration,
@@ -162,7 +165,7 @@ func (s *crashSite) newFamily() *refreshFamily {
 		"redirect_uri": {s.redirect}, "code_verifier": {verifier}}, true))
 	tok := tokenAnswer(a)
 	if a.err != nil || a.status != http.StatusOK || tok.Refresh == "" || tok.Access == "" {
-		s.t.Fatalf("code exchange: %d %v %s", a.status, a.err, a.body)
+		s.t.Fatalf("code exchange: %d %v %.200s", a.status, a.err, a.body)
 	}
 	return &refreshFamily{access: tok.Access, current: tok.Refresh}
 }
@@ -241,7 +244,7 @@ func (s *crashSite) rotator(r *crashRound, f *refreshFamily) {
 		}
 		tok := tokenAnswer(a)
 		if a.status != http.StatusOK || tok.Refresh == "" {
-			r.problem("refresh: %d %s", a.status, a.body)
+			r.problem("refresh: %d %.200s", a.status, a.body)
 			return
 		}
 		r.mu.Lock()
@@ -269,7 +272,7 @@ func (s *crashSite) registrar(r *crashRound) {
 			RAT string `json:"registration_access_token"`
 		}
 		if a.status != http.StatusCreated || json.Unmarshal(a.body, &reg) != nil || reg.ID == "" || reg.RAT == "" {
-			r.problem("register: %d %s", a.status, a.body)
+			r.problem("register: %d %.200s", a.status, a.body)
 			return
 		}
 		r.mu.Lock()
@@ -294,7 +297,7 @@ func (s *crashSite) backend(r *crashRound) {
 		}
 		tok := tokenAnswer(a)
 		if a.status != http.StatusOK || tok.Access == "" {
-			r.problem("client_credentials: %d %s", a.status, a.body)
+			r.problem("client_credentials: %d %.200s", a.status, a.body)
 			return
 		}
 		r.mu.Lock()
@@ -322,7 +325,7 @@ func (s *crashSite) revoker(r *crashRound, pool []*refreshFamily) {
 			return
 		}
 		if a.status != http.StatusOK {
-			r.problem("revoke: %d %s", a.status, a.body)
+			r.problem("revoke: %d %.200s", a.status, a.body)
 			return
 		}
 		r.mu.Lock()
@@ -363,9 +366,15 @@ func (s *crashSite) runRound(rotating, pool []*refreshFamily, killAfter time.Dur
 // received survived. Writes whose answer was lost may have happened or
 // not; the test counts them and checks that they left nothing broken.
 func TestCrashDurability(t *testing.T) {
-	seed := time.Now().UnixNano()
-	rng := rand.New(rand.NewPCG(uint64(seed), 0))
-	t.Logf("kill times seeded with %d", seed)
+	seed := uint64(time.Now().UnixNano())
+	if v := os.Getenv("SMARTAUTH_CRASH_SEED"); v != "" {
+		var err error
+		if seed, err = strconv.ParseUint(v, 10, 64); err != nil {
+			t.Fatalf("SMARTAUTH_CRASH_SEED: %v", err)
+		}
+	}
+	rng := rand.New(rand.NewPCG(seed, 0))
+	t.Logf("kill times seeded with %d (SMARTAUTH_CRASH_SEED=%[1]d repeats them)", seed)
 	s := newCrashSite(t)
 	var (
 		all      []registered
