@@ -201,12 +201,13 @@ func splitParam(k string) (name, mod string, chained bool) {
 }
 
 // refuseWidening refuses the search parameters that return resources a
-// compartment restriction does not cover: _include, _revinclude, _query
-// (in any case, with any modifier).
+// compartment restriction does not cover: _include, _revinclude, _query,
+// and any name that starts with one of them in any case (a modifier, a
+// chain, a suffix a lenient server might cut off).
 func refuseWidening(params url.Values) *guardFault {
 	for k := range params {
-		name, _, _ := strings.Cut(k, ":")
-		if strings.EqualFold(name, "_include") || strings.EqualFold(name, "_revinclude") || strings.EqualFold(name, "_query") {
+		lower := strings.ToLower(k)
+		if strings.HasPrefix(lower, "_include") || strings.HasPrefix(lower, "_revinclude") || strings.HasPrefix(lower, "_query") {
 			return forbidden("", k+" is not allowed with patient/ scopes")
 		}
 	}

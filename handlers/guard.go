@@ -115,7 +115,7 @@ func (s *Server) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.Ha
 
 // dropConfiguredHeaders removes from an incoming request the headers the
 // guard sets (guard { header … }), in every spelling a server could read
-// as the same name: any case, and '_' for '-' (CGI, PHP and WSGI read
+// as the same name: any case, and '_' or '.' for '-' (CGI, PHP and WSGI read
 // X_Smart_Patient as X-Smart-Patient).
 func (s *Server) dropConfiguredHeaders(h http.Header) {
 	if len(s.cfg.Guard.Headers) == 0 {

@@ -13,8 +13,9 @@ import (
 // one — a read-only token could delete. What is refused, under the FHIR
 // base, metadata included:
 //
-//   - a header whose name, read case-insensitively with '_' as '-' (CGI,
-//     PHP and WSGI read X_HTTP_METHOD_OVERRIDE as X-HTTP-Method-Override),
+//   - a header whose name, read case-insensitively with '_' and '.' as
+//     '-' (CGI, PHP and WSGI read X_HTTP_METHOD_OVERRIDE as
+//     X-HTTP-Method-Override; Caddy drops such spellings by default),
 //     contains "method" — X-HTTP-Method-Override, X-HTTP-Method,
 //     X-Method-Override and any other spelling — except
 //     Access-Control-Request-Method, which only a CORS preflight carries
@@ -43,10 +44,14 @@ var pathOverrideHeaders = map[string]bool{
 	"x-rewrite-url":  true,
 }
 
+// headerFolder reads '_' and '.' as '-', as CGI, PHP and WSGI do.
+var headerFolder = strings.NewReplacer("_", "-", ".", "-")
+
 // normalizeHeaderName spells a header name as servers that fold case and
-// read '_' as '-' see it.
+// read '_' and '.' as '-' see it. (Caddy drops headers spelled with '_'
+// or '.' before the guard unless the operator allows them by name.)
 func normalizeHeaderName(name string) string {
-	return strings.ReplaceAll(strings.ToLower(name), "_", "-")
+	return headerFolder.Replace(strings.ToLower(name))
 }
 
 // overrideHeader returns the name of a header that could make an upstream
