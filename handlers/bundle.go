@@ -104,7 +104,7 @@ func (s *Server) authorizeEntry(p *principal, e any) *guardFault {
 	switch {
 	case f != nil:
 		return f
-	case act.checkResponse || act.precheck:
+	case act.checkResponse || act.precheck || act.patchChecked:
 		return forbidden("", describeInteraction(in)+" under patient/ scopes cannot be checked inside a Bundle: send it on its own")
 	}
 	if act.addKey != "" {

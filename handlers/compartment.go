@@ -21,6 +21,9 @@ type compAction struct {
 	// precheck: the stored resource must be one the patient may write
 	// (read through the upstream first) before a write goes on.
 	precheck bool
+	// patchChecked: the request's patch must not touch the compartment
+	// elements (checkPatchBody).
+	patchChecked bool
 }
 
 // compartmentAction decides how an interaction allowed by patient/ scopes
@@ -51,15 +54,16 @@ func (s *Server) compartmentAction(in *interaction, pid string) (*compAction, *g
 		return patientAction(in, pid, out)
 	}
 	switch in.name {
-	case ixSearchType, ixCondPatch, ixCondDelete:
+	case ixSearchType, ixCondDelete:
 		return restrictSearch(t, pid, in.params, s.cfg.FHIRBase.String())
-	case ixCondUpdate:
-		// It may create the resource sent: that must be the patient's.
+	case ixCondUpdate, ixCondPatch:
+		// An update may create the resource sent: that must be the
+		// patient's; a patch may not move what it patches elsewhere.
 		a, f := restrictSearch(t, pid, in.params, s.cfg.FHIRBase.String())
 		if f != nil {
 			return nil, f
 		}
-		a.bodyWritable = true
+		a.bodyWritable, a.patchChecked = in.name == ixCondUpdate, in.name == ixCondPatch
 		return a, nil
 	case ixOperation:
 		if in.level == "type" && in.method == http.MethodGet {
@@ -82,7 +86,9 @@ func (s *Server) compartmentAction(in *interaction, pid string) (*compAction, *g
 		return &compAction{checkResponse: true}, nil
 	case ixUpdate:
 		return &compAction{bodyWritable: true, precheck: true}, nil
-	case ixPatch, ixDelete:
+	case ixPatch:
+		return &compAction{precheck: true, patchChecked: true}, nil
+	case ixDelete:
 		return &compAction{precheck: true}, nil
 	}
 	return out("not available to patient/ scopes")
@@ -96,7 +102,7 @@ func patientAction(in *interaction, pid string, out func(string) (*compAction, *
 		if in.id != pid {
 			return out("another patient")
 		}
-		return &compAction{}, nil
+		return &compAction{patchChecked: in.name == ixPatch}, nil
 	case ixUpdate:
 		if in.id != pid {
 			return out("another patient")
@@ -107,16 +113,16 @@ func patientAction(in *interaction, pid string, out func(string) (*compAction, *
 			return &compAction{}, nil
 		}
 		return out("operations on Patient are only allowed on the context patient")
-	case ixSearchType, ixCondPatch, ixCondDelete:
+	case ixSearchType, ixCondDelete:
 		return restrictSearch("Patient", pid, in.params, "")
-	case ixCondUpdate:
-		// Without a match it could create a Patient: the body must be the
-		// patient (with its id, which then conflicts instead).
+	case ixCondUpdate, ixCondPatch:
+		// Without a match an update could create a Patient: the body must
+		// be the patient (with its id, which then conflicts instead).
 		a, f := restrictSearch("Patient", pid, in.params, "")
 		if f != nil {
 			return nil, f
 		}
-		a.bodyWritable = true
+		a.bodyWritable, a.patchChecked = in.name == ixCondUpdate, in.name == ixCondPatch
 		return a, nil
 	}
 	return out("not available to patient/ scopes")

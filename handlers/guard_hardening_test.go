@@ -227,3 +227,46 @@ func TestRestrictSearchKeepsOrder(t *testing.T) {
 		t.Fatalf("%+v %+v", a, f)
 	}
 }
+
+func TestPatchTouches(t *testing.T) {
+	guarded := patchGuardedNames("Observation")
+	for body, touches := range map[string]bool{
+		`[{"op":"replace","path":"/status","value":"x"}]`:               false,
+		`[{"op":"test","path":"/code/text","value":"x"}]`:               false,
+		`[{"op":"replace","path":"/subject","value":{}}]`:               true,
+		`[{"op":"replace","path":"/SUBJECT/reference","value":"x"}]`:    true,
+		`[{"op":"add","path":"/performer/-","value":{}}]`:               true,
+		`[{"op":"copy","from":"/performer/0","path":"/note/0"}]`:        true,
+		`[{"op":"replace","path":"","value":{}}]`:                       true,
+		`[{"op":"replace","path":"/","value":{}}]`:                      true,
+		`[{"op":"replace","path":"/resourceType","value":"Condition"}]`: true,
+		`[{"op":"replace","path":"/id","value":"x"}]`:                   true,
+		`[{"op":"replace","path":"/sub~0ject","value":"x"}]`:            false,
+		`[{"op":"replace","path":1}]`:                                   true,
+		`["replace"]`:                                                   true,
+		`{"resourceType":"Bundle"}`:                                     true,
+		`{"resourceType":"Parameters","parameter":[{"name":"operation","part":[{"name":"path","valueString":"Observation.status"}]}]}`:     false,
+		`{"resourceType":"Parameters","parameter":[{"name":"operation","part":[{"name":"path","valueString":"Observation.subject"}]}]}`:    true,
+		`{"resourceType":"Parameters","parameter":[{"name":"operation","part":[{"name":"Path","valueCode":"Observation.Performer"}]}]}`:    true,
+		`{"resourceType":"Parameters","parameter":[{"name":"operation","part":[{"name":"name","valueString":"subject"}]}]}`:                true,
+		`{"resourceType":"Parameters","parameter":[{"name":"operation","part":[{"name":"path","valueString":"Observation.children()"}]}]}`: true,
+	} {
+		v, _, err := parseCheckedValue([]byte(body))
+		if err != nil {
+			t.Fatalf("%s: %v", body, err)
+		}
+		var why string
+		switch x := v.(type) {
+		case []any:
+			why = jsonPatchTouches(x, guarded)
+		case map[string]any:
+			why = fhirPathPatchTouches(x, guarded)
+		}
+		if (why != "") != touches {
+			t.Errorf("%s: %q, want touches %t", body, why, touches)
+		}
+	}
+	if patchGuardedNames("Patient")["link"] || !patchGuardedNames("Patient")["id"] {
+		t.Error("Patient patches guard id only")
+	}
+}

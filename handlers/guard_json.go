@@ -27,23 +27,36 @@ var errJSONKeys = errors.New("ambiguous keys")
 // "subject"). Numbers are kept as they are. The error is errJSONKeys for
 // a key problem (the description in msg), another error for bad JSON.
 func parseCheckedJSON(b []byte) (res map[string]any, msg string, err error) {
+	v, msg, err := parseCheckedValue(b)
+	if err != nil {
+		return nil, msg, err
+	}
+	m, ok := v.(map[string]any)
+	if !ok {
+		return nil, "", errors.New("not a JSON object")
+	}
+	return m, "", nil
+}
+
+// parseCheckedValue is parseCheckedJSON for an object or an array (a JSON
+// Patch).
+func parseCheckedValue(b []byte) (v any, msg string, err error) {
 	p := &strictJSON{dec: json.NewDecoder(bytes.NewReader(b))}
 	p.dec.UseNumber()
 	tok, err := p.dec.Token()
 	if err != nil {
 		return nil, "", err
 	}
-	if d, ok := tok.(json.Delim); !ok || d != '{' {
-		return nil, "", errors.New("not a JSON object")
+	if d, ok := tok.(json.Delim); !ok || d != '{' && d != '[' {
+		return nil, "", errors.New("not a JSON object or array")
 	}
-	m, err := p.object(1)
-	if err != nil {
+	if v, err = p.value(tok, 0); err != nil {
 		return nil, p.msg, err
 	}
 	if _, err := p.dec.Token(); err != io.EOF {
-		return nil, "", errors.New("data after the JSON object")
+		return nil, "", errors.New("data after the JSON value")
 	}
-	return m, "", nil
+	return v, "", nil
 }
 
 // strictJSON builds a JSON value token by token, checking every key.

@@ -89,6 +89,11 @@ func (s *Server) authorizeRequest(r *http.Request, p *principal, in *interaction
 			return nil, f
 		}
 	}
+	if act.patchChecked {
+		if f := checkPatchBody(r, in.resourceType); f != nil {
+			return nil, f
+		}
+	}
 	if act.checkResponse || act.precheck {
 		pl.patient, pl.resourceType = p.patient, in.resourceType
 		pl.checkResponse, pl.precheck = act.checkResponse, act.precheck
