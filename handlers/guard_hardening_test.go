@@ -1,10 +1,13 @@
 package handlers
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -269,4 +272,100 @@ func TestPatchTouches(t *testing.T) {
 	if patchGuardedNames("Patient")["link"] || !patchGuardedNames("Patient")["id"] {
 		t.Error("Patient patches guard id only")
 	}
+}
+
+// BenchmarkParseJSON compares the strict parser of checked bodies with
+// the plain decoder on a resource and on a searchset-sized Bundle.
+func BenchmarkParseJSON(b *testing.B) {
+	obs := `{"resourceType":"Observation","id":"o1","meta":{"versionId":"3","lastUpdated":"2024-01-01T00:00:00Z"},"status":"final",` +
+		`"category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/observation-category","code":"vital-signs"}]}],` +
+		`"code":{"coding":[{"system":"http://loinc.org","code":"85354-9","display":"Blood pressure"}]},"subject":{"reference":"Patient/p1"},` +
+		`"effectiveDateTime":"2024-01-01","component":[{"code":{"coding":[{"system":"http://loinc.org","code":"8480-6"}]},"valueQuantity":{"value":120,"unit":"mmHg"}},` +
+		`{"code":{"coding":[{"system":"http://loinc.org","code":"8462-4"}]},"valueQuantity":{"value":80,"unit":"mmHg"}}]}`
+	entries := make([]string, 500)
+	for i := range entries {
+		entries[i] = `{"fullUrl":"x","resource":` + obs + `}`
+	}
+	bundle := `{"resourceType":"Bundle","type":"searchset","entry":[` + strings.Join(entries, ",") + `]}`
+	for _, c := range []struct{ name, body string }{{"resource", obs}, {"bundle500", bundle}} {
+		b.Run(c.name+"/strict", func(b *testing.B) {
+			b.SetBytes(int64(len(c.body)))
+			for b.Loop() {
+				if _, _, err := parseCheckedJSON([]byte(c.body)); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(c.name+"/plain", func(b *testing.B) {
+			b.SetBytes(int64(len(c.body)))
+			for b.Loop() {
+				if _, ok := parseJSONObject([]byte(c.body)); !ok {
+					b.Fatal("not parsed")
+				}
+			}
+		})
+	}
+}
+
+// tokenKeysBad is the reference for checkKeys: it walks the JSON with
+// encoding/json's tokenizer and applies keyProblem to every object's keys.
+func tokenKeysBad(b []byte) bool {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	type frame struct {
+		object, expectKey bool
+		folded            map[string]string
+	}
+	var stack []*frame
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return false
+		}
+		var top *frame
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		d, delim := tok.(json.Delim)
+		switch {
+		case delim && (d == '}' || d == ']'):
+			stack = stack[:len(stack)-1]
+			continue
+		case top != nil && top.object && top.expectKey:
+			if keyProblem(tok.(string), top.folded) != "" {
+				return true
+			}
+			top.expectKey = false
+			continue
+		case top != nil && top.object:
+			top.expectKey = true // a value: a key comes next
+		}
+		if delim {
+			stack = append(stack, &frame{object: d == '{', expectKey: d == '{', folded: map[string]string{}})
+		}
+	}
+}
+
+// FuzzParseCheckedJSON checks the key scanner against the tokenizer: what
+// it accepts encoding/json decodes to the same value, and it refuses for
+// its keys exactly what the reference refuses.
+func FuzzParseCheckedJSON(f *testing.F) {
+	for _, s := range []string{`{"a":1}`, `{"a":1,"a":2}`, `{"a":{"b":"\"x\\"","B":1}}`, `[{"su\u0062ject":1,"subject":2}]`,
+		`{"resourceType":"Bundle","entry":[{"request":{"method":"GET","url":"x"}}]}`, `{"Subject":1}`, `{"a":"{\"b\":1,\"b\":2}"}`, `{"\u00e9":1}`, "\v{}", "{} \v"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		v, _, err := parseCheckedValue(b)
+		var plain any
+		dec := json.NewDecoder(bytes.NewReader(b))
+		dec.UseNumber()
+		plainErr := dec.Decode(&plain)
+		switch {
+		case err == nil && (plainErr != nil || !reflect.DeepEqual(v, plain)):
+			t.Fatalf("accepted %q: %v, encoding/json: %v %v", b, v, plain, plainErr)
+		case err == nil && tokenKeysBad(b):
+			t.Fatalf("accepted keys the reference refuses: %q", b)
+		case errors.Is(err, errJSONKeys) && !tokenKeysBad(b):
+			t.Fatalf("refused keys the reference accepts: %q", b)
+		}
+	})
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"io"
 	"strings"
 )
 
@@ -39,99 +38,79 @@ func parseCheckedJSON(b []byte) (res map[string]any, msg string, err error) {
 }
 
 // parseCheckedValue is parseCheckedJSON for an object or an array (a JSON
-// Patch).
+// Patch). The text is validated, its keys checked in one scan
+// (checkKeys), then decoded.
 func parseCheckedValue(b []byte) (v any, msg string, err error) {
-	p := &strictJSON{dec: json.NewDecoder(bytes.NewReader(b))}
-	p.dec.UseNumber()
-	tok, err := p.dec.Token()
-	if err != nil {
-		return nil, "", err
-	}
-	if d, ok := tok.(json.Delim); !ok || d != '{' && d != '[' {
+	b = bytes.Trim(b, " \t\r\n") // JSON's whitespace only
+	if len(b) == 0 || b[0] != '{' && b[0] != '[' {
 		return nil, "", errors.New("not a JSON object or array")
 	}
-	if v, err = p.value(tok, 0); err != nil {
-		return nil, p.msg, err
+	if !json.Valid(b) {
+		return nil, "", errors.New("not JSON")
 	}
-	if _, err := p.dec.Token(); err != io.EOF {
-		return nil, "", errors.New("data after the JSON value")
+	if msg, err := checkKeys(b); err != nil {
+		return nil, msg, err
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	if err := dec.Decode(&v); err != nil {
+		return nil, "", err
 	}
 	return v, "", nil
 }
 
-// strictJSON builds a JSON value token by token, checking every key.
-type strictJSON struct {
-	dec *json.Decoder
-	msg string // what was wrong with a key
+// keyFrame is an open object or array while checkKeys scans.
+type keyFrame struct {
+	object    bool
+	expectKey bool              // the next string is a key
+	folded    map[string]string // the object's keys by lower case
 }
 
-// value reads the value that starts with tok.
-func (p *strictJSON) value(tok json.Token, depth int) (any, error) {
-	d, ok := tok.(json.Delim)
-	if !ok {
-		return tok, nil // string, json.Number, bool or nil
+// checkKeys scans valid JSON text (json.Valid) and checks every object's
+// keys (keyProblem), unescaped as the decoder reads them, and the nesting
+// depth (maxCheckedDepth).
+func checkKeys(b []byte) (string, error) {
+	stack := make([]keyFrame, 0, 16)
+	for i := 0; i < len(b); i++ {
+		switch b[i] {
+		case '{', '[':
+			if len(stack) >= maxCheckedDepth {
+				return "", errors.New("nested too deeply")
+			}
+			stack = append(stack, keyFrame{object: b[i] == '{', expectKey: b[i] == '{'})
+		case '}', ']':
+			stack = stack[:len(stack)-1]
+		case ',':
+			if top := &stack[len(stack)-1]; top.object {
+				top.expectKey = true
+			}
+		case '"':
+			j, escaped := i+1, false
+			for ; b[j] != '"'; j++ {
+				if b[j] == '\\' {
+					escaped = true
+					j++
+				}
+			}
+			if top := &stack[len(stack)-1]; top.object && top.expectKey {
+				top.expectKey = false
+				k := string(b[i+1 : j])
+				if escaped {
+					if err := json.Unmarshal(b[i:j+1], &k); err != nil {
+						return "", err
+					}
+				}
+				if top.folded == nil {
+					top.folded = map[string]string{}
+				}
+				if msg := keyProblem(k, top.folded); msg != "" {
+					return msg, errJSONKeys
+				}
+			}
+			i = j
+		}
 	}
-	if depth >= maxCheckedDepth {
-		return nil, errors.New("nested too deeply")
-	}
-	switch d {
-	case '{':
-		return p.object(depth + 1)
-	case '[':
-		return p.array(depth + 1)
-	}
-	return nil, errors.New("unexpected " + d.String())
-}
-
-// object reads an object's members after its '{'.
-func (p *strictJSON) object(depth int) (map[string]any, error) {
-	m := map[string]any{}
-	folded := map[string]string{}
-	for {
-		tok, err := p.dec.Token()
-		if err != nil {
-			return nil, err
-		}
-		if d, ok := tok.(json.Delim); ok && d == '}' {
-			return m, nil
-		}
-		k, ok := tok.(string)
-		if !ok {
-			return nil, errors.New("object key is not a string")
-		}
-		if msg := keyProblem(k, folded); msg != "" {
-			p.msg = msg
-			return nil, errJSONKeys
-		}
-		tok, err = p.dec.Token()
-		if err != nil {
-			return nil, err
-		}
-		v, err := p.value(tok, depth)
-		if err != nil {
-			return nil, err
-		}
-		m[k] = v
-	}
-}
-
-// array reads an array's elements after its '['.
-func (p *strictJSON) array(depth int) ([]any, error) {
-	a := []any{}
-	for {
-		tok, err := p.dec.Token()
-		if err != nil {
-			return nil, err
-		}
-		if d, ok := tok.(json.Delim); ok && d == ']' {
-			return a, nil
-		}
-		v, err := p.value(tok, depth)
-		if err != nil {
-			return nil, err
-		}
-		a = append(a, v)
-	}
+	return "", nil
 }
 
 // keyProblem checks one key of an object against the keys seen before
