@@ -183,6 +183,8 @@ func overrideCases() []guardCase {
 			`{"resource":`+obsFor("p1")+`,"request":{"method":"POST","url":"Observation","ifNoneExist":"identifier=x|1&_method=DELETE"}}`)),
 		gc("Bundle entry url with a fragment", "POST", "", "patient/Observation.rs", 400).withBody(bundleOf("batch", entry("GET", "Observation?code=1#x", ""))),
 		gc("Bundle entry url with a space", "POST", "", "patient/Observation.rs", 400).withBody(bundleOf("batch", entry("GET", "Observation?code=1 x", ""))),
+		gc("two If-None-Exist headers", "POST", "Observation", "patient/Observation.cs", 400).withBody(obsFor("p1")).
+			withHeaders("If-None-Exist", "subject=Patient/p1", "if-none-exist", "identifier=x|1"), // one header on the server
 		gc("If-None-Exist with a fragment", "POST", "Observation", "patient/Observation.cs", 400).withBody(obsFor("p1")).withHeaders("If-None-Exist", "identifier=x|1#"),
 		// The allowed forms still work.
 		gc("_search form without _method", "POST", "Observation/_search", all, 200).withContent(form, "code=1"),

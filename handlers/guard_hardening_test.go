@@ -71,6 +71,7 @@ func TestRefuseOverride(t *testing.T) {
 		{"POST", "/fhir/Observation", http.Header{"If-None-Exist": {"identifier=1&_method=DELETE"}}, true},
 		{"POST", "/fhir/Observation", http.Header{"If-None-Exist": {"identifier=1#"}}, true},
 		{"POST", "/fhir/Observation", http.Header{"Trailer": {"X-Anything"}}, true},
+		{"POST", "/fhir/Observation", http.Header{"If-None-Exist": {"subject=Patient/p1", "identifier=x"}}, true},
 	} {
 		r := httptest.NewRequest(c.method, c.target, nil)
 		for k, v := range c.header {

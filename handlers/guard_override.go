@@ -31,7 +31,8 @@ import (
 //     multipart/form-data) anywhere but POST [type]/_search and POST
 //     _search, whose url-encoded form the guard reads (Rack, Spring,
 //     Symfony, Laravel, ASP.NET, gorilla read _method from the form of any
-//     POST); more than one Content-Type header;
+//     POST); more than one Content-Type or If-None-Exist header (the guard
+//     reads the first, a server may read another);
 //   - declared trailers (a Trailer header): Caddy forwards request
 //     trailers, and a server that merges them into the headers would see
 //     an override the guard never read.
@@ -145,6 +146,10 @@ func refuseOverride(r *http.Request, rel string) *guardFault {
 		if multipart || urlencoded && !search {
 			return badRequest("a form body is only accepted by POST _search (application/x-www-form-urlencoded)")
 		}
+	}
+	if len(r.Header.Values("If-None-Exist")) > 1 {
+		// The guard restricts the first; a server may read another.
+		return badRequest("the request must not carry more than one If-None-Exist header")
 	}
 	if h := r.Header.Get("If-None-Exist"); h != "" {
 		if f := refuseRawQuery(h, "the If-None-Exist header"); f != nil {
