@@ -120,6 +120,7 @@ func upstreamLacksHeader(name, except string) func(*testing.T, upstreamRequest, 
 	}
 }
 
+// obsWith is an Observation with the given members added.
 func obsWith(fields string) string {
 	return `{"resourceType":"Observation","status":"final","code":{"text":"x"},` + fields + `}`
 }
@@ -339,6 +340,7 @@ func runHardeningCases(t *testing.T, g *guardSite, prefix string, cases []guardC
 	}
 }
 
+// TestGuardHardening runs every hardening case through one Caddy.
 func TestGuardHardening(t *testing.T) {
 	g, logFile := startHardeningSite(t)
 	t.Run("overrides", func(t *testing.T) { runHardeningCases(t, g, "override", overrideCases()) })

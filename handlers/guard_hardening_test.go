@@ -12,6 +12,7 @@ import (
 	"testing"
 )
 
+// TestOverrideHeader: the header spellings an upstream could read as an override.
 func TestOverrideHeader(t *testing.T) {
 	for _, c := range []struct {
 		name    string
@@ -40,6 +41,7 @@ func TestOverrideHeader(t *testing.T) {
 	}
 }
 
+// TestIsMethodParam: the parameter names some framework reads as _method.
 func TestIsMethodParam(t *testing.T) {
 	for k, want := range map[string]bool{
 		"_method": true, "_METHOD": true, "_Method": true, " method": true, ".method": true, "[method": true,
@@ -52,6 +54,7 @@ func TestIsMethodParam(t *testing.T) {
 	}
 }
 
+// TestRefuseOverride: what is refused before the token is read.
 func TestRefuseOverride(t *testing.T) {
 	for _, c := range []struct {
 		method, target string
@@ -90,6 +93,7 @@ func TestRefuseOverride(t *testing.T) {
 	}
 }
 
+// TestParseCheckedJSON: keys another parser could read differently are refused.
 func TestParseCheckedJSON(t *testing.T) {
 	for _, c := range []struct {
 		body string
@@ -136,6 +140,7 @@ func TestParseCheckedJSON(t *testing.T) {
 	}
 }
 
+// TestResourceWritable: the write rule against the read rule.
 func TestResourceWritable(t *testing.T) {
 	const base = "https://fhir.example.org/r4"
 	ref := func(r string) map[string]any { return map[string]any{"reference": r} }
@@ -187,6 +192,7 @@ func TestResourceWritable(t *testing.T) {
 	}
 }
 
+// TestPrimaryElements: every compartment type has a primary element.
 func TestPrimaryElements(t *testing.T) {
 	for typ, want := range map[string]string{
 		"Observation": "subject", "Encounter": "patient subject", "Coverage": "beneficiary",
@@ -203,6 +209,7 @@ func TestPrimaryElements(t *testing.T) {
 	}
 }
 
+// TestSplitParam: name, modifier and chain of search parameter names.
 func TestSplitParam(t *testing.T) {
 	for k, want := range map[string][3]string{
 		"subject":              {"subject", "", ""},
@@ -232,6 +239,7 @@ func TestRestrictSearchKeepsOrder(t *testing.T) {
 	}
 }
 
+// TestPatchTouches: the patch operations that reach guarded elements.
 func TestPatchTouches(t *testing.T) {
 	guarded := patchGuardedNames("Observation")
 	for body, touches := range map[string]bool{
