@@ -242,6 +242,11 @@ func (s *SmartAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 					return d.Errf("client %q: duplicate client id", c.ID)
 				}
 			}
+			for _, o := range s.Users {
+				if o.Name == c.ID {
+					return d.Errf("client %q: %s", c.ID, errClientNamedAsUser)
+				}
+			}
 			s.Clients = append(s.Clients, c)
 		case "guard":
 			if err := once(opt); err != nil {
@@ -269,6 +274,11 @@ func (s *SmartAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			for _, o := range s.Users {
 				if o.Name == u.Name {
 					return d.Errf("user %q: duplicate user name", u.Name)
+				}
+			}
+			for _, o := range s.Clients {
+				if o.ID == u.Name {
+					return d.Errf("user %q: %s", u.Name, errClientNamedAsUser)
 				}
 			}
 			s.Users = append(s.Users, u)

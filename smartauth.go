@@ -379,12 +379,20 @@ func (s *SmartAuth) Validate() error {
 			return fmt.Errorf("user %q: duplicate user name", u.Name)
 		}
 		seenUser[u.Name] = true
+		if seen[u.Name] {
+			return fmt.Errorf("user %q: %s", u.Name, errClientNamedAsUser)
+		}
 		if err := u.check(); err != nil {
 			return fmt.Errorf("user %q: %w", u.Name, err)
 		}
 	}
 	return nil
 }
+
+// errClientNamedAsUser refuses a user and a client of the same name: a
+// token whose sub equals its client_id is a client's own (backend) token,
+// so a user of that name would be mistaken for no user at the guard.
+const errClientNamedAsUser = "a client and a user may not have the same name (a token whose sub is its client_id has no user)"
 
 // provisionClients resolves client secrets and key files and converts the
 // configured clients to store records.

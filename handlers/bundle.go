@@ -62,15 +62,27 @@ func (s *Server) authorizeEntry(p *principal, e any) *guardFault {
 	if strings.Contains(rel, "%") {
 		return badRequest("the entry's url must not use percent-encoding in its path")
 	}
+	if f := refuseRawQuery(rawQuery, "the entry's url"); f != nil {
+		return f
+	}
 	params, err := url.ParseQuery(rawQuery)
 	if err != nil {
 		return badRequest("the entry's url has a malformed query")
 	}
+	if f := refuseMethodParams(params, "the entry's url"); f != nil {
+		return f
+	}
 	var ifNoneExist url.Values
 	ine, _ := req["ifNoneExist"].(string)
 	if ine != "" {
+		if f := refuseRawQuery(ine, "the entry's ifNoneExist"); f != nil {
+			return f
+		}
 		if ifNoneExist, err = url.ParseQuery(strings.TrimPrefix(ine, "?")); err != nil {
 			return badRequest("the entry's ifNoneExist is malformed")
+		}
+		if f := refuseMethodParams(ifNoneExist, "the entry's ifNoneExist"); f != nil {
+			return f
 		}
 	}
 	in, f := parseInteraction(strings.ToUpper(method), rel, params, ifNoneExist)
@@ -92,7 +104,7 @@ func (s *Server) authorizeEntry(p *principal, e any) *guardFault {
 	switch {
 	case f != nil:
 		return f
-	case act.checkResponse || act.precheck:
+	case act.checkResponse || act.precheck || act.patchChecked:
 		return forbidden("", describeInteraction(in)+" under patient/ scopes cannot be checked inside a Bundle: send it on its own")
 	}
 	if act.addKey != "" {
@@ -102,10 +114,10 @@ func (s *Server) authorizeEntry(p *principal, e any) *guardFault {
 			req["url"] = rel + "?" + appendParam(rawQuery, act.addKey, act.addValue)
 		}
 	}
-	if act.bodyMustBelong {
+	if act.bodyWritable {
 		res, _ := entry["resource"].(map[string]any)
-		if res == nil || !resourceBelongs(in.resourceType, res, p.patient, base) {
-			return forbidden("", "the entry's resource is not in the patient's compartment")
+		if res == nil || !resourceWritable(in.resourceType, res, p.patient, base) {
+			return forbidden("", "the entry's resource is not the patient's: its "+primaryName(in.resourceType)+" must name the patient, and no compartment element another patient")
 		}
 	}
 	return nil

@@ -116,3 +116,24 @@ func compartmentElements(resourceType string) []string {
 	}
 	return out
 }
+
+// primaryElements returns the top-level elements that hold a resource
+// type's primary reference to its patient, the one a write must make to
+// the token's patient: the elements the type's first compartment
+// parameter reads (Observation: subject; Encounter: patient → subject;
+// Coverage: beneficiary; Appointment: actor → participant.actor; Person:
+// link, whose target is the patient).
+func primaryElements(resourceType string) []string {
+	params, ok := patientCompartmentR4[resourceType]
+	if !ok {
+		return nil
+	}
+	switch els, mapped := compartmentParamElements[params[0]]; {
+	case resourceType == "Person":
+		return []string{"link"}
+	case mapped:
+		return els
+	default:
+		return params[:1]
+	}
+}

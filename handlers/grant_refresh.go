@@ -163,8 +163,16 @@ func (s *Server) checkRefresh(ex *tokenExchange, client *store.Client, old *stor
 			return nil, newOAuthFault("invalid_grant", "the sign-in session of this online_access token has ended")
 		}
 	}
-	if old.Subject != "" && s.cfg.Users[old.Subject] == nil {
-		return nil, newOAuthFault("invalid_grant", "the user of this authorization no longer exists")
+	if old.Subject != "" {
+		u := s.cfg.Users[old.Subject]
+		if u == nil {
+			return nil, newOAuthFault("invalid_grant", "the user of this authorization no longer exists")
+		}
+		// The patient in context must still be within the user's reach
+		// (reach.go): an operator who took it away ends the grant.
+		if p := old.Context.Patient; p != "" && !s.reachOf(u).patientAllowed(p) {
+			return nil, newOAuthFault("invalid_grant", "the user may no longer open this authorization's patient")
+		}
 	}
 	return owner, nil
 }

@@ -55,9 +55,7 @@ type HeaderRule struct {
 // and one audit entry per decision. Refusals are written here as an
 // OperationOutcome with a Bearer challenge; allowed requests go to next.
 func (s *Server) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	for _, h := range s.cfg.Guard.Headers {
-		r.Header.Del(h.Name)
-	}
+	s.dropConfiguredHeaders(r.Header)
 	if !strings.HasPrefix(r.URL.Path, s.fhirPath) || (len(r.URL.Path) > len(s.fhirPath) && r.URL.Path[len(s.fhirPath)] != '/') {
 		// A spelling of the base that Caddy's path matchers (case-
 		// insensitive, on the cleaned path) would still send upstream.
@@ -68,6 +66,17 @@ func (s *Server) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.Ha
 		return nil
 	}
 	rel := strings.TrimPrefix(r.URL.Path[len(s.fhirPath):], "/")
+	if fault := refuseOverride(r, rel); fault != nil {
+		if s.guardCORS(w, r) {
+			return nil // a preflight: answered here, never forwarded
+		}
+		a := &audit{method: r.Method, reason: fault.description}
+		if p, f := s.authenticate(r); f == nil {
+			a.p = p // who tried, when the token is good
+		}
+		s.refuse(w, a, fault)
+		return nil
+	}
 	if rel == "metadata" && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
 		return s.serveCapability(w, r, next)
 	}
@@ -102,6 +111,25 @@ func (s *Server) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.Ha
 		return next.ServeHTTP(w, r)
 	}
 	return s.serveChecked(w, r, next, pl, a)
+}
+
+// dropConfiguredHeaders removes from an incoming request the headers the
+// guard sets (guard { header … }), in every spelling a server could read
+// as the same name: any case, and '_' or '.' for '-' (CGI, PHP and WSGI read
+// X_Smart_Patient as X-Smart-Patient).
+func (s *Server) dropConfiguredHeaders(h http.Header) {
+	if len(s.cfg.Guard.Headers) == 0 {
+		return
+	}
+	for name := range h {
+		n := normalizeHeaderName(name)
+		for _, c := range s.cfg.Guard.Headers {
+			if n == normalizeHeaderName(c.Name) {
+				delete(h, name)
+				break
+			}
+		}
+	}
 }
 
 // guardsPath tells whether a request path is the FHIR API's: under the

@@ -3,6 +3,7 @@ package handlers
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"io"
 	"mime"
 	"net/http"
@@ -52,6 +53,9 @@ func (s *Server) authorizeRequest(r *http.Request, p *principal, in *interaction
 			return nil, f
 		}
 	}
+	if f := refuseMethodParams(in.params, "the search"); f != nil {
+		return nil, f
+	}
 	ctx, f := s.decide(p, in)
 	if f != nil {
 		return nil, f
@@ -73,15 +77,20 @@ func (s *Server) authorizeRequest(r *http.Request, p *principal, in *interaction
 			r.RequestURI = r.URL.RequestURI()
 		}
 	}
-	if act.bodyMustBelong {
+	if act.bodyWritable {
 		res, f := readJSONBody(r)
 		if f != nil {
 			return nil, f
 		}
-		if !resourceBelongs(in.resourceType, res, p.patient, s.cfg.FHIRBase.String()) {
-			return nil, forbidden("", "the resource sent is not in the patient's compartment")
+		if !resourceWritable(in.resourceType, res, p.patient, s.cfg.FHIRBase.String()) {
+			return nil, forbidden("", "the resource sent is not the patient's: its "+primaryName(in.resourceType)+" must name the patient, and no compartment element another patient")
 		}
 		if f := setJSONBody(r, res); f != nil {
+			return nil, f
+		}
+	}
+	if act.patchChecked {
+		if f := checkPatchBody(r, in.resourceType); f != nil {
 			return nil, f
 		}
 	}
@@ -145,8 +154,11 @@ func readJSONBody(r *http.Request) (map[string]any, *guardFault) {
 	if len(b) > maxCheckedBody {
 		return nil, &guardFault{status: http.StatusRequestEntityTooLarge, description: "the request body is too large to be checked"}
 	}
-	res, ok := parseJSONObject(b)
-	if !ok {
+	res, msg, err := parseCheckedJSON(b)
+	switch {
+	case errors.Is(err, errJSONKeys):
+		return nil, badRequest("the request body cannot be checked: " + msg)
+	case err != nil:
 		return nil, badRequest("the request body is not a JSON resource")
 	}
 	return res, nil
@@ -161,6 +173,14 @@ func parseJSONObject(b []byte) (map[string]any, bool) {
 		return nil, false
 	}
 	return m, true
+}
+
+// primaryName names a type's primary patient element(s) for messages.
+func primaryName(t string) string {
+	if t == "Patient" {
+		return "id"
+	}
+	return strings.Join(primaryElements(t), " or ")
 }
 
 // setJSONBody replaces the request body with v as JSON: the upstream gets

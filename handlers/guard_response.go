@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"bytes"
+	"errors"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -137,11 +138,18 @@ func (s *Server) serveChecked(w http.ResponseWriter, r *http.Request, next caddy
 		return nil
 	}
 	var f *guardFault
-	res, ok := parseJSONObject(cw.buf.Bytes())
+	var res map[string]any
+	var msg string
+	var err error
+	if !cw.over {
+		res, msg, err = parseCheckedJSON(cw.buf.Bytes())
+	}
 	switch {
 	case cw.over:
 		f = &guardFault{status: http.StatusBadGateway, description: "the upstream's answer is too large to be checked"}
-	case !ok:
+	case errors.Is(err, errJSONKeys):
+		f = &guardFault{status: http.StatusBadGateway, description: "the upstream's answer cannot be checked: " + msg}
+	case err != nil:
 		f = &guardFault{status: http.StatusBadGateway, description: "the upstream's answer is not a JSON resource"}
 	case res["resourceType"] == "Bundle" && !bundleBelongs(pl.resourceType, res, pl.patient, base),
 		res["resourceType"] != "Bundle" && !resourceBelongs(pl.resourceType, res, pl.patient, base):
@@ -192,8 +200,9 @@ func (c *captureWriter) Write(b []byte) (int, error) {
 
 // precheck reads the resource a write under patient/ scopes targets,
 // through the same upstream, and lets the write go on only when the
-// resource is in the compartment, or (for an update, which may create it)
-// does not exist.
+// patient may write it (resourceWritable: its primary patient reference
+// is the patient, no compartment element names another), or (for an
+// update, which may create it) it does not exist.
 func (s *Server) precheck(r *http.Request, next caddyhttp.Handler, pl *plan) *guardFault {
 	get := r.Clone(r.Context())
 	get.Method = http.MethodGet
@@ -215,9 +224,12 @@ func (s *Server) precheck(r *http.Request, next caddyhttp.Handler, pl *plan) *gu
 	case cw.status < 200 || cw.status >= 300 || cw.over:
 		return &guardFault{status: http.StatusBadGateway, description: "the stored resource could not be read to check it"}
 	}
-	res, ok := parseJSONObject(cw.buf.Bytes())
-	if !ok || !resourceBelongs(pl.resourceType, res, pl.patient, s.cfg.FHIRBase.String()) {
-		return forbidden("", "the stored resource is not in the patient's compartment")
+	res, msg, err := parseCheckedJSON(cw.buf.Bytes())
+	switch {
+	case errors.Is(err, errJSONKeys):
+		return &guardFault{status: http.StatusBadGateway, description: "the stored resource cannot be checked: " + msg}
+	case err != nil, !resourceWritable(pl.resourceType, res, pl.patient, s.cfg.FHIRBase.String()):
+		return forbidden("", "the stored resource is not the patient's: its "+primaryName(pl.resourceType)+" must name the patient, and no compartment element another patient")
 	}
 	return nil
 }

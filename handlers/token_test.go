@@ -536,3 +536,20 @@ func TestTokenRefreshFollowsNarrowedConfiguration(t *testing.T) {
 		t.Fatalf("refresh after widening again: %d %v", r.status, r.body)
 	}
 }
+
+// TestTokenRefreshEndsWhenPatientLeavesReach: an operator who removes a
+// patient from a user's list ends the grants that have that patient in
+// context; the others go on.
+func TestTokenRefreshEndsWhenPatientLeavesReach(t *testing.T) {
+	e := newTokenEnv(t)
+	e.cfg.Users[tkUser].Patients = []string{"p1", "p2"}
+	e.restart()
+	rt1 := e.exchange(e.seedCode(codeOptions{context: store.LaunchContext{Patient: "p1"}})).str("refresh_token")
+	rt2 := e.exchange(e.seedCode(codeOptions{context: store.LaunchContext{Patient: "p2"}})).str("refresh_token")
+	e.cfg.Users[tkUser].Patients = []string{"p2"}
+	e.restart()
+	expectTokenError(t, e.refresh(rt1, url.Values{"client_id": {tkPublic}}, nil), 400, "invalid_grant")
+	if r := e.refresh(rt2, url.Values{"client_id": {tkPublic}}, nil); r.status != http.StatusOK {
+		t.Fatalf("refresh with a patient still in reach: %d %v", r.status, r.body)
+	}
+}

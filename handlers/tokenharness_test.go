@@ -181,7 +181,7 @@ func newTokenEnv(t *testing.T) *tokenEnv {
 		Keys:     e.ring,
 		Clients:  clients,
 		Users: map[string]*handlers.User{
-			tkUser: {Name: tkUser, FHIRUser: tkUserFHIR, DisplayName: tkUserName},
+			tkUser: {Name: tkUser, FHIRUser: tkUserFHIR, DisplayName: tkUserName, Patients: []string{"pat-1"}},
 			"bob":  {Name: "bob"},
 		},
 		Lifetimes: handlers.Lifetimes{
