@@ -59,8 +59,9 @@ func (s *crashSite) issuer() string { return s.base + "/auth" }
 // (so that a new refresh-token family costs two requests), and a trivial
 // FHIR upstream. Registration is open and counted per client address;
 // the test's requests come through a trusted proxy (127.0.0.1) that names
-// a different address for each, so that the limit never applies.
-func newCrashSite(t *testing.T) *crashSite {
+// a different address for each, so that the limit never applies. options
+// are further lines of the smart_auth block (refresh_grace_period 1m).
+func newCrashSite(t *testing.T, options ...string) *crashSite {
 	t.Helper()
 	hash, err := bcrypt.GenerateFromPassword([]byte("alice-pw"), bcrypt.MinCost)
 	if err != nil {
@@ -106,10 +107,11 @@ http://localhost:%[1]d {
 			password_hash %[5]s
 			fhir_user Practitioner/dr-alice
 		}
+		%[6]s
 	}
 	respond /fhir/* "upstream" 200
 }
-`, port, filepath.Join(s.dir, "storage"), s.redirect, s.keys.jwks(t), hash))
+`, port, filepath.Join(s.dir, "storage"), s.redirect, s.keys.jwks(t), hash, strings.Join(options, "\n")))
 	return s
 }
 

@@ -75,6 +75,7 @@ func startHardeningSite(t *testing.T) (*guardSite, string) {
 		user alice {
 			password_hash %s
 			fhir_user Practitioner/dr-alice
+			scopes user/*.cruds patient/*.cruds
 		}`, g.signer.pemPath, guardBlock, testHash)
 	g.after = "reverse_proxy /fhir/* " + strings.TrimPrefix(up.URL, "http://")
 	logFile := filepath.Join(t.TempDir(), "audit.log")
