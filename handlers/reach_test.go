@@ -259,3 +259,36 @@ func TestEHRLaunchRace(t *testing.T) {
 		}
 	}
 }
+
+// TestLauncherLaunchBoundToItsUser: a launch made on the launcher page is
+// bound to the user who made it, and a patient user's launcher offers
+// only their own record.
+func TestLauncherLaunchBoundToItsUser(t *testing.T) {
+	env := newFlowEnv(t, flowOptions{})
+	b := env.browser()
+	p := b.login(b.follow(b.get(env.issuer+"/launcher")), "alice", alicePassword)
+	f := onlyForm(t, b.follow(p))
+	q := appRedirectParams(t, b.submit(f, func(v url.Values) { v.Set("patient", "pat1") }), appLaunchURI)
+	launch := q.Get("launch")
+	if _, p := signedInAt(t, env, "carol", launchParams(env, launch)); p.status != http.StatusForbidden || !strings.Contains(p.body, "another user") {
+		t.Fatalf("carol completing alice's launcher launch: %d %s", p.status, p.location)
+	}
+	p = ehrAuthorize(t, env, b, launchParams(env, launch))
+	if rec := env.redeem(appRedirectParams(t, p, appRedirect).Get("code")); rec.Context.Patient != "pat1" || rec.Subject != "alice" {
+		t.Fatalf("alice's launch: %+v", rec)
+	}
+
+	bob := env.browser()
+	p = bob.login(bob.follow(bob.get(env.issuer+"/launcher")), "bob", bobPassword)
+	f = onlyForm(t, bob.follow(p))
+	var offered []string
+	for _, in := range f.named("patient") {
+		offered = append(offered, in.value)
+	}
+	if strings.Join(offered, ",") != "pat9" {
+		t.Fatalf("bob's launcher offers %v", offered)
+	}
+	if p := bob.submit(f, func(v url.Values) { v.Set("patient", "pat1") }); p.status != http.StatusForbidden {
+		t.Fatalf("bob launching for pat1: %d", p.status)
+	}
+}
