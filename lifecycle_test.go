@@ -9,6 +9,8 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -22,7 +24,23 @@ import (
 
 func jwksKIDs(t *testing.T, url string) []string {
 	t.Helper()
-	_, body := fetch(t, "GET", url, nil)
+	// Right after a reload, a connection may be reset at the listener
+	// swap; plain Caddy does the same (reload_test.go measures both). Such
+	// a request never reached a handler, so it is retried, a few times.
+	var resp *http.Response
+	var err error
+	for range 3 {
+		if resp, err = client.Get(url); err == nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	body := string(b)
 	var set struct {
 		Keys []struct {
 			KID string `json:"kid"`
