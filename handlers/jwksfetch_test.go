@@ -220,7 +220,10 @@ func TestJWKSFetcherFailures(t *testing.T) {
 		{"plain http off loopback", "http://jwks.example.org/keys", "must use https"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f, _ := newTestFetcher(200 * time.Millisecond)
+			// The slow server never answers, so the timeout may be
+			// generous: a loaded machine must not turn the other cases
+			// into timeouts.
+			f, _ := newTestFetcher(2 * time.Second)
 			_, _, err := f.keys(context.Background(), tc.uri, false)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("error %v, want %q", err, tc.want)
