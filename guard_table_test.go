@@ -336,6 +336,8 @@ func guardCases() []guardCase {
 		// Capabilities and CORS.
 		{name: "metadata without a token", method: "GET", path: "metadata", noToken: true, want: 200},
 		{name: "POST to metadata", method: "POST", path: "metadata", scope: "user/*.cruds", want: 405},
+		{name: "percent-encoded metadata without a token", method: "GET", path: "metad%61ta", noToken: true, want: 401},
+		{name: "percent-encoded metadata", method: "GET", path: "metad%61ta", scope: "user/*.cruds", want: 400},
 		{name: "preflight from a registered app", method: "OPTIONS", path: "Observation", noToken: true, want: 204, header: map[string]string{"Origin": "https://app.example.org", "Access-Control-Request-Method": "GET", "Access-Control-Request-Headers": "authorization"}, check: func(t *testing.T, _ upstreamRequest, resp *http.Response, _ string) {
 			if resp.Header.Get("Access-Control-Allow-Origin") != "https://app.example.org" || !strings.Contains(strings.ToLower(resp.Header.Get("Access-Control-Allow-Headers")), "authorization") {
 				t.Errorf("preflight headers %v", resp.Header)
