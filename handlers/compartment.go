@@ -50,8 +50,11 @@ func (s *Server) compartmentAction(in *interaction, pid string) (*compAction, *g
 		return patientAction(in, pid, out)
 	}
 	switch in.name {
-	case ixSearchType, ixCondUpdate, ixCondPatch, ixCondDelete:
+	case ixSearchType, ixCondPatch, ixCondDelete:
 		return restrictSearch(t, pid, in.params, s.cfg.FHIRBase.String())
+	case ixCondUpdate:
+		// It updates the match, or creates the body when there is none.
+		return bodyMustBelong(restrictSearch(t, pid, in.params, s.cfg.FHIRBase.String()))
 	case ixOperation:
 		if in.level == "type" && in.method == http.MethodGet {
 			return restrictSearch(t, pid, in.params, s.cfg.FHIRBase.String())
@@ -63,12 +66,7 @@ func (s *Server) compartmentAction(in *interaction, pid string) (*compAction, *g
 	case ixCreate:
 		return &compAction{bodyMustBelong: true}, nil
 	case ixCondCreate:
-		a, f := restrictSearch(t, pid, in.ifNoneExist, s.cfg.FHIRBase.String())
-		if f != nil {
-			return nil, f
-		}
-		a.bodyMustBelong = true
-		return a, nil
+		return bodyMustBelong(restrictSearch(t, pid, in.ifNoneExist, s.cfg.FHIRBase.String()))
 	case ixRead, ixVRead, ixHistoryInst:
 		return &compAction{checkResponse: true}, nil
 	case ixUpdate:
@@ -98,10 +96,22 @@ func patientAction(in *interaction, pid string, out func(string) (*compAction, *
 			return &compAction{}, nil
 		}
 		return out("operations on Patient are only allowed on the context patient")
-	case ixSearchType, ixCondUpdate, ixCondPatch, ixCondDelete:
+	case ixSearchType, ixCondPatch, ixCondDelete:
 		return restrictSearch("Patient", pid, in.params, "")
+	case ixCondUpdate:
+		return bodyMustBelong(restrictSearch("Patient", pid, in.params, ""))
 	}
 	return out("not available to patient/ scopes")
+}
+
+// bodyMustBelong adds to a search's restriction that the request's
+// resource must be in the compartment too (conditional create and update).
+func bodyMustBelong(a *compAction, f *guardFault) (*compAction, *guardFault) {
+	if f != nil {
+		return nil, f
+	}
+	a.bodyMustBelong = true
+	return a, nil
 }
 
 // restrictSearch checks a search under patient/ scopes and returns the
