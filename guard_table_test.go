@@ -228,6 +228,9 @@ func guardCases() []guardCase {
 		gc("own compartment search with _revinclude", "GET", "Patient/p1/Observation?_revinclude=Provenance:target", "patient/Observation.rs", 403),
 		gc("type operation by POST under patient scopes", "POST", "Observation/$lastn", "patient/Observation.rs", 403).withBody(`{"resourceType":"Parameters"}`),
 		gc("other compartment search", "GET", "Patient/p2/Observation", "patient/Observation.rs", 403),
+		gc("compartment search of linked patients", "GET", "Patient/p1/Patient", "patient/Patient.rs", 403),
+		gc("compartment search of a type outside it", "GET", "Patient/p1/Practitioner", "patient/*.rs", 403),
+		gc("compartment search of an unknown type", "GET", "Patient/p1/Unknown", "patient/*.rs", 403),
 		gc("patient scope without a patient", "GET", "Patient/p1", "patient/Patient.rs", 403).withPatient("-"),
 
 		// The compartment: searches.

@@ -32,8 +32,15 @@ func (s *Server) compartmentAction(in *interaction, pid string) (*compAction, *g
 	_, inCompartment := patientCompartmentR4[t]
 	switch {
 	case in.compartment != "":
-		if in.compartment != pid {
+		switch {
+		case in.compartment != pid:
 			return out("another patient's compartment")
+		case !inCompartment:
+			return out(t + " is not in the Patient compartment")
+		case t == "Patient":
+			// Patient/{id}/Patient would return the patients linked to
+			// this one (Patient.link), which patient/ scopes never reach.
+			return out("linked patients are not reachable")
 		}
 		if f := refuseWidening(in.params); f != nil {
 			return nil, f
