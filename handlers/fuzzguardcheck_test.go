@@ -107,8 +107,11 @@ func outsideCompartment(in *interaction, body []byte) string {
 	case t == "" || !inComp:
 		return "outside the compartment (" + describeInteraction(in) + ")"
 	case in.name == ixSearchCompart:
-		if in.compartment != fzPatient {
+		switch {
+		case in.compartment != fzPatient:
 			return "another patient's compartment"
+		case t == "Patient":
+			return "the patients linked to the patient"
 		}
 		if ok, why := searchConfined(t, addKey(in.params, t), fzPatient, fzFHIRBase); !ok {
 			return why
