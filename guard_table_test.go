@@ -228,6 +228,9 @@ func guardCases() []guardCase {
 		gc("own compartment search with _revinclude", "GET", "Patient/p1/Observation?_revinclude=Provenance:target", "patient/Observation.rs", 403),
 		gc("type operation by POST under patient scopes", "POST", "Observation/$lastn", "patient/Observation.rs", 403).withBody(`{"resourceType":"Parameters"}`),
 		gc("other compartment search", "GET", "Patient/p2/Observation", "patient/Observation.rs", 403),
+		gc("compartment search of linked patients", "GET", "Patient/p1/Patient", "patient/Patient.rs", 403),
+		gc("compartment search of a type outside it", "GET", "Patient/p1/Practitioner", "patient/*.rs", 403),
+		gc("compartment search of an unknown type", "GET", "Patient/p1/Unknown", "patient/*.rs", 403),
 		gc("patient scope without a patient", "GET", "Patient/p1", "patient/Patient.rs", 403).withPatient("-"),
 
 		// The compartment: searches.
@@ -275,6 +278,10 @@ func guardCases() []guardCase {
 		gc("update another's stored resource", "PUT", "Observation/obs-p2", "patient/Observation.u", 403).withBody(obsFor("p1")).reaching(1).then(upstreamMethod("GET")),
 		gc("update moving to another patient", "PUT", "Observation/obs-p1", "patient/Observation.u", 403).withBody(obsFor("p2")),
 		gc("update-as-create", "PUT", "Observation/missing-new", "patient/Observation.u", 200).withBody(obsFor("p1")).then(upstreamMethod("PUT")),
+		gc("conditional update for own patient", "PUT", "Observation?identifier=x|1", "patient/Observation.cus", 200).withBody(obsFor("p1")).then(queryHas("subject", "Patient/p1")),
+		gc("conditional update for another patient", "PUT", "Observation?identifier=x|1", "patient/Observation.cus", 403).withBody(obsFor("p2")),
+		gc("conditional update of Patient as another", "PUT", "Patient?identifier=x|1", "patient/Patient.cus", 403).withBody(`{"resourceType":"Patient","id":"p2"}`),
+		gc("patient batch conditional update for another", "POST", "", "patient/Observation.cus", 403).withBody(bundleOf("transaction", entry("PUT", "Observation?identifier=x", obsFor("p2")))),
 		gc("delete own", "DELETE", "Observation/obs-p1", "patient/Observation.d", 200).then(upstreamMethod("DELETE")),
 		gc("delete another's", "DELETE", "Observation/obs-p2", "patient/Observation.d", 403).reaching(1).then(upstreamMethod("GET")),
 		gc("patch another's", "PATCH", "Observation/obs-p2", "patient/Observation.u", 403).withBody(`[]`).reaching(1).then(upstreamMethod("GET")),
@@ -336,6 +343,8 @@ func guardCases() []guardCase {
 		// Capabilities and CORS.
 		{name: "metadata without a token", method: "GET", path: "metadata", noToken: true, want: 200},
 		{name: "POST to metadata", method: "POST", path: "metadata", scope: "user/*.cruds", want: 405},
+		{name: "percent-encoded metadata without a token", method: "GET", path: "metad%61ta", noToken: true, want: 401},
+		{name: "percent-encoded metadata", method: "GET", path: "metad%61ta", scope: "user/*.cruds", want: 400},
 		{name: "preflight from a registered app", method: "OPTIONS", path: "Observation", noToken: true, want: 204, header: map[string]string{"Origin": "https://app.example.org", "Access-Control-Request-Method": "GET", "Access-Control-Request-Headers": "authorization"}, check: func(t *testing.T, _ upstreamRequest, resp *http.Response, _ string) {
 			if resp.Header.Get("Access-Control-Allow-Origin") != "https://app.example.org" || !strings.Contains(strings.ToLower(resp.Header.Get("Access-Control-Allow-Headers")), "authorization") {
 				t.Errorf("preflight headers %v", resp.Header)

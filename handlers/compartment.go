@@ -36,8 +36,15 @@ func (s *Server) compartmentAction(in *interaction, pid string) (*compAction, *g
 	_, inCompartment := patientCompartmentR4[t]
 	switch {
 	case in.compartment != "":
-		if in.compartment != pid {
+		switch {
+		case in.compartment != pid:
 			return out("another patient's compartment")
+		case !inCompartment:
+			return out(t + " is not in the Patient compartment")
+		case t == "Patient":
+			// Patient/{id}/Patient would return the patients linked to
+			// this one (Patient.link), which patient/ scopes never reach.
+			return out("linked patients are not reachable")
 		}
 		if f := refuseWidening(in.params); f != nil {
 			return nil, f
@@ -221,17 +228,24 @@ func refuseWidening(params url.Values) *guardFault {
 }
 
 // namesPatient tells whether a reference (or, for _id, an id) names
-// patient pid: "pid", "Patient/pid" or "{base}/Patient/pid", optionally
-// with a version.
+// patient pid: "pid", "Patient/pid" or "{base}/Patient/pid", the typed
+// forms optionally with a version ("…/_history/{vid}"). Nothing else
+// does: not an untyped URL ("{base}/pid"), not "pid/_history/…".
 func namesPatient(ref, pid, base string, idOnly bool) bool {
-	if idOnly {
-		return ref == pid
+	switch {
+	case ref == pid:
+		return true
+	case idOnly:
+		return false
 	}
 	if base != "" {
 		ref = strings.TrimPrefix(ref, base+"/")
 	}
-	ref, _, _ = strings.Cut(ref, "/_history/")
-	return ref == pid || ref == "Patient/"+pid
+	typed := "Patient/" + pid
+	if vid, ok := strings.CutPrefix(ref, typed+"/_history/"); ok {
+		return validID(vid)
+	}
+	return ref == typed
 }
 
 // resourceBelongs tells whether a parsed resource of type t is in the

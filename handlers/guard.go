@@ -77,7 +77,9 @@ func (s *Server) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.Ha
 		s.refuse(w, a, fault)
 		return nil
 	}
-	if rel == "metadata" && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+	// Only the plain spelling is public: a percent-encoded one goes on to
+	// the token check and parseRequestInteraction, which refuses it.
+	if rel == "metadata" && r.URL.RawPath == "" && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
 		return s.serveCapability(w, r, next)
 	}
 	if s.guardCORS(w, r) {

@@ -17,17 +17,6 @@ import (
 
 const propBase = "https://fhir.example.org/r4"
 
-// compartmentTypes are the compartment's resource types, sorted (rapid
-// needs a stable order to replay a seed).
-func compartmentTypes() []string {
-	var out []string
-	for t := range patientCompartmentR4 {
-		out = append(out, t)
-	}
-	slices.Sort(out)
-	return out
-}
-
 // caseVariant draws a spelling of name that differs from it in the case
 // of at least one letter.
 func caseVariant(t *rapid.T, name string) string {
@@ -79,7 +68,7 @@ var refGen = rapid.SampledFrom([]string{
 // refused by the parser, so it is never found to belong, nor to be
 // writable, whatever it holds and wherever the key stands.
 func TestPropCaseVariantKeysRefused(t *testing.T) {
-	types := compartmentTypes()
+	types := compartmentTypes
 	names := make([]string, 0, len(checkedNames))
 	for _, n := range checkedNames {
 		names = append(names, n)
@@ -164,7 +153,7 @@ func patientRefs(v any, out *[]string, typed *bool) {
 // a plain reference to Patient/p1, and every reference in its compartment
 // elements that mentions a Patient is p1's on this server.
 func TestPropWritableIsOnlyThePatients(t *testing.T) {
-	types := compartmentTypes()
+	types := compartmentTypes
 	mine := func(r string) bool {
 		r = strings.TrimPrefix(r, propBase+"/")
 		r, _, _ = strings.Cut(r, "/_history/")

@@ -82,6 +82,10 @@ func TestResourceBelongs(t *testing.T) {
 		{"Appointment", map[string]any{"resourceType": "Appointment", "participant": []any{map[string]any{"actor": map[string]any{"reference": "Patient/p1"}}}}, true},
 		{"Coverage", map[string]any{"resourceType": "Coverage", "policyHolder": map[string]any{"reference": "Patient/p1"}}, true},
 		{"Medication", map[string]any{"resourceType": "Medication", "subject": map[string]any{"reference": "Patient/p1"}}, false},
+		// Spellings that only contain Patient/ and the id (found by FuzzResourceBelongs).
+		{"Observation", map[string]any{"resourceType": "Observation", "subject": map[string]any{"reference": "p1/_history/Patient/x"}}, false},
+		{"Observation", map[string]any{"resourceType": "Observation", "subject": map[string]any{"reference": "Patient/p1/_history/"}}, false},
+		{"Observation", map[string]any{"resourceType": "Observation", "subject": map[string]any{"reference": "Patient/p1/_history/2/x"}}, false},
 	} {
 		if got := resourceBelongs(c.rtype, c.res, "p1", base); got != c.want {
 			t.Errorf("%s %v: %t, want %t", c.rtype, c.res, got, c.want)
@@ -129,6 +133,12 @@ func TestRestrictSearch(t *testing.T) {
 		{"Encounter", "", "patient=Patient/p1", false},
 		{"Patient", "name=x", "_id=p1", false},
 		{"Patient", "_id=p2", "", true},
+		// Untyped spellings are not the patient (found by FuzzRestrictSearch).
+		{"Observation", "subject=https://fhir.example.org/r4/p1", "", true},
+		{"Observation", "subject=p1/_history/Patient", "", true},
+		// A typed absolute reference names p1, but only the exact typed
+		// pair counts as the restriction: it is added.
+		{"Observation", "subject=https://fhir.example.org/r4/Patient/p1/_history/2", "subject=Patient/p1", false},
 	} {
 		q, _ := url.ParseQuery(c.query)
 		a, f := restrictSearch(c.rtype, "p1", q, "https://fhir.example.org/r4")

@@ -288,7 +288,8 @@ func cacheLifetime(h http.Header) time.Duration {
 				if err != nil || n <= 0 {
 					return 0
 				}
-				ttl = min(time.Duration(n)*time.Second, jwksMaxTTL)
+				// Compared in seconds: a huge max-age must not overflow.
+				ttl = time.Duration(min(n, int64(jwksMaxTTL/time.Second))) * time.Second
 			}
 		}
 	}

@@ -91,6 +91,7 @@ func TestJWKSFetcherHonoursCacheControl(t *testing.T) {
 		{"", 59 * time.Minute, 1}, // default one hour
 		{"", 61 * time.Minute, 2},
 		{"public, max-age=172800", 25 * time.Hour, 2}, // capped at 24 hours
+		{"max-age=9227000000", 23 * time.Hour, 1},     // capped, not overflowed (FuzzCacheLifetime)
 		{"no-store", 0, 2},
 		{"no-cache", 0, 2},
 		{"max-age=0", 0, 2},

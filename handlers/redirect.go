@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/url"
 	"slices"
+	"strings"
 )
 
 // redirectURIRegistered tells whether a redirect URI sent in an
@@ -18,8 +19,9 @@ func redirectURIRegistered(registered []string, got string) bool {
 	if slices.Contains(registered, got) {
 		return true
 	}
+	// An empty fragment ("…#") parses to no fragment at all.
 	g, err := url.Parse(got)
-	if err != nil || !isLoopbackHTTP(g) {
+	if err != nil || strings.Contains(got, "#") || !isLoopbackHTTP(g) {
 		return false
 	}
 	for _, r := range registered {

@@ -51,6 +51,7 @@ func TestLoopbackRedirectAnyPort(t *testing.T) {
 		"http://localhost:7001/cb",           // a registered name keeps its port
 		"https://127.0.0.1:8443/secure",      // https gets no exception
 		"http://127.0.0.1:51234/callback#f",  // fragment
+		"http://127.0.0.1:51234/callback#",   // an empty fragment (FuzzRedirectURI)
 		"http://u@127.0.0.1:51234/callback",  // user info
 		"http://[::1]:9/cb?app=2",            // query differs
 		"http://[::ffff:127.0.0.1]/callback", // another spelling
