@@ -124,6 +124,15 @@ func searchConfined(t string, params url.Values, pid, base string) (bool, string
 	present := false
 	for k, vs := range params {
 		name, _, _ := strings.Cut(k, ":")
+		if l := strings.ToLower(k); strings.HasPrefix(l, "_include") || strings.HasPrefix(l, "_revinclude") || strings.HasPrefix(l, "_query") {
+			// Any spelling that a lenient server might read as one.
+			return false, "widening parameter " + k
+		}
+		if strings.Contains(k, ".") {
+			// A chain (subject.name, subject:Patient.name) only narrows:
+			// parameters are ANDed with the confining one.
+			continue
+		}
 		switch name {
 		case "_include", "_revinclude", "_query":
 			return false, "widening parameter " + k

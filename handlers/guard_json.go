@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"strconv"
 	"strings"
 )
 
@@ -142,9 +143,11 @@ func keyProblem(k string, folded map[string]string) string {
 // quoteKey quotes a key for a message, shortened.
 func quoteKey(k string) string {
 	if len(k) > 40 {
-		k = k[:40] + "…"
+		return strconv.QuoteToASCII(k[:40]) + "…"
 	}
-	return `"` + k + `"`
+	// ASCII only, invalid UTF-8 escaped: the message may end up in an
+	// OperationOutcome, which must be exactly what the guard wrote.
+	return strconv.QuoteToASCII(k)
 }
 
 // checkedNames are the JSON names the guard reads, by lower case: a key
