@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/lestrrat-go/jwx/v3/jwk"
 )
 
 // upperASCII upper-cases ASCII letters only.
@@ -216,8 +218,8 @@ func checkKeySelection(t *testing.T, keys *clientKeys, kid, alg string) {
 			default:
 				t.Fatalf("lookup(%q, %q) chose a %T", id, a, key)
 			}
-			if n := kidCount(keys, id); n != 1 {
-				t.Fatalf("lookup(%q, %q) chose a key, but %d keys have that kid", id, a, n)
+			if n := fittingKeys(keys, id, a); n != 1 {
+				t.Fatalf("lookup(%q, %q) chose a key, but %d keys have that kid and fit", id, a, n)
 			}
 			if again, _ := keys.lookup(id, a); again != key {
 				t.Fatalf("lookup(%q, %q) is not stable", id, a)
@@ -226,12 +228,38 @@ func checkKeySelection(t *testing.T, keys *clientKeys, kid, alg string) {
 	}
 }
 
-// kidCount counts the keys of a set with a kid.
-func kidCount(keys *clientKeys, kid string) int {
+// fittingKeys counts the keys of a set that have a kid and fit an
+// algorithm: its key type (and curve), and their own alg and use, when
+// present, agree (SMART asymmetric authentication: the key is chosen by
+// kid among the keys that can verify the algorithm; several are
+// ambiguous).
+func fittingKeys(keys *clientKeys, kid, alg string) int {
 	n := 0
 	for i := range keys.set.Len() {
-		if k, _ := keys.set.Key(i); k != nil {
-			if id, _ := k.KeyID(); id == kid {
+		k, _ := keys.set.Key(i)
+		if k == nil {
+			continue
+		}
+		if id, _ := k.KeyID(); id != kid {
+			continue
+		}
+		if ka, ok := k.Algorithm(); ok && ka.String() != alg {
+			continue
+		}
+		if use, ok := k.KeyUsage(); ok && use != "sig" {
+			continue
+		}
+		var raw any
+		if jwk.Export(k, &raw) != nil {
+			continue
+		}
+		switch pub := raw.(type) {
+		case *rsa.PublicKey:
+			if alg == "RS256" || alg == "RS384" {
+				n++
+			}
+		case *ecdsa.PublicKey:
+			if alg == "ES256" && pub.Curve == elliptic.P256() || alg == "ES384" && pub.Curve == elliptic.P384() {
 				n++
 			}
 		}
