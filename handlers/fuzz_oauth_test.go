@@ -234,7 +234,8 @@ func FuzzLaunchAPI(f *testing.F) {
 		if json.Unmarshal(w.Body.Bytes(), &resp) != nil || resp.Launch == "" || resp.ExpiresIn <= 0 || w.Header().Get("Cache-Control") != "no-store" {
 			t.Fatalf("launch created: %s", w.Body)
 		}
-		if !decoded || !launchValid(&b) || (b.ClientID != "" && !e.clientExists(b.ClientID)) {
+		if !decoded || !launchValid(&b) || b.ClientID == "" || !e.clientExists(b.ClientID) {
+			// A launch is always bound to a registered app (issue 10 §2).
 			t.Fatalf("an invalid launch %s was created", body)
 		}
 		e.checkStoredLaunch(t, resp.Launch, &b, body)
