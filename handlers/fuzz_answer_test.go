@@ -39,7 +39,7 @@ var answerCases = []answerCase{
 // history). A Bundle is accepted for any checked read, not only for
 // instance history: what matters is that it holds nothing of anyone else.
 func answerBelongs(body []byte, t string) bool {
-	res := decodeJSONObject(body)
+	res := decodeCheckedJSON(body)
 	if res == nil {
 		return false
 	}
@@ -129,7 +129,7 @@ func FuzzGuardAnswer(f *testing.F) {
 		ok2xx := code >= 200 && code < 300
 		switch {
 		case c.precheck:
-			stored := decodeJSONObject(body)
+			stored := decodeCheckedJSON(body)
 			allowed := code == http.StatusNotFound || code == http.StatusGone ||
 				ok2xx && stored != nil && belongsOracle(c.rtype, stored, fzPatient, fzFHIRBase)
 			wrote := len(up.calls) == 2 && up.calls[1].method == c.method

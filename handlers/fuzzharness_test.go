@@ -256,10 +256,19 @@ func validHeader(v string) bool { return httpguts.ValidHeaderFieldValue(v) }
 // decodeJSONObject decodes a JSON object as the guard reads one (numbers
 // kept as they are), or nil.
 func decodeJSONObject(b []byte) map[string]any {
-	// The guard reads bodies strictly (guard_json.go: no duplicate or
-	// case-variant keys, nothing after the object); what it refuses there
-	// is refused safely, and FuzzParseCheckedJSON checks that reader
-	// against encoding/json on its own.
+	m, ok := parseJSONObject(b)
+	if !ok {
+		return nil
+	}
+	return m
+}
+
+// decodeCheckedJSON decodes a body the guard must check (resources sent,
+// upstream answers, stored resources) as the guard does: strictly
+// (guard_json.go: no duplicate or case-variant keys, nothing after the
+// object). What the guard refuses there is refused safely, and
+// FuzzParseCheckedJSON checks that reader against encoding/json.
+func decodeCheckedJSON(b []byte) map[string]any {
 	m, _, err := parseCheckedJSON(b)
 	if err != nil {
 		return nil
