@@ -57,6 +57,7 @@ http://localhost:%d {
 		}
 		user alice {
 			password_hash %s
+			patients p1
 		}
 	}
 	reverse_proxy /fhir/* %s
