@@ -66,7 +66,8 @@ func (s *Server) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.Ha
 		return nil
 	}
 	rel := strings.TrimPrefix(r.URL.Path[len(s.fhirPath):], "/")
-	if fault := refuseOverride(r, rel); fault != nil {
+	rp, fault := refuseOverride(r, rel)
+	if fault != nil {
 		if s.guardCORS(w, r) {
 			return nil // a preflight: answered here, never forwarded
 		}
@@ -93,7 +94,7 @@ func (s *Server) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.Ha
 		return nil
 	}
 	a.p = p
-	in, fault := parseRequestInteraction(r, rel)
+	in, fault := parseRequestInteraction(r, rel, rp)
 	if fault != nil {
 		a.reason = fault.description
 		s.refuse(w, a, fault)
@@ -124,9 +125,8 @@ func (s *Server) dropConfiguredHeaders(h http.Header) {
 		return
 	}
 	for name := range h {
-		n := normalizeHeaderName(name)
 		for _, c := range s.cfg.Guard.Headers {
-			if n == normalizeHeaderName(c.Name) {
+			if sameHeaderName(name, c.Name) {
 				delete(h, name)
 				break
 			}

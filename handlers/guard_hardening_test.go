@@ -81,14 +81,14 @@ func TestRefuseOverride(t *testing.T) {
 			r.Header[k] = v
 		}
 		rel := strings.TrimPrefix(strings.TrimPrefix(r.URL.Path, "/fhir"), "/")
-		f := refuseOverride(r, rel)
+		_, f := refuseOverride(r, rel)
 		if (f != nil) != c.refused || f != nil && (f.status != 400 || f.code != "invalid_request") {
 			t.Errorf("%s %s %v: %+v, want refused %t", c.method, c.target, c.header, f, c.refused)
 		}
 	}
 	r := httptest.NewRequest("GET", "/fhir/Observation?code=1", nil)
 	r.URL.RawQuery = "code=1#x" // as net/http leaves a '#' in the request line
-	if f := refuseOverride(r, "Observation"); f == nil {
+	if _, f := refuseOverride(r, "Observation"); f == nil {
 		t.Error("a '#' in the query passed")
 	}
 }

@@ -37,34 +37,54 @@ import (
 //     trailers, and a server that merges them into the headers would see
 //     an override the guard never read.
 
-// pathOverrideHeaders are headers some servers read as the request path,
-// in the normalized spelling of normalizeHeaderName.
-var pathOverrideHeaders = map[string]bool{
-	"x-original-url": true,
-	"x-original-uri": true,
-	"x-rewrite-url":  true,
+// pathOverrideHeaders are headers some servers read as the request path.
+var pathOverrideHeaders = [...]string{"x-original-url", "x-original-uri", "x-rewrite-url"}
+
+// foldHeaderByte spells one byte of a header name as servers that fold
+// case and read '_' and '.' as '-' (CGI, PHP, WSGI) see it.
+func foldHeaderByte(c byte) byte {
+	switch {
+	case c == '_' || c == '.':
+		return '-'
+	case 'A' <= c && c <= 'Z':
+		return c + 'a' - 'A'
+	}
+	return c
 }
 
-// headerFolder reads '_' and '.' as '-', as CGI, PHP and WSGI do.
-var headerFolder = strings.NewReplacer("_", "-", ".", "-")
-
-// normalizeHeaderName spells a header name as servers that fold case and
-// read '_' and '.' as '-' see it. (Caddy drops headers spelled with '_'
-// or '.' before the guard unless the operator allows them by name.)
-func normalizeHeaderName(name string) string {
-	return headerFolder.Replace(strings.ToLower(name))
+// sameHeaderName tells whether two header names are one name for such a
+// server (X_Smart_Patient is X-Smart-Patient). (Caddy drops headers
+// spelled with '_' or '.' before the guard unless the operator allows
+// them by name.) It allocates nothing: the guard runs it on every header
+// of every request.
+func sameHeaderName(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		if foldHeaderByte(a[i]) != foldHeaderByte(b[i]) {
+			return false
+		}
+	}
+	return true
 }
 
 // overrideHeader returns the name of a header that could make an upstream
 // act on another method or path than the request's, or "".
 func overrideHeader(h http.Header) string {
 	for name := range h {
-		n := normalizeHeaderName(name)
-		if n == "access-control-request-method" {
+		if sameHeaderName(name, "access-control-request-method") {
 			continue
 		}
-		if strings.Contains(n, "method") || pathOverrideHeaders[n] {
-			return name
+		for i := 0; i+len("method") <= len(name); i++ {
+			if strings.EqualFold(name[i:i+len("method")], "method") {
+				return name
+			}
+		}
+		for _, p := range pathOverrideHeaders {
+			if sameHeaderName(name, p) {
+				return name
+			}
 		}
 	}
 	return ""
@@ -116,52 +136,59 @@ func refuseRawQuery(q, where string) *guardFault {
 	return nil
 }
 
+// requestParams are a request's query and If-None-Exist parameters, parsed
+// once by refuseOverride for the rest of the guard.
+type requestParams struct {
+	query, ifNoneExist url.Values
+}
+
 // refuseOverride refuses a request under the FHIR base (rel is its path
 // relative to the base) that carries a method or path override: see the
-// list above. It runs before the token is read, for every request.
-func refuseOverride(r *http.Request, rel string) *guardFault {
+// list above. It runs before the token is read, for every request, and
+// returns the parsed parameters (parseRequestInteraction reads them).
+func refuseOverride(r *http.Request, rel string) (requestParams, *guardFault) {
+	var rp requestParams
 	if name := overrideHeader(r.Header); name != "" {
-		return badRequest("the request must not carry a " + name + " header (a method or path override)")
+		return rp, badRequest("the request must not carry a " + name + " header (a method or path override)")
 	}
 	if len(r.Header.Values("Trailer")) > 0 || len(r.Trailer) > 0 {
-		return badRequest("the request must not declare trailers")
+		return rp, badRequest("the request must not declare trailers")
 	}
 	if f := refuseRawQuery(r.URL.RawQuery, "the query string"); f != nil {
-		return f
+		return rp, f
 	}
-	params, err := url.ParseQuery(r.URL.RawQuery)
-	if err != nil {
-		return badRequest("the query string is malformed")
+	var err error
+	if rp.query, err = url.ParseQuery(r.URL.RawQuery); err != nil {
+		return rp, badRequest("the query string is malformed")
 	}
-	if f := refuseMethodParams(params, "the query string"); f != nil {
-		return f
+	if f := refuseMethodParams(rp.query, "the query string"); f != nil {
+		return rp, f
 	}
 	cts := r.Header.Values("Content-Type")
 	if len(cts) > 1 {
-		return badRequest("the request must not carry more than one Content-Type header")
+		return rp, badRequest("the request must not carry more than one Content-Type header")
 	}
 	if len(cts) == 1 {
 		urlencoded, multipart := formMediaType(cts[0])
 		search := r.Method == http.MethodPost && (rel == "_search" || strings.HasSuffix(rel, "/_search"))
 		if multipart || urlencoded && !search {
-			return badRequest("a form body is only accepted by POST _search (application/x-www-form-urlencoded)")
+			return rp, badRequest("a form body is only accepted by POST _search (application/x-www-form-urlencoded)")
 		}
 	}
 	if len(r.Header.Values("If-None-Exist")) > 1 {
 		// The guard restricts the first; a server may read another.
-		return badRequest("the request must not carry more than one If-None-Exist header")
+		return rp, badRequest("the request must not carry more than one If-None-Exist header")
 	}
 	if h := r.Header.Get("If-None-Exist"); h != "" {
 		if f := refuseRawQuery(h, "the If-None-Exist header"); f != nil {
-			return f
+			return rp, f
 		}
-		ine, err := url.ParseQuery(strings.TrimPrefix(h, "?"))
-		if err != nil {
-			return badRequest("the If-None-Exist header is malformed")
+		if rp.ifNoneExist, err = url.ParseQuery(strings.TrimPrefix(h, "?")); err != nil {
+			return rp, badRequest("the If-None-Exist header is malformed")
 		}
-		if f := refuseMethodParams(ine, "the If-None-Exist header"); f != nil {
-			return f
+		if f := refuseMethodParams(rp.ifNoneExist, "the If-None-Exist header"); f != nil {
+			return rp, f
 		}
 	}
-	return nil
+	return rp, nil
 }

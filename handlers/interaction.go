@@ -69,22 +69,13 @@ var (
 func validID(s string) bool { return s != "." && s != ".." && idRE.MatchString(s) }
 
 // parseRequestInteraction reads the interaction of a request under the
-// FHIR base; rel is its path relative to the base.
-func parseRequestInteraction(r *http.Request, rel string) (*interaction, *guardFault) {
+// FHIR base; rel is its path relative to the base, rp its parameters as
+// refuseOverride parsed them.
+func parseRequestInteraction(r *http.Request, rel string, rp requestParams) (*interaction, *guardFault) {
 	if r.URL.RawPath != "" && r.URL.RawPath != r.URL.Path {
 		return nil, badRequest("the request path must not use percent-encoding")
 	}
-	params, err := url.ParseQuery(r.URL.RawQuery)
-	if err != nil {
-		return nil, badRequest("the query string is malformed")
-	}
-	var ifNoneExist url.Values
-	if h := r.Header.Get("If-None-Exist"); h != "" {
-		if ifNoneExist, err = url.ParseQuery(strings.TrimPrefix(h, "?")); err != nil {
-			return nil, badRequest("the If-None-Exist header is malformed")
-		}
-	}
-	return parseInteraction(r.Method, rel, params, ifNoneExist)
+	return parseInteraction(r.Method, rel, rp.query, rp.ifNoneExist)
 }
 
 // parseInteraction maps a method and a path relative to the FHIR base to
