@@ -4,16 +4,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/url"
 	"regexp"
 	"slices"
 	"strings"
 	"time"
 
-	"github.com/lestrrat-go/jwx/v3/jwk"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/smartcaddy/smartauth/handlers/clients"
 	"github.com/smartcaddy/smartauth/scopes"
 	"github.com/smartcaddy/smartauth/store"
 )
@@ -129,16 +128,6 @@ var (
 	clientIDPattern = regexp.MustCompile(`^[\x21-\x7e]{1,128}$`)
 )
 
-// isLoopback tells whether a host name is this machine, where plain http
-// is acceptable.
-func isLoopback(host string) bool {
-	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
-
 // checkServerURL validates issuer and fhir_base: an absolute https URL
 // (http only on loopback hosts), without query, fragment or user info.
 func checkServerURL(value string) (*url.URL, error) {
@@ -152,7 +141,7 @@ func checkServerURL(value string) (*url.URL, error) {
 	switch {
 	case u.Scheme != "https" && u.Scheme != "http", u.Host == "":
 		return nil, fmt.Errorf("%q is not an absolute http(s) URL", value)
-	case u.Scheme == "http" && !isLoopback(u.Hostname()):
+	case u.Scheme == "http" && !clients.IsLoopbackHost(u.Hostname()):
 		return nil, fmt.Errorf("%q must use https (plain http is accepted only on localhost)", value)
 	case u.RawQuery != "" || u.ForceQuery:
 		return nil, fmt.Errorf("%q must not have a query", value)
@@ -187,30 +176,28 @@ func checkUpstreamURL(value string) (*url.URL, error) {
 	return u, nil
 }
 
-// checkAppURL validates a redirect URI, launch URI or jwks_uri: absolute,
-// no fragment, https except on loopback hosts. Redirect URIs may also use
-// a private-use scheme of a native app (RFC 8252 §7.1: a reverse domain
-// name such as com.example.app:/callback).
+// checkAppURL validates a redirect URI (allowNative), launch URI or
+// jwks_uri of a configured client by the clients' one policy
+// (clients.CheckAppURL: absolute, https except on loopback hosts, no
+// fragment, no user info; a redirect URI may also use a native app's
+// private-use scheme such as com.example.app:/callback, RFC 8252 §7.1),
+// phrased for the configuration.
 func checkAppURL(value string, allowNative bool) error {
-	u, err := url.Parse(value)
-	if err != nil {
-		return fmt.Errorf("%q is not a valid URL: %v", value, err)
+	kind := clients.LaunchURI
+	if allowNative {
+		kind = clients.RedirectURI
 	}
-	if u.Fragment != "" || strings.Contains(value, "#") {
-		return fmt.Errorf("%q must not have a fragment", value)
+	var ue *clients.URLError
+	if err := clients.CheckAppURL(value, kind); !errors.As(err, &ue) {
+		return err
 	}
-	switch {
-	case u.Scheme == "https" && u.Host != "":
-		return nil
-	case u.Scheme == "http" && u.Host != "":
-		if isLoopback(u.Hostname()) {
-			return nil
-		}
+	switch ue.Problem {
+	case clients.URLMalformed:
+		return fmt.Errorf("%q is not a valid URL: %v", value, ue.Err)
+	case clients.URLPlainHTTP:
 		return fmt.Errorf("%q must use https (plain http is accepted only on localhost)", value)
-	case allowNative && strings.Contains(u.Scheme, "."):
-		return nil
 	}
-	return fmt.Errorf("%q is not an absolute https URL", value)
+	return fmt.Errorf("%q %v", value, ue)
 }
 
 // normalize fills in derived defaults. It does not validate.
@@ -331,35 +318,15 @@ func (c *ClientConfig) check() error {
 	return nil
 }
 
-// checkClientJWKS checks that a client's JWK Set parses and holds only
-// public keys, each with a kid (SMART's asymmetric profile requires it).
+// checkClientJWKS checks a configured client's JWK Set by the clients'
+// one key policy (clients.CheckJWKS): the token endpoint would refuse any
+// key it refuses, so the configuration is refused at once instead.
 func checkClientJWKS(raw []byte) error {
-	set, err := jwk.Parse(raw)
+	set, err := clients.ParseJWKS(raw)
 	if err != nil {
-		return fmt.Errorf("not a JWK Set: %v", err)
+		return err
 	}
-	if set.Len() == 0 {
-		return errors.New("the JWK Set has no keys")
-	}
-	for i := range set.Len() {
-		k, _ := set.Key(i)
-		if _, ok := k.KeyID(); !ok {
-			return fmt.Errorf("key %d has no kid", i)
-		}
-		if _, ok := k.(jwk.SymmetricKey); ok {
-			return fmt.Errorf("key %d is a symmetric key; only public keys are accepted", i)
-		}
-		pub, err := jwk.PublicKeyOf(k)
-		if err != nil {
-			return fmt.Errorf("key %d: %v", i, err)
-		}
-		a, _ := json.Marshal(k)
-		b, _ := json.Marshal(pub)
-		if string(a) != string(b) {
-			return fmt.Errorf("key %d holds private key material; register the public key only", i)
-		}
-	}
-	return nil
+	return clients.CheckJWKS(set)
 }
 
 // check validates a user. Errors name the offending option.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 
+	"github.com/smartcaddy/smartauth/handlers/clients"
 	"github.com/smartcaddy/smartauth/scopes"
 	"github.com/smartcaddy/smartauth/store"
 )
@@ -88,14 +89,6 @@ func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 	s.advanceAuthorization(w, r, fs, id, *p)
 }
 
-// lookupClient returns a client from the configuration or the store.
-func (s *Server) lookupClient(ctx context.Context, id string) (*store.Client, error) {
-	if c := s.cfg.Clients[id]; c != nil {
-		return c, nil
-	}
-	return s.cfg.Store.GetClient(ctx, id)
-}
-
 // validateAuthorize checks an authorization request and, for an EHR
 // launch, reads the launch.
 func (s *Server) validateAuthorize(ctx context.Context, params url.Values) (*pendingAuthorization, *authorizeFailure) {
@@ -107,7 +100,7 @@ func (s *Server) validateAuthorize(ctx context.Context, params url.Values) (*pen
 	if clientID == "" {
 		return nil, page("The request names no app (client_id is missing).")
 	}
-	client, err := s.lookupClient(ctx, clientID)
+	client, err := s.registry.Lookup(ctx, clientID)
 	if err != nil || client == nil {
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			s.logger.Error("looking up a client failed: " + err.Error())
@@ -120,7 +113,7 @@ func (s *Server) validateAuthorize(ctx context.Context, params url.Values) (*pen
 		redirectURI = client.RedirectURIs[0]
 	case redirectURI == "":
 		return nil, page("The request has no redirect_uri.")
-	case !redirectURIRegistered(client.RedirectURIs, redirectURI):
+	case !clients.RedirectURIRegistered(client.RedirectURIs, redirectURI):
 		return nil, page("The redirect URI is not registered for this app.")
 	}
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/lestrrat-go/jwx/v3/jws/jwsbb"
 
+	"github.com/smartcaddy/smartauth/handlers/clients"
 	"github.com/smartcaddy/smartauth/store"
 )
 
@@ -172,7 +173,7 @@ func (e *fuzzEnv) tokenWithAssertion(assertion string) (int, string) {
 	form := url.Values{
 		"grant_type":            {"client_credentials"},
 		"scope":                 {"system/*.rs"},
-		"client_assertion_type": {clientAssertionTypeJWT},
+		"client_assertion_type": {clients.AssertionTypeJWT},
 		"client_assertion":      {assertion},
 	}
 	w := e.postForm("/auth/token", "application/x-www-form-urlencoded", 0, form.Encode())

@@ -245,7 +245,7 @@ func FuzzLaunchAPI(f *testing.F) {
 // clientExists tells whether a client id names a configured or
 // registered client.
 func (e *fuzzEnv) clientExists(id string) bool {
-	c, err := e.s.lookupClient(context.Background(), id)
+	c, err := e.s.registry.Lookup(context.Background(), id)
 	return err == nil && c != nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/smartcaddy/smartauth/handlers/clients"
 	"github.com/smartcaddy/smartauth/scopes"
 	"github.com/smartcaddy/smartauth/store"
 )
@@ -34,10 +35,10 @@ const scopeIntrospect = "__introspect"
 //
 // The only store write is the assertion's jti.
 func (s *Server) grantClientCredentials(ex *tokenExchange) (*tokenResponse, *oauthFault) {
-	if !clientAuthPresented(ex.r, ex.form) {
+	if !clients.Presented(ex.r, ex.form) {
 		return nil, challenge(newOAuthFault("invalid_client", "client_credentials requires client authentication (private_key_jwt)"))
 	}
-	client, f := s.authenticateClient(ex.r, ex.form)
+	client, f := asFault(s.registry.Authenticate(ex.r, ex.form))
 	if f != nil {
 		ex.clientID = ex.form.Get("client_id")
 		return nil, challenge(f)
@@ -52,7 +53,7 @@ func (s *Server) grantClientCredentials(ex *tokenExchange) (*tokenResponse, *oau
 	default:
 		return nil, challenge(newOAuthFault("invalid_client", "a public client cannot use client_credentials"))
 	}
-	if f := clientMayUseGrant(client, "client_credentials"); f != nil {
+	if f := faultOf(clients.MayUseGrant(client, "client_credentials")); f != nil {
 		return nil, f
 	}
 	scope, f := backendScope(client, ex.form.Get("scope"))

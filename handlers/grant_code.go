@@ -9,6 +9,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/smartcaddy/smartauth/handlers/clients"
 	"github.com/smartcaddy/smartauth/store"
 )
 
@@ -20,13 +21,13 @@ func init() {
 // RFC 7636 §4.6, SMART App Launch "Obtain access token").
 func (s *Server) grantAuthorizationCode(ex *tokenExchange) (*tokenResponse, *oauthFault) {
 	ctx := ex.r.Context()
-	client, f := s.authenticateClient(ex.r, ex.form)
+	client, f := asFault(s.registry.Authenticate(ex.r, ex.form))
 	if f != nil {
 		ex.clientID = ex.form.Get("client_id")
 		return nil, f
 	}
 	ex.clientID = client.ID
-	if f := clientMayUseGrant(client, "authorization_code"); f != nil {
+	if f := faultOf(clients.MayUseGrant(client, "authorization_code")); f != nil {
 		return nil, f
 	}
 	code := ex.form.Get("code")
@@ -103,7 +104,7 @@ func (s *Server) startRefreshFamily(ex *tokenExchange, client *store.Client, rec
 	if !offline && !online {
 		return "", nil
 	}
-	if clientMayUseGrant(client, "refresh_token") != nil {
+	if clients.MayUseGrant(client, "refresh_token") != nil {
 		s.logger.Debug("no refresh token: the client may not use the refresh_token grant", zap.String("client_id", client.ID))
 		return "", nil
 	}

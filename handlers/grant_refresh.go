@@ -7,6 +7,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/smartcaddy/smartauth/handlers/clients"
 	"github.com/smartcaddy/smartauth/scopes"
 	"github.com/smartcaddy/smartauth/store"
 )
@@ -35,14 +36,14 @@ func (s *Server) grantRefreshToken(ex *tokenExchange) (*tokenResponse, *oauthFau
 	// A confidential client authenticates; a public client may send its
 	// client_id or nothing at all, since the token names it.
 	var client, owner *store.Client
-	if clientAuthPresented(ex.r, ex.form) {
+	if clients.Presented(ex.r, ex.form) {
 		var f *oauthFault
-		if client, f = s.authenticateClient(ex.r, ex.form); f != nil {
+		if client, f = asFault(s.registry.Authenticate(ex.r, ex.form)); f != nil {
 			ex.clientID = ex.form.Get("client_id")
 			return nil, f
 		}
 		ex.clientID = client.ID
-		if f := clientMayUseGrant(client, "refresh_token"); f != nil {
+		if f := faultOf(clients.MayUseGrant(client, "refresh_token")); f != nil {
 			return nil, f
 		}
 	}
@@ -137,14 +138,14 @@ func (s *Server) checkRefresh(ex *tokenExchange, client *store.Client, old *stor
 		}
 	} else {
 		var f *oauthFault
-		if owner, f = s.resolveOAuthClient(ctx, old.ClientID); f != nil {
+		if owner, f = asFault(s.registry.Resolve(ctx, old.ClientID)); f != nil {
 			return nil, f
 		}
 		ex.clientID = owner.ID
 		if owner.Type != store.ClientPublic {
 			return nil, newOAuthFault("invalid_client", "this client must authenticate")
 		}
-		if f := clientMayUseGrant(owner, "refresh_token"); f != nil {
+		if f := faultOf(clients.MayUseGrant(owner, "refresh_token")); f != nil {
 			return nil, f
 		}
 	}

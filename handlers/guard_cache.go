@@ -110,14 +110,16 @@ func (s *Server) initGuard() error {
 	return nil
 }
 
-// Close stops the guard's background work. It is safe to call more than
-// once.
+// Close stops the guard's background work and releases the client
+// registry's shared state. It is safe to call more than once.
 func (s *Server) Close() error {
-	if s.gs == nil {
-		return nil
+	if s.gs != nil {
+		s.gs.stopOnce.Do(func() { close(s.gs.stop) })
+		<-s.gs.done
 	}
-	s.gs.stopOnce.Do(func() { close(s.gs.stop) })
-	<-s.gs.done
+	if s.registry != nil {
+		return s.registry.Close()
+	}
 	return nil
 }
 

@@ -85,7 +85,7 @@ func (s *Server) newPrincipal(r *http.Request, tok jwt.Token) (*principal, *guar
 	// keeps it until exp plus the same leeway.
 	p.exp = p.exp.Add(accessTokenSkew)
 	p.granted, _ = scopes.ParseAll(scopes.Split(p.scope))
-	client, err := s.lookupClient(r.Context(), p.clientID)
+	client, err := s.registry.Lookup(r.Context(), p.clientID)
 	if err != nil || client == nil {
 		return nil, invalidToken("the access token's client is no longer registered")
 	}

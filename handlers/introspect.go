@@ -12,6 +12,7 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwt"
 	"go.uber.org/zap"
 
+	"github.com/smartcaddy/smartauth/handlers/clients"
 	"github.com/smartcaddy/smartauth/store"
 )
 
@@ -115,11 +116,11 @@ func (s *Server) introspectionCaller(w http.ResponseWriter, r *http.Request, for
 		}
 		return introspectCaller{clientID: stringClaim(tok, accessClaimClientID), any: true}, false
 	}
-	if !clientAuthPresented(r, form) {
+	if !clients.Presented(r, form) {
 		s.writeFault(w, challenge(newOAuthFault("invalid_client", "authenticate as a confidential client, or with a bearer token holding "+scopeIntrospect)))
 		return introspectCaller{}, true
 	}
-	c, f := s.authenticateClientAt(r, form, s.Endpoint(pathIntrospect))
+	c, f := asFault(s.registry.AuthenticateAt(r, form, s.Endpoint(pathIntrospect)))
 	if f == nil && c.Type == store.ClientPublic {
 		f = newOAuthFault("invalid_client", "a public client may not introspect tokens")
 	}

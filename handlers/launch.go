@@ -11,6 +11,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/smartcaddy/smartauth/handlers/clients"
 	"github.com/smartcaddy/smartauth/store"
 )
 
@@ -123,7 +124,7 @@ func (s *Server) checkLaunchRequest(r *http.Request, req *launchRequest) string 
 	if req.ClientID == "" {
 		return "client_id is required: a launch is bound to the app it launches"
 	}
-	if c, err := s.lookupClient(r.Context(), req.ClientID); err != nil || c == nil {
+	if c, err := s.registry.Lookup(r.Context(), req.ClientID); err != nil || c == nil {
 		return "client_id names no registered client"
 	}
 	if req.User != "" {
@@ -173,11 +174,11 @@ func (s *Server) saveLaunch(r *http.Request, l *store.Launch) (string, time.Dura
 // client_secret_basic, checked by the token endpoint's client
 // authentication.
 func (s *Server) authenticateLaunchClient(r *http.Request) (*store.Client, *oauthFault) {
-	if !hasBasicAuth(r) {
+	if !clients.HasBasicAuth(r) {
 		return nil, &oauthFault{status: http.StatusUnauthorized, code: "invalid_client",
 			description: "client authentication with HTTP Basic is required", basicChallenge: true}
 	}
-	c, f := s.authenticateClientBasic(r, url.Values{})
+	c, f := asFault(s.registry.AuthenticateBasic(r, url.Values{}))
 	if f != nil && f.code == "invalid_client" {
 		f.basicChallenge = true
 	}

@@ -69,7 +69,7 @@ func (s *Server) serveManage(w http.ResponseWriter, r *http.Request) {
 	data := managePage{Action: s.Endpoint(pathManage), CSRF: fs.rec.CSRF, User: displayUserName(user), Notice: notice}
 	for _, g := range grants {
 		app := manageApp{ID: g.ClientID, Name: g.ClientID, Offline: len(g.Families) > 0, Remembered: g.Remembered != nil}
-		if c, err := s.lookupClient(r.Context(), g.ClientID); err == nil {
+		if c, err := s.registry.Lookup(r.Context(), g.ClientID); err == nil {
 			app.Name = clientDisplayName(c)
 		}
 		if !g.AuthTime.IsZero() {
@@ -123,7 +123,7 @@ func (s *Server) revokeUserGrant(w http.ResponseWriter, r *http.Request, user, c
 	}
 	s.logger.Info("a user revoked an app's access", zap.String("user", user), zap.String("client_id", clientID))
 	name := clientID
-	if c, err := s.lookupClient(r.Context(), clientID); err == nil {
+	if c, err := s.registry.Lookup(r.Context(), clientID); err == nil {
 		name = clientDisplayName(c)
 	}
 	return name, true

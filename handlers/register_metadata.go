@@ -8,11 +8,12 @@ import (
 	"io"
 	"mime"
 	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 	"unicode"
 
+	"github.com/smartcaddy/smartauth/handlers/clients"
+	"github.com/smartcaddy/smartauth/handlers/oauth"
 	"github.com/smartcaddy/smartauth/scopes"
 	"github.com/smartcaddy/smartauth/store"
 )
@@ -301,30 +302,19 @@ func (g *registration) checkScopes(scope string) *registrationFault {
 	return nil
 }
 
-// checkRegisteredURL validates a redirect URI, launch URI or jwks_uri: an
-// absolute https URL, plain http only on loopback hosts, no fragment and
-// no user info. Redirect URIs may also use a native app's private-use
-// scheme, a reverse domain name such as com.example.app:/cb (RFC 8252
-// §7.1).
+// checkRegisteredURL validates a redirect URI, launch URI or jwks_uri by
+// the clients' one policy (clients.CheckAppURL: an absolute https URL,
+// plain http only on loopback hosts, no fragment and no user info; a
+// redirect URI may also use a native app's private-use scheme, a reverse
+// domain name such as com.example.app:/cb, RFC 8252 §7.1), phrased for an
+// RFC 7591 error description.
 func checkRegisteredURL(raw string, redirect bool) error {
-	short := truncateForError(raw)
-	u, err := url.Parse(raw)
-	switch {
-	case err != nil:
-		return fmt.Errorf("%s is not a valid URL", short)
-	case u.Fragment != "" || strings.Contains(raw, "#"):
-		return fmt.Errorf("%s must not have a fragment", short)
-	case u.User != nil:
-		return fmt.Errorf("%s must not contain user info", short)
-	case u.Scheme == "https" && u.Host != "":
-		return nil
-	case u.Scheme == "http" && u.Host != "":
-		if isLoopbackHost(u.Hostname()) {
-			return nil
-		}
-		return fmt.Errorf("%s must use https (plain http only on localhost or a loopback address)", short)
-	case redirect && strings.Contains(u.Scheme, "."):
-		return nil
+	kind := clients.LaunchURI
+	if redirect {
+		kind = clients.RedirectURI
 	}
-	return fmt.Errorf("%s is not an absolute https URL", short)
+	if err := clients.CheckAppURL(raw, kind); err != nil {
+		return fmt.Errorf("%s %v", oauth.Truncate(raw), err)
+	}
+	return nil
 }

@@ -42,7 +42,7 @@ func (s *Server) serveRevoke(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	client, f := s.authenticateClientAt(r, form, s.Endpoint(pathRevoke))
+	client, f := asFault(s.registry.AuthenticateAt(r, form, s.Endpoint(pathRevoke)))
 	if f != nil {
 		s.writeFault(w, challenge(f))
 		return

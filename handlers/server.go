@@ -17,6 +17,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/smartcaddy/smartauth/handlers/clients"
 	"github.com/smartcaddy/smartauth/keys"
 	"github.com/smartcaddy/smartauth/store"
 )
@@ -147,6 +148,10 @@ type Server struct {
 
 	// gs is the guard's cache and revocation poller (guard_cache.go).
 	gs *guardState
+
+	// registry finds and authenticates clients; New acquires its shared
+	// state (the JWKS caches), Close releases it.
+	registry *clients.Registry
 }
 
 // Endpoint names, appended to the issuer URL.
@@ -199,7 +204,18 @@ func New(cfg Config) (*Server, error) {
 	if err := s.addRoutes(); err != nil {
 		return nil, err
 	}
+	if s.registry, err = clients.New(clients.Options{
+		Issuer:              cfg.Issuer.String(),
+		TokenEndpoint:       s.Endpoint(pathToken),
+		Configured:          cfg.Clients,
+		Store:               cfg.Store,
+		AllowPrivateJWKSURI: cfg.Registration.AllowPrivateJWKSURI,
+		Logger:              cfg.Logger,
+	}); err != nil {
+		return nil, err
+	}
 	if err := s.initGuard(); err != nil { // guard_cache.go; stopped by Close
+		_ = s.registry.Close()
 		return nil, err
 	}
 	return s, nil

@@ -4,13 +4,12 @@ import (
 	"context"
 	"crypto/subtle"
 	"errors"
-	"net"
 	"net/http"
 	"net/url"
-	"strings"
 	"sync"
 	"time"
 
+	"github.com/smartcaddy/smartauth/handlers/clients"
 	"github.com/smartcaddy/smartauth/store"
 )
 
@@ -37,16 +36,7 @@ func (s *Server) sessionPath() string {
 // sessionCookieSecure tells whether cookies get the Secure attribute: always,
 // except for an http issuer on a loopback host (development).
 func (s *Server) sessionCookieSecure() bool {
-	return !(s.cfg.Issuer.Scheme == "http" && isLoopbackHost(s.cfg.Issuer.Hostname()))
-}
-
-// isLoopbackHost tells whether a host name or address is this machine.
-func isLoopbackHost(host string) bool {
-	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
+	return !(s.cfg.Issuer.Scheme == "http" && clients.IsLoopbackHost(s.cfg.Issuer.Hostname()))
 }
 
 // flowSession is the sign-in session of a request, if any.

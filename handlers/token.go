@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/smartcaddy/smartauth/handlers/oauth"
 	"github.com/smartcaddy/smartauth/store"
 )
 
@@ -78,6 +79,21 @@ func newOAuthFault(code, description string) *oauthFault {
 		status = http.StatusServiceUnavailable
 	}
 	return &oauthFault{status: status, code: code, description: description}
+}
+
+// faultOf converts an error of the clients package to an oauthFault (nil
+// for nil): the boundary until every endpoint answers with oauth.Error.
+func faultOf(e *oauth.Error) *oauthFault {
+	if e == nil {
+		return nil
+	}
+	return &oauthFault{status: e.Status, code: e.Code, description: e.Description, basicChallenge: e.Challenge != ""}
+}
+
+// asFault is faultOf for a call of the clients package that returns a
+// value with its error.
+func asFault[T any](v T, e *oauth.Error) (T, *oauthFault) {
+	return v, faultOf(e)
 }
 
 // serverFault answers a failure of the server itself; the cause is logged,

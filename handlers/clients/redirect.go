@@ -1,4 +1,4 @@
-package handlers
+package clients
 
 import (
 	"net"
@@ -7,7 +7,7 @@ import (
 	"strings"
 )
 
-// redirectURIRegistered tells whether a redirect URI sent in an
+// RedirectURIRegistered tells whether a redirect URI sent in an
 // authorization request is one of a client's registered ones. The
 // comparison is exact (RFC 9700 §4.1.3), with one exception that RFC 8252
 // §7.3 requires for native apps: a registered http redirect URI on a
@@ -15,7 +15,7 @@ import (
 // same URI with any port, because the app listens on a port the operating
 // system picks at run time. Scheme, host, path and query must still be
 // identical, and a URI with user info or a fragment never matches.
-func redirectURIRegistered(registered []string, got string) bool {
+func RedirectURIRegistered(registered []string, got string) bool {
 	if slices.Contains(registered, got) {
 		return true
 	}

@@ -1,4 +1,4 @@
-package handlers
+package clients
 
 import (
 	"net/http"
@@ -52,7 +52,7 @@ func loopbackLiteral(u string) bool {
 	return true
 }
 
-// FuzzRedirectURI checks redirect-URI matching (redirectURIRegistered):
+// FuzzRedirectURI checks redirect-URI matching (RedirectURIRegistered):
 // exact string comparison, with the one exception of RFC 8252 §7.3: an
 // http redirect URI on a loopback IP literal matches the same URI with any
 // port. So a match that is not the exact string must be an http URI on a
@@ -84,7 +84,7 @@ func FuzzRedirectURI(f *testing.F) {
 		f.Add(s[0], s[1])
 	}
 	f.Fuzz(func(t *testing.T, registered, got string) {
-		match := redirectURIRegistered([]string{registered}, got)
+		match := RedirectURIRegistered([]string{registered}, got)
 		switch {
 		case got == registered && !match:
 			t.Fatalf("%q does not match itself", got)
@@ -100,7 +100,7 @@ func FuzzRedirectURI(f *testing.F) {
 			}
 		}
 		other := "https://other.example/cb"
-		if redirectURIRegistered([]string{other, registered}, got) != (match || got == other) {
+		if RedirectURIRegistered([]string{other, registered}, got) != (match || got == other) {
 			t.Fatalf("matching %q against a list differs from matching its members", got)
 		}
 		// The authorization request carries the URI in a query string; a

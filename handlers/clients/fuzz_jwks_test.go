@@ -1,4 +1,4 @@
-package handlers
+package clients
 
 import (
 	"context"
@@ -208,7 +208,7 @@ func checkKeySelection(t *testing.T, keys *clientKeys, kid, alg string) {
 			}
 			switch pub := key.(type) {
 			case *rsa.PublicKey:
-				if a != "RS256" && a != "RS384" || pub.N.BitLen() < clientAssertionMinRSABits {
+				if a != "RS256" && a != "RS384" || pub.N.BitLen() < MinRSABits {
 					t.Fatalf("lookup(%q, %q) chose an RSA key of %d bits", id, a, pub.N.BitLen())
 				}
 			case *ecdsa.PublicKey:

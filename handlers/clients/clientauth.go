@@ -1,4 +1,4 @@
-package handlers
+package clients
 
 import (
 	"context"
@@ -16,12 +16,13 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwt"
 	"go.uber.org/zap"
 
+	"github.com/smartcaddy/smartauth/handlers/oauth"
 	"github.com/smartcaddy/smartauth/store"
 )
 
-// clientAssertionTypeJWT is RFC 7523's client_assertion_type for
+// AssertionTypeJWT is RFC 7523's client_assertion_type for
 // private_key_jwt.
-const clientAssertionTypeJWT = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+const AssertionTypeJWT = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
 // Limits on private_key_jwt client assertions.
 const (
@@ -30,60 +31,54 @@ const (
 	clientAssertionMaxAhead = 5 * time.Minute
 	// clientAssertionSkew is the clock skew tolerated on exp, nbf and iat.
 	clientAssertionSkew = 30 * time.Second
-	// clientAssertionMinRSABits refuses weak RSA client keys.
-	clientAssertionMinRSABits = 2048
 )
 
-// clientAssertionAlgs are the algorithms accepted for client assertions,
-// the same list discovery advertises (assertionAlgs): never none or HMAC.
-var clientAssertionAlgs = map[string]struct {
-	alg jwa.SignatureAlgorithm
-	kty jwa.KeyType
-	crv jwa.EllipticCurveAlgorithm // EC only
-}{
-	"RS384": {jwa.RS384(), jwa.RSA(), jwa.EllipticCurveAlgorithm{}},
-	"RS256": {jwa.RS256(), jwa.RSA(), jwa.EllipticCurveAlgorithm{}},
-	"ES384": {jwa.ES384(), jwa.EC(), jwa.P384()},
-	"ES256": {jwa.ES256(), jwa.EC(), jwa.P256()},
-}
-
-// clientAuthPresented tells whether a request carries any client
-// identification: HTTP Basic credentials, client_id, client_secret or a
-// client assertion. A public client refreshing a token may send none.
-func clientAuthPresented(r *http.Request, form url.Values) bool {
-	return hasBasicAuth(r) || form.Has("client_id") || form.Has("client_secret") ||
+// Presented tells whether a request carries any client identification:
+// HTTP Basic credentials, client_id, client_secret or a client assertion.
+// A public client refreshing a token may send none.
+func Presented(r *http.Request, form url.Values) bool {
+	return HasBasicAuth(r) || form.Has("client_id") || form.Has("client_secret") ||
 		form.Has("client_assertion") || form.Has("client_assertion_type")
 }
 
-// hasBasicAuth tells whether the request carries an Authorization header
+// HasBasicAuth tells whether the request carries an Authorization header
 // with the Basic scheme.
-func hasBasicAuth(r *http.Request) bool {
+func HasBasicAuth(r *http.Request) bool {
 	scheme, _, _ := strings.Cut(r.Header.Get("Authorization"), " ")
 	return strings.EqualFold(scheme, "Basic")
 }
 
-// resolveOAuthClient returns a client from the configuration or from dynamic
-// registration. An unknown client is invalid_client.
-func (s *Server) resolveOAuthClient(ctx context.Context, id string) (*store.Client, *oauthFault) {
-	c, err := s.lookupClient(ctx, id)
+// Resolve returns a client from the configuration or from dynamic
+// registration, as an OAuth endpoint sees it: an unknown client is
+// invalid_client, a store failure server_error (logged).
+func (r *Registry) Resolve(ctx context.Context, id string) (*store.Client, *oauth.Error) {
+	c, err := r.Lookup(ctx, id)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		return nil, newOAuthFault("invalid_client", "unknown client")
+		return nil, oauth.New(oauth.CodeInvalidClient, "unknown client")
 	case err != nil:
-		return nil, s.serverFault("looking up a client", err)
+		return nil, r.serverError("looking up a client", err)
 	}
 	return c, nil
 }
 
-// clientMayUseGrant refuses a grant type the client is not registered for.
-func clientMayUseGrant(c *store.Client, grantType string) *oauthFault {
+// serverError answers a failure of the server itself; the cause is
+// logged, never sent.
+func (r *Registry) serverError(what string, err error) *oauth.Error {
+	r.logger.Error("token endpoint: "+what, zap.Error(err))
+	return oauth.New(oauth.CodeServerError, "internal error")
+}
+
+// MayUseGrant refuses (unauthorized_client) a grant type the client is
+// not registered for.
+func MayUseGrant(c *store.Client, grantType string) *oauth.Error {
 	if !slices.Contains(c.GrantTypes, grantType) {
-		return newOAuthFault("unauthorized_client", "the client is not allowed to use grant_type "+grantType)
+		return oauth.New(oauth.CodeUnauthorizedClient, "the client is not allowed to use grant_type "+grantType)
 	}
 	return nil
 }
 
-// authenticateClient identifies and authenticates the client of a request
+// Authenticate identifies and authenticates the client of a request
 // to the token endpoint:
 //
 //   - public clients send client_id in the form and no secret;
@@ -95,17 +90,16 @@ func clientMayUseGrant(c *store.Client, grantType string) *oauthFault {
 // Using two methods at once is invalid_request; any other failure is
 // invalid_client (401, with a Basic challenge when HTTP Basic was tried).
 // A request carrying no client identification at all fails as well; a
-// caller that accepts that (a public refresh) checks clientAuthPresented
-// first.
-func (s *Server) authenticateClient(r *http.Request, form url.Values) (*store.Client, *oauthFault) {
-	return s.authenticateClientAt(r, form, "")
+// caller that accepts that (a public refresh) checks Presented first.
+func (r *Registry) Authenticate(req *http.Request, form url.Values) (*store.Client, *oauth.Error) {
+	return r.AuthenticateAt(req, form, "")
 }
 
-// authenticateClientAt is authenticateClient for a request to another
+// AuthenticateAt is Authenticate for a request to another
 // endpoint (introspection, revocation): a client assertion's aud may then
 // be that endpoint's URL as well as the token endpoint's.
-func (s *Server) authenticateClientAt(r *http.Request, form url.Values, endpoint string) (*store.Client, *oauthFault) {
-	basic := hasBasicAuth(r)
+func (r *Registry) AuthenticateAt(req *http.Request, form url.Values, endpoint string) (*store.Client, *oauth.Error) {
+	basic := HasBasicAuth(req)
 	post := form.Has("client_secret")
 	assertion := form.Has("client_assertion") || form.Has("client_assertion_type")
 	methods := 0
@@ -115,89 +109,90 @@ func (s *Server) authenticateClientAt(r *http.Request, form url.Values, endpoint
 		}
 	}
 	if methods > 1 {
-		return nil, newOAuthFault("invalid_request", "use exactly one client authentication method")
+		return nil, oauth.New(oauth.CodeInvalidRequest, "use exactly one client authentication method")
 	}
 	switch {
 	case basic:
-		c, f := s.authenticateClientBasic(r, form)
-		if f != nil && f.code == "invalid_client" {
-			f.basicChallenge = true
+		c, f := r.AuthenticateBasic(req, form)
+		if f != nil {
+			f.WithBasic(r.opts.Issuer)
 		}
 		return c, f
 	case post:
 		id := form.Get("client_id")
 		if id == "" {
-			return nil, newOAuthFault("invalid_request", "client_id is required with client_secret")
+			return nil, oauth.New(oauth.CodeInvalidRequest, "client_id is required with client_secret")
 		}
-		return s.authenticateClientSecret(r.Context(), id, form.Get("client_secret"))
+		return r.authenticateSecret(req.Context(), id, form.Get("client_secret"))
 	case assertion:
-		return s.authenticateClientAssertion(r.Context(), form, endpoint)
+		return r.authenticateAssertion(req.Context(), form, endpoint)
 	}
 	id := form.Get("client_id")
 	if id == "" {
-		return nil, newOAuthFault("invalid_client", "client authentication is required")
+		return nil, oauth.New(oauth.CodeInvalidClient, "client authentication is required")
 	}
-	c, f := s.resolveOAuthClient(r.Context(), id)
+	c, f := r.Resolve(req.Context(), id)
 	if f != nil {
 		return nil, f
 	}
 	if c.Type != store.ClientPublic {
-		return nil, newOAuthFault("invalid_client", "this client must authenticate")
+		return nil, oauth.New(oauth.CodeInvalidClient, "this client must authenticate")
 	}
 	return c, nil
 }
 
-// authenticateClientBasic checks client_secret_basic.
-func (s *Server) authenticateClientBasic(r *http.Request, form url.Values) (*store.Client, *oauthFault) {
-	rawID, rawSecret, ok := r.BasicAuth()
+// AuthenticateBasic checks client_secret_basic (RFC 6749 §2.3.1: id and
+// secret form-url-encoded); a client_id in form, if any, must be the same
+// client. It sets no challenge: the caller adds one (WithBasic).
+func (r *Registry) AuthenticateBasic(req *http.Request, form url.Values) (*store.Client, *oauth.Error) {
+	rawID, rawSecret, ok := req.BasicAuth()
 	if !ok {
-		return nil, newOAuthFault("invalid_client", "malformed Basic credentials")
+		return nil, oauth.New(oauth.CodeInvalidClient, "malformed Basic credentials")
 	}
 	id, err1 := url.QueryUnescape(rawID)
 	secret, err2 := url.QueryUnescape(rawSecret)
 	if err1 != nil || err2 != nil || id == "" {
-		return nil, newOAuthFault("invalid_client", "malformed Basic credentials: the client id and secret must be form-url-encoded")
+		return nil, oauth.New(oauth.CodeInvalidClient, "malformed Basic credentials: the client id and secret must be form-url-encoded")
 	}
 	if fid := form.Get("client_id"); fid != "" && fid != id {
-		return nil, newOAuthFault("invalid_request", "client_id does not match the authenticated client")
+		return nil, oauth.New(oauth.CodeInvalidRequest, "client_id does not match the authenticated client")
 	}
-	return s.authenticateClientSecret(r.Context(), id, secret)
+	return r.authenticateSecret(req.Context(), id, secret)
 }
 
-// authenticateClientSecret checks a symmetric client's secret in constant
-// time.
-func (s *Server) authenticateClientSecret(ctx context.Context, id, secret string) (*store.Client, *oauthFault) {
-	c, f := s.resolveOAuthClient(ctx, id)
+// authenticateSecret checks a symmetric client's secret in constant time.
+func (r *Registry) authenticateSecret(ctx context.Context, id, secret string) (*store.Client, *oauth.Error) {
+	c, f := r.Resolve(ctx, id)
 	if f != nil {
 		return nil, f
 	}
 	switch c.Type {
 	case store.ClientConfidentialSymmetric:
 	case store.ClientPublic:
-		return nil, newOAuthFault("invalid_client", "a public client does not authenticate with a secret")
+		return nil, oauth.New(oauth.CodeInvalidClient, "a public client does not authenticate with a secret")
 	default:
-		return nil, newOAuthFault("invalid_client", "this client must authenticate with private_key_jwt")
+		return nil, oauth.New(oauth.CodeInvalidClient, "this client must authenticate with private_key_jwt")
 	}
 	if c.SecretHash == "" || !store.VerifySecret(c.SecretHash, secret) {
-		return nil, newOAuthFault("invalid_client", "client authentication failed")
+		return nil, oauth.New(oauth.CodeInvalidClient, "client authentication failed")
 	}
 	return c, nil
 }
 
-// authenticateClientAssertion checks private_key_jwt: RFC 7523 §3 as SMART
+// authenticateAssertion checks private_key_jwt: RFC 7523 §3 as SMART
 // profiles it. The key is chosen by kid among the client's registered keys
 // and must fit the algorithm; iss and sub are the client id, aud the token
 // endpoint (or, when not empty, endpoint: the URL the request was sent
 // to), exp at most five minutes ahead, and the jti is single-use.
-func (s *Server) authenticateClientAssertion(ctx context.Context, form url.Values, endpoint string) (*store.Client, *oauthFault) {
-	if form.Get("client_assertion_type") != clientAssertionTypeJWT {
-		return nil, newOAuthFault("invalid_client", "client_assertion_type must be "+clientAssertionTypeJWT)
+func (r *Registry) authenticateAssertion(ctx context.Context, form url.Values, endpoint string) (*store.Client, *oauth.Error) {
+	if form.Get("client_assertion_type") != AssertionTypeJWT {
+		return nil, oauth.New(oauth.CodeInvalidClient, "client_assertion_type must be "+AssertionTypeJWT)
 	}
 	raw := []byte(form.Get("client_assertion"))
 	if len(raw) == 0 {
-		return nil, newOAuthFault("invalid_request", "client_assertion is required")
+		return nil, oauth.New(oauth.CodeInvalidRequest, "client_assertion is required")
 	}
-	bad := func(why string) *oauthFault { return newOAuthFault("invalid_client", "client assertion: "+why) }
+	bad := func(why string) *oauth.Error { return oauth.New(oauth.CodeInvalidClient, "client assertion: "+why) }
 
 	// The header, before anything is trusted: exactly one compact JWS
 	// signature with an accepted algorithm and a kid.
@@ -213,7 +208,7 @@ func (s *Server) authenticateClientAssertion(ctx context.Context, form url.Value
 	algHdr, _ := hdr.Algorithm()
 	want, ok := clientAssertionAlgs[algHdr.String()]
 	if !ok {
-		return nil, bad("alg " + truncateForError(algHdr.String()) + " is not accepted (use RS384, ES384, RS256 or ES256)")
+		return nil, bad("alg " + oauth.Truncate(algHdr.String()) + " is not accepted (use RS384, ES384, RS256 or ES256)")
 	}
 	kid, _ := hdr.KeyID()
 	if kid == "" {
@@ -233,9 +228,9 @@ func (s *Server) authenticateClientAssertion(ctx context.Context, form url.Value
 		return nil, bad("iss is required")
 	}
 	if id := form.Get("client_id"); id != "" && id != iss {
-		return nil, newOAuthFault("invalid_request", "client_id does not match the client assertion's iss")
+		return nil, oauth.New(oauth.CodeInvalidRequest, "client_id does not match the client assertion's iss")
 	}
-	c, f := s.resolveOAuthClient(ctx, iss)
+	c, f := r.Resolve(ctx, iss)
 	if f != nil {
 		return nil, f
 	}
@@ -245,7 +240,7 @@ func (s *Server) authenticateClientAssertion(ctx context.Context, form url.Value
 	if jku, ok := hdr.JWKSetURL(); ok && (c.JWKSURI == "" || jku != c.JWKSURI) {
 		return nil, bad("jku is not the client's registered JWKS URL")
 	}
-	key, f := s.clientAssertionKey(ctx, c, kid, algHdr.String())
+	key, f := r.assertionKey(ctx, c, kid, algHdr.String())
 	if f != nil {
 		return nil, f
 	}
@@ -262,7 +257,7 @@ func (s *Server) authenticateClientAssertion(ctx context.Context, form url.Value
 	if err != nil {
 		return nil, bad(assertionValidationReason(err))
 	}
-	if aud, _ := tok.Audience(); !slices.Contains(aud, s.Endpoint(pathToken)) && (endpoint == "" || !slices.Contains(aud, endpoint)) {
+	if aud, _ := tok.Audience(); !slices.Contains(aud, r.opts.TokenEndpoint) && (endpoint == "" || !slices.Contains(aud, endpoint)) {
 		if endpoint != "" {
 			return nil, bad("aud must be the token endpoint URL or " + endpoint)
 		}
@@ -276,11 +271,11 @@ func (s *Server) authenticateClientAssertion(ctx context.Context, form url.Value
 	if jti == "" {
 		return nil, bad("jti is required")
 	}
-	switch err := s.cfg.Store.UseJTI(ctx, c.ID, jti, exp.Add(clientAssertionSkew)); {
+	switch err := r.opts.Store.UseJTI(ctx, c.ID, jti, exp.Add(clientAssertionSkew)); {
 	case errors.Is(err, store.ErrReplayed):
 		return nil, bad("jti was already used")
 	case err != nil:
-		return nil, s.serverFault("recording a client assertion jti", err)
+		return nil, r.serverError("recording a client assertion jti", err)
 	}
 	return c, nil
 }
@@ -305,16 +300,16 @@ func assertionValidationReason(err error) string {
 	return "signature verification failed"
 }
 
-// clientAssertionKey returns the raw public key a client signs its
+// assertionKey returns the raw public key a client signs its
 // assertions with, for a kid and an algorithm: from its registered JWK
 // Set, or from its jwks_uri (jwksfetch.go: cached as the client's
 // Cache-Control allows, fetched again once, rate-limited, when the kid is
 // unknown, since the client may have rotated its keys). Parsed keys and
 // selections are cached, so a steady client costs no parsing.
-func (s *Server) clientAssertionKey(ctx context.Context, c *store.Client, kid, alg string) (any, *oauthFault) {
-	bad := func(why string) *oauthFault { return newOAuthFault("invalid_client", "client assertion: "+why) }
+func (r *Registry) assertionKey(ctx context.Context, c *store.Client, kid, alg string) (any, *oauth.Error) {
+	bad := func(why string) *oauth.Error { return oauth.New(oauth.CodeInvalidClient, "client assertion: "+why) }
 	if len(c.JWKS) > 0 {
-		keys, err := inlineClientKeys(c.JWKS)
+		keys, err := r.shared.inline.keys(c.JWKS)
 		if err != nil {
 			return nil, bad("the client's registered JWKS cannot be read")
 		}
@@ -327,13 +322,13 @@ func (s *Server) clientAssertionKey(ctx context.Context, c *store.Client, kid, a
 	if c.JWKSURI == "" {
 		return nil, bad("the client has no registered keys")
 	}
-	fetcher := sharedJWKSFetcher
-	if c.Dynamic && !s.cfg.Registration.AllowPrivateJWKSURI {
-		fetcher = sharedPublicJWKSFetcher
+	fetcher := r.shared.fetcher
+	if c.Dynamic && !r.opts.AllowPrivateJWKSURI {
+		fetcher = r.shared.publicFetcher
 	}
 	keys, fetched, err := fetcher.keys(ctx, c.JWKSURI, false)
 	if err != nil {
-		s.logger.Warn("client jwks_uri", zap.String("client_id", c.ID), zap.String("jwks_uri", c.JWKSURI), zap.Error(err))
+		r.logger.Warn("client jwks_uri", zap.String("client_id", c.ID), zap.String("jwks_uri", c.JWKSURI), zap.Error(err))
 		return nil, bad(err.Error())
 	}
 	key, why := keys.lookup(kid, alg)
@@ -342,7 +337,7 @@ func (s *Server) clientAssertionKey(ctx context.Context, c *store.Client, kid, a
 		keys, again, err = fetcher.keys(ctx, c.JWKSURI, true)
 		switch {
 		case err != nil:
-			s.logger.Warn("client jwks_uri", zap.String("client_id", c.ID), zap.String("jwks_uri", c.JWKSURI), zap.Error(err))
+			r.logger.Warn("client jwks_uri", zap.String("client_id", c.ID), zap.String("jwks_uri", c.JWKSURI), zap.Error(err))
 			return nil, bad(err.Error())
 		case again:
 			key, why = keys.lookup(kid, alg)
@@ -395,9 +390,9 @@ func selectClientAssertionKey(set jwk.Set, kid, alg string) (jwk.Key, string) {
 	}
 	switch {
 	case n == 0:
-		return nil, "no registered key has kid " + truncateForError(kid) + " and fits alg " + alg
+		return nil, "no registered key has kid " + oauth.Truncate(kid) + " and fits alg " + alg
 	case n > 1:
-		return nil, "several registered keys match kid " + truncateForError(kid)
+		return nil, "several registered keys match kid " + oauth.Truncate(kid)
 	}
 	pub, err := found.PublicKey()
 	if err != nil {
@@ -408,7 +403,7 @@ func selectClientAssertionKey(set jwk.Set, kid, alg string) (jwk.Key, string) {
 		if !ok {
 			return nil, "the registered RSA key cannot be used"
 		}
-		if n, _ := rk.N(); new(big.Int).SetBytes(n).BitLen() < clientAssertionMinRSABits {
+		if n, _ := rk.N(); new(big.Int).SetBytes(n).BitLen() < MinRSABits {
 			return nil, "the registered RSA key is shorter than 2048 bits"
 		}
 	}

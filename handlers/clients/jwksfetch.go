@@ -1,4 +1,4 @@
-package handlers
+package clients
 
 import (
 	"context"
@@ -45,9 +45,9 @@ const (
 // jwksFetcher fetches clients' JWK Sets from their jwks_uri and caches
 // them parsed, honouring Cache-Control (SMART asymmetric authentication:
 // no longer than the client allows). Concurrent fetches of one URI share
-// one request. It is safe for concurrent use; one instance serves every
-// Server of the process (sharedJWKSFetcher), so that the cache survives a
-// Caddy reload.
+// one request. It is safe for concurrent use; a Registry's fetchers live
+// in its shared state (registry.go), so that the cache survives a Caddy
+// reload.
 type jwksFetcher struct {
 	client   *http.Client
 	maxBytes int64
@@ -75,14 +75,6 @@ type jwksCall struct {
 	keys *clientKeys
 	err  error
 }
-
-// sharedJWKSFetcher is the process's jwks_uri fetcher for clients from
-// the configuration; sharedPublicJWKSFetcher, for dynamically registered
-// clients, connects only to public addresses (publicnet.go).
-var (
-	sharedJWKSFetcher       = newJWKSFetcher(jwksFetchTimeout, jwksMaxBytes)
-	sharedPublicJWKSFetcher = newPublicJWKSFetcher(jwksFetchTimeout, jwksMaxBytes)
-)
 
 // newPublicJWKSFetcher is newJWKSFetcher restricted to public addresses.
 func newPublicJWKSFetcher(timeout time.Duration, maxBytes int64) *jwksFetcher {
@@ -237,6 +229,7 @@ func describeFetchError(err error) error {
 // redirectRefused is a redirect the fetcher does not follow.
 type redirectRefused struct{ why string }
 
+// Error implements error.
 func (r *redirectRefused) Error() string { return "redirect refused: " + r.why }
 
 // checkJWKSRedirect follows a redirect only to the same scheme and host
@@ -262,7 +255,7 @@ func checkJWKSURL(u *url.URL) error {
 		return errors.New("the URL is not absolute")
 	case u.Scheme == "https":
 		return nil
-	case u.Scheme == "http" && isLoopbackHost(u.Hostname()):
+	case u.Scheme == "http" && IsLoopbackHost(u.Hostname()):
 		return nil
 	}
 	return errors.New("the URL must use https (http only on loopback hosts)")
@@ -317,20 +310,25 @@ func (f *jwksFetcher) evictLocked(now time.Time) {
 	}
 }
 
-// inlineKeyCache holds parsed inline JWK Sets by the SHA-256 of their
-// JSON, so a client's keys are parsed once and a changed client record
-// (a new JWKS) is a new entry.
-var inlineKeyCache = struct {
-	sync.Mutex
-	m map[[sha256.Size]byte]*clientKeys
-}{m: map[[sha256.Size]byte]*clientKeys{}}
+// inlineKeys holds parsed inline JWK Sets by the SHA-256 of their JSON,
+// so a client's keys are parsed once and a changed client record (a new
+// JWKS) is a new entry. It is safe for concurrent use.
+type inlineKeys struct {
+	mu sync.Mutex
+	m  map[[sha256.Size]byte]*clientKeys
+}
 
-// inlineClientKeys returns the parsed keys of an inline JWK Set.
-func inlineClientKeys(raw []byte) (*clientKeys, error) {
+// newInlineKeys returns an empty cache.
+func newInlineKeys() *inlineKeys {
+	return &inlineKeys{m: map[[sha256.Size]byte]*clientKeys{}}
+}
+
+// keys returns the parsed keys of an inline JWK Set.
+func (c *inlineKeys) keys(raw []byte) (*clientKeys, error) {
 	sum := sha256.Sum256(raw)
-	inlineKeyCache.Lock()
-	k := inlineKeyCache.m[sum]
-	inlineKeyCache.Unlock()
+	c.mu.Lock()
+	k := c.m[sum]
+	c.mu.Unlock()
 	if k != nil {
 		return k, nil
 	}
@@ -338,12 +336,12 @@ func inlineClientKeys(raw []byte) (*clientKeys, error) {
 	if err != nil {
 		return nil, err
 	}
-	inlineKeyCache.Lock()
-	if len(inlineKeyCache.m) >= jwksCacheEntries {
-		clear(inlineKeyCache.m)
+	c.mu.Lock()
+	if len(c.m) >= jwksCacheEntries {
+		clear(c.m)
 	}
-	inlineKeyCache.m[sum] = k
-	inlineKeyCache.Unlock()
+	c.m[sum] = k
+	c.mu.Unlock()
 	return k, nil
 }
 
@@ -378,15 +376,6 @@ func parseClientKeys(raw []byte) (*clientKeys, error) {
 		}
 	}
 	return &clientKeys{set: set, sel: map[string]selectedKey{}}, nil
-}
-
-// isPrivateJWK tells whether a JWK holds private or symmetric key material.
-func isPrivateJWK(k jwk.Key) bool {
-	switch k.(type) {
-	case jwk.RSAPrivateKey, jwk.ECDSAPrivateKey, jwk.OKPPrivateKey, jwk.SymmetricKey:
-		return true
-	}
-	return false
 }
 
 // lookup returns the raw public key for a kid and alg, choosing it on
