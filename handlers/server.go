@@ -17,6 +17,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/smartcaddy/smartauth/handlers/accesstoken"
 	"github.com/smartcaddy/smartauth/keys"
 	"github.com/smartcaddy/smartauth/store"
 )
@@ -147,6 +148,9 @@ type Server struct {
 
 	// gs is the guard's cache and revocation poller (guard_cache.go).
 	gs *guardState
+
+	// tokens mints and verifies access tokens (the issuer and the guard).
+	tokens *accesstoken.Profile
 }
 
 // Endpoint names, appended to the issuer URL.
@@ -178,6 +182,16 @@ func New(cfg Config) (*Server, error) {
 		fhirPath:   strings.TrimSuffix(cfg.FHIRBase.Path, "/"),
 	}
 	var err error
+	if s.tokens, err = accesstoken.New(accesstoken.Options{
+		Issuer:   cfg.Issuer.String(),
+		Audience: cfg.FHIRBase.String(),
+		Keys:     cfg.Keys,
+		Alg:      cfg.AccessTokenAlg,
+		Lifetime: cfg.Lifetimes.AccessToken,
+		Store:    cfg.Store,
+	}); err != nil {
+		return nil, err
+	}
 	if s.smartConfig, err = s.buildSMARTConfiguration(); err != nil {
 		return nil, err
 	}
