@@ -103,16 +103,16 @@ func (s *Server) newPrincipal(r *http.Request, tok accesstoken.Claims) (*princip
 		}
 		p.hasUser = true
 		// The user's reach, from the current configuration, whatever
-		// the token carries (reach.go).
-		rc := s.reachOf(u)
-		p.userScopes = rc.userScopes
-		switch {
-		case rc.own != "":
-			if p.patient != "" && p.patient != rc.own {
+		// the token carries (users.Rule).
+		rc := s.users.Reach(u)
+		p.userScopes = rc.UserScopes()
+		switch own := rc.Own(); {
+		case own != "":
+			if p.patient != "" && p.patient != own {
 				return nil, invalidToken("the access token's patient is not one its user may reach")
 			}
-			p.patient, p.confined = rc.own, true
-		case p.patient != "" && !rc.patientAllowed(p.patient):
+			p.patient, p.confined = own, true
+		case p.patient != "" && !rc.PatientAllowed(p.patient):
 			return nil, invalidToken("the access token's patient is not one its user may reach")
 		}
 		if len(u.Scopes) > 0 {

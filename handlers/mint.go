@@ -10,6 +10,7 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwt"
 
 	"github.com/smartcaddy/smartauth/handlers/accesstoken"
+	"github.com/smartcaddy/smartauth/handlers/users"
 	"github.com/smartcaddy/smartauth/keys"
 	"github.com/smartcaddy/smartauth/scopes"
 	"github.com/smartcaddy/smartauth/store"
@@ -145,7 +146,7 @@ func (s *Server) mintIDToken(g *tokenGrant) (string, error) {
 // userClaims are the identity claims of the id_token and userinfo:
 // fhirUser (absolute URL) when the user has a FHIR resource, name (the
 // display name) when profile was granted.
-func (s *Server) userClaims(u *User, scope string) []jwtClaim {
+func (s *Server) userClaims(u *users.User, scope string) []jwtClaim {
 	var claims []jwtClaim
 	if u.FHIRUser != "" {
 		claims = append(claims, jwtClaim{idClaimFHIRUser, s.absoluteFHIRUser(u.FHIRUser)})

@@ -1,4 +1,4 @@
-package handlers
+package users
 
 import (
 	"context"
@@ -35,8 +35,27 @@ import (
 //     grant or when the operator turned on `patient_search` (then a
 //     patient the FHIR server confirms).
 
-// reach is what one user may reach.
-type reach struct {
+// Options configure the reach rule.
+type Options struct {
+	// PatientSearch tells whether the operator turned on patient search
+	// (users without a patient list pick any patient the FHIR server
+	// confirms).
+	PatientSearch bool
+}
+
+// Rule is the reach rule under one configuration. It is immutable and
+// safe for concurrent use.
+type Rule struct {
+	patientSearch bool
+}
+
+// New builds the reach rule.
+func New(opts Options) *Rule {
+	return &Rule{patientSearch: opts.PatientSearch}
+}
+
+// Reach is what one user may reach (Rule.Reach).
+type Reach struct {
 	// own is the id of the user's own Patient record; when set, the user
 	// is confined to that patient's compartment.
 	own string
@@ -51,23 +70,23 @@ type reach struct {
 
 // userReach computes a user's reach; patientSearch tells whether the
 // operator turned on patient search. A nil user reaches nothing.
-func userReach(u *User, patientSearch bool) reach {
+func userReach(u *User, patientSearch bool) Reach {
 	if u == nil {
-		return reach{}
+		return Reach{}
 	}
-	if own, ok := strings.CutPrefix(u.FHIRUser, "Patient/"); ok && own != "" {
-		return reach{own: own, userScopes: true}
+	if own := u.OwnPatient(); own != "" {
+		return Reach{own: own, userScopes: true}
 	}
-	r := reach{patients: u.Patients, userScopes: listsUserScopes(u.Scopes)}
+	r := Reach{patients: u.Patients, userScopes: listsUserScopes(u.Scopes)}
 	if len(u.Patients) == 0 {
 		r.anyPatient = r.userScopes || patientSearch
 	}
 	return r
 }
 
-// reachOf is the reach of a user under this server's configuration.
-func (s *Server) reachOf(u *User) reach {
-	return userReach(u, s.cfg.PatientSearch != nil)
+// Reach is the reach of a user; a nil user reaches nothing.
+func (r *Rule) Reach(u *User) Reach {
+	return userReach(u, r.patientSearch)
 }
 
 // listsUserScopes tells whether a scope list holds a user/ resource scope.
@@ -80,8 +99,18 @@ func listsUserScopes(list []string) bool {
 	return false
 }
 
-// patientAllowed tells whether the patient may be in context.
-func (r reach) patientAllowed(id string) bool {
+// Own is the id of the user's own Patient record, to whose compartment
+// the user is confined; "" for a user who is not a patient.
+func (r Reach) Own() string { return r.own }
+
+// UserScopes tells whether user/ scopes are within reach (bounded by the
+// user's configured scopes).
+func (r Reach) UserScopes() bool { return r.userScopes }
+
+// PatientAllowed tells whether the patient may be in context. A patient
+// allowed only through patient search must still be confirmed by the
+// FHIR server (Rule.MayHavePatient).
+func (r Reach) PatientAllowed(id string) bool {
 	switch {
 	case id == "":
 		return false
@@ -93,10 +122,10 @@ func (r reach) patientAllowed(id string) bool {
 	return r.anyPatient
 }
 
-// scopeAllowed tells whether a scope's context is within reach: never
-// system/, user/ only with userScopes. Non-resource scopes and patient/
+// ScopeAllowed tells whether a scope's context is within reach: never
+// system/, user/ only with UserScopes. Non-resource scopes and patient/
 // scopes are (patient/ ones then need a patient in context).
-func (r reach) scopeAllowed(sc scopes.Scope) bool {
+func (r Reach) ScopeAllowed(sc scopes.Scope) bool {
 	switch sc.Context {
 	case "system":
 		return false
@@ -106,43 +135,56 @@ func (r reach) scopeAllowed(sc scopes.Scope) bool {
 	return true
 }
 
-// userMayGrant tells whether a scope may be in a grant to a user: within
-// the user's reach (scopeAllowed) and covered by the user's configured
-// scopes (User.Scopes) when it is a resource scope and the user has a
-// bound. Unknown scopes, and any scope for a nil user, are refused.
-func userMayGrant(u *User, scope string) bool {
+// MayGrant tells whether a scope may be in a grant to a user: within the
+// user's reach (ScopeAllowed) and covered by the user's configured scopes
+// (User.Scopes) when it is a resource scope and the user has a bound.
+// Unknown scopes, and any scope for a nil user, are refused. Patient
+// search plays no part in it.
+func MayGrant(u *User, scope string) bool {
 	if u == nil {
 		return false
 	}
 	sc, err := scopes.Parse(scope)
-	if err != nil || !userReach(u, false).scopeAllowed(sc) {
+	if err != nil || !userReach(u, false).ScopeAllowed(sc) {
 		return false
 	}
 	return !sc.IsResource() || len(u.Scopes) == 0 || scopes.Covers(u.Scopes, []string{scope})
 }
 
-// mayHavePatient tells whether a user may have a patient in context: the
-// one rule for the patient picker, the launcher page and EHR launches. A
-// patient allowed only through patient search must be one the FHIR server
-// confirms.
-func (s *Server) mayHavePatient(ctx context.Context, u *User, patient string) bool {
-	r := s.reachOf(u)
-	if !r.patientAllowed(patient) {
-		return false
-	}
-	if r.own != "" || len(r.patients) > 0 || r.userScopes || !s.mayUsePatientSearch(u) {
-		return true
-	}
-	if _, err := s.findPatient(ctx, patient); err != nil {
-		s.logger.Info("a patient could not be confirmed on the FHIR server: " + err.Error())
-		return false
-	}
-	return true
+// SearchesPatients tells whether a user picks patients by searching the
+// upstream FHIR server: search is configured, and the user has no
+// configured patient list (which would bound the choice) and is not a
+// patient (whose own record is the context).
+func (r *Rule) SearchesPatients(u *User) bool {
+	return r.patientSearch && u != nil && len(u.Patients) == 0 && !strings.HasPrefix(u.FHIRUser, "Patient/")
 }
 
-// withoutSystemScopes drops system/ scopes from a list of scopes asked
+// ConfirmPatient asks the FHIR server whether a patient exists; an error
+// when it does not or cannot say.
+type ConfirmPatient func(ctx context.Context, id string) error
+
+// MayHavePatient tells whether a user may have a patient in context: the
+// one rule for the patient picker, the launcher page and EHR launches. A
+// patient allowed only through patient search must be one the FHIR server
+// confirms (confirm); err is confirm's error when it refused, and ok is
+// then false.
+func (r *Rule) MayHavePatient(ctx context.Context, u *User, patient string, confirm ConfirmPatient) (ok bool, err error) {
+	rc := r.Reach(u)
+	if !rc.PatientAllowed(patient) {
+		return false, nil
+	}
+	if rc.own != "" || len(rc.patients) > 0 || rc.userScopes || !r.SearchesPatients(u) {
+		return true, nil
+	}
+	if err := confirm(ctx, patient); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// WithoutSystemScopes drops system/ scopes from a list of scopes asked
 // for with a user.
-func withoutSystemScopes(list []string) []string {
+func WithoutSystemScopes(list []string) []string {
 	out := make([]string, 0, len(list))
 	for _, s := range list {
 		if sc, err := scopes.Parse(s); err == nil && sc.Context == "system" {
