@@ -92,7 +92,7 @@ func (r *Rule) Reach(u *User) Reach {
 // listsUserScopes tells whether a scope list holds a user/ resource scope.
 func listsUserScopes(list []string) bool {
 	for _, s := range scopes.Split(strings.Join(list, " ")) {
-		if sc, err := scopes.Parse(s); err == nil && sc.Context == "user" {
+		if sc, err := scopes.Parse(s); err == nil && sc.Context == scopes.User {
 			return true
 		}
 	}
@@ -127,9 +127,9 @@ func (r Reach) PatientAllowed(id string) bool {
 // scopes are (patient/ ones then need a patient in context).
 func (r Reach) ScopeAllowed(sc scopes.Scope) bool {
 	switch sc.Context {
-	case "system":
+	case scopes.System:
 		return false
-	case "user":
+	case scopes.User:
 		return r.userScopes
 	}
 	return true
@@ -187,7 +187,7 @@ func (r *Rule) MayHavePatient(ctx context.Context, u *User, patient string, conf
 func WithoutSystemScopes(list []string) []string {
 	out := make([]string, 0, len(list))
 	for _, s := range list {
-		if sc, err := scopes.Parse(s); err == nil && sc.Context == "system" {
+		if sc, err := scopes.Parse(s); err == nil && sc.Context == scopes.System {
 			continue
 		}
 		out = append(out, s)
