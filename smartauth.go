@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/smartcaddy/smartauth/handlers"
+	"github.com/smartcaddy/smartauth/handlers/users"
 	"github.com/smartcaddy/smartauth/keys"
 	"github.com/smartcaddy/smartauth/store"
 
@@ -191,9 +192,9 @@ func (s *SmartAuth) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	users := make(map[string]*handlers.User, len(s.Users))
+	people := make(map[string]*users.User, len(s.Users))
 	for _, u := range s.Users {
-		users[u.Name] = &handlers.User{Name: u.Name, PasswordHash: u.PasswordHash, FHIRUser: u.FHIRUser, DisplayName: u.DisplayName, Patients: u.Patients, Scopes: u.Scopes}
+		people[u.Name] = &users.User{Name: u.Name, PasswordHash: u.PasswordHash, FHIRUser: u.FHIRUser, DisplayName: u.DisplayName, Patients: u.Patients, Scopes: u.Scopes}
 	}
 	files, err := s.keyFiles()
 	if err != nil {
@@ -246,7 +247,7 @@ func (s *SmartAuth) Provision(ctx caddy.Context) error {
 		Store:    db,
 		Keys:     ring,
 		Clients:  clients,
-		Users:    users,
+		Users:    people,
 		Lifetimes: handlers.Lifetimes{
 			AccessToken:  time.Duration(s.AccessTokenLifetime),
 			RefreshToken: time.Duration(s.RefreshTokenLifetime),

@@ -13,6 +13,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/smartcaddy/smartauth/handlers/clients"
+	"github.com/smartcaddy/smartauth/handlers/users"
 	"github.com/smartcaddy/smartauth/scopes"
 	"github.com/smartcaddy/smartauth/store"
 )
@@ -189,7 +190,7 @@ func (s *Server) validateAuthorize(ctx context.Context, params url.Values) (*pen
 	}
 	// system/ scopes are for backend services (client_credentials) and
 	// never part of a grant with a user (reach.go).
-	offered := withoutSystemScopes(scopes.Grant(requested, client.Scopes))
+	offered := users.WithoutSystemScopes(scopes.Grant(requested, client.Scopes))
 	if len(offered) == 0 {
 		return bad("invalid_scope", "none of the requested scopes is allowed for this client (system/ scopes are only for backend services)")
 	}
@@ -335,13 +336,13 @@ func (s *Server) advanceAuthorization(w http.ResponseWriter, r *http.Request, fs
 // A user with configured scopes (User.Scopes) is asked only about the
 // resource scopes those cover: a user cannot grant an app more than the
 // user may do.
-func consentScopes(p pendingAuthorization, u *User) []string {
+func consentScopes(p pendingAuthorization, u *users.User) []string {
 	out := make([]string, 0, len(p.offered))
 	for _, sc := range p.offered {
 		if p.context.Patient == "" && scopes.NeedsPatient([]string{sc}) {
 			continue
 		}
-		if !userMayGrant(u, sc) {
+		if !users.MayGrant(u, sc) {
 			continue
 		}
 		out = append(out, sc)
@@ -369,14 +370,14 @@ func (s *Server) finishAuthorization(w http.ResponseWriter, r *http.Request, fs 
 	}
 	// The last word on what the grant may hold, whatever path led here.
 	user := fs.user(s)
-	rc := s.reachOf(user)
-	if user == nil || (p.context.Patient != "" && !rc.patientAllowed(p.context.Patient)) {
+	rc := s.users.Reach(user)
+	if user == nil || (p.context.Patient != "" && !rc.PatientAllowed(p.context.Patient)) {
 		s.redirectAuthorizeError(w, r, p.redirectURI, p.state, "access_denied", "the patient in context is not one the user may reach")
 		return
 	}
 	kept := granted[:0:0]
 	for _, sc := range granted {
-		if userMayGrant(user, sc) {
+		if users.MayGrant(user, sc) {
 			kept = append(kept, sc)
 		}
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwt"
 	"golang.org/x/net/http/httpguts"
 
+	"github.com/smartcaddy/smartauth/handlers/accesstoken"
 	"github.com/smartcaddy/smartauth/keys"
 	"github.com/smartcaddy/smartauth/store"
 )
@@ -142,18 +143,18 @@ func (e *fuzzEnv) accessToken(tb testing.TB, sub, client, scope, patient string)
 	now := time.Now()
 	b := jwt.NewBuilder().Issuer(fzIssuer).Subject(sub).Audience([]string{fzFHIRBase}).
 		IssuedAt(now).NotBefore(now).Expiration(now.Add(24*time.Hour)).JwtID(store.NewSecret()).
-		Claim(accessClaimClientID, client).Claim(accessClaimScope, scope)
+		Claim(accesstoken.ClaimClientID, client).Claim(accesstoken.ClaimScope, scope)
 	if patient != "" {
-		b = b.Claim(accessClaimPatient, patient)
+		b = b.Claim(accesstoken.ClaimPatient, patient)
 	}
 	if sub == fzUser {
-		b = b.Claim(accessClaimFHIRUser, fzFHIRBase+"/Patient/"+fzPatient)
+		b = b.Claim(accesstoken.ClaimFHIRUser, fzFHIRBase+"/Patient/"+fzPatient)
 	}
 	tok, err := b.Build()
 	if err != nil {
 		tb.Fatal(err)
 	}
-	raw, err := e.ring.Sign(tok, keys.ES256, accessTokenType)
+	raw, err := e.ring.Sign(tok, keys.ES256, accesstoken.Type)
 	if err != nil {
 		tb.Fatal(err)
 	}

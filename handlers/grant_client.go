@@ -86,7 +86,7 @@ func backendScope(c *store.Client, requested string) (string, *oauthFault) {
 		switch {
 		case err != nil:
 			return "", newOAuthFault("invalid_scope", "scope "+truncateForError(w)+" is not a scope this server knows")
-		case sc.Context != "system":
+		case sc.Context != scopes.System:
 			return "", newOAuthFault("invalid_scope", "scope "+truncateForError(w)+": client_credentials grants only system/ scopes")
 		case !scopes.Covers(c.Scopes, []string{w}):
 			return "", newOAuthFault("invalid_scope", "scope "+truncateForError(w)+" is not registered for this client")

@@ -8,6 +8,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/smartcaddy/smartauth/handlers/clients"
+	"github.com/smartcaddy/smartauth/handlers/users"
 	"github.com/smartcaddy/smartauth/scopes"
 	"github.com/smartcaddy/smartauth/store"
 )
@@ -111,7 +112,7 @@ func (s *Server) grantRefreshToken(ex *tokenExchange) (*tokenResponse, *oauthFau
 	scope = scopes.Grant(scope, owner.Scopes)
 	kept := scope[:0]
 	for _, sc := range scope {
-		if userMayGrant(s.cfg.Users[old.Subject], sc) {
+		if users.MayGrant(s.cfg.Users[old.Subject], sc) {
 			kept = append(kept, sc)
 		}
 	}
@@ -171,7 +172,7 @@ func (s *Server) checkRefresh(ex *tokenExchange, client *store.Client, old *stor
 		}
 		// The patient in context must still be within the user's reach
 		// (reach.go): an operator who took it away ends the grant.
-		if p := old.Context.Patient; p != "" && !s.reachOf(u).patientAllowed(p) {
+		if p := old.Context.Patient; p != "" && !s.users.Reach(u).PatientAllowed(p) {
 			return nil, newOAuthFault("invalid_grant", "the user may no longer open this authorization's patient")
 		}
 	}

@@ -9,14 +9,14 @@ import (
 // Scope contexts, tried in this order: system/ and user/ scopes reach
 // everything their bounds allow; patient/ scopes only the context
 // patient's compartment.
-var scopeContexts = [...]string{"system", "user", "patient"}
+var scopeContexts = [...]scopes.Context{scopes.System, scopes.User, scopes.Patient}
 
 // decide finds the first scope context whose granted scopes (within their
 // bounds) permit an interaction, or refuses with insufficient_scope. It
-// answers "patient" whenever the patient compartment's rules apply: for
-// patient/ scopes, and for user/ scopes of a user confined to their own
-// record (a Patient user, reach.go).
-func (s *Server) decide(p *principal, in *interaction) (string, *guardFault) {
+// answers scopes.Patient whenever the patient compartment's rules apply:
+// for patient/ scopes, and for user/ scopes of a user confined to their
+// own record (a Patient user, users.Rule).
+func (s *Server) decide(p *principal, in *interaction) (scopes.Context, *guardFault) {
 	need, rtype, contexts, fault := s.interactionNeed(in)
 	if fault != nil {
 		return "", fault
@@ -24,19 +24,19 @@ func (s *Server) decide(p *principal, in *interaction) (string, *guardFault) {
 	for _, ctx := range contexts {
 		if permits(p, ctx, rtype, need, in.params) {
 			if p.confined {
-				return "patient", nil
+				return scopes.Patient, nil
 			}
 			return ctx, nil
 		}
 	}
-	ctx := "system"
+	ctx := scopes.System
 	switch {
-	case p.patient != "" && contexts[len(contexts)-1] == "patient":
-		ctx = "patient"
+	case p.patient != "" && contexts[len(contexts)-1] == scopes.Patient:
+		ctx = scopes.Patient
 	case p.hasUser:
-		ctx = "user"
+		ctx = scopes.User
 	}
-	want := ctx + "/" + rtype + "." + need.String()
+	want := string(ctx) + "/" + rtype + "." + need.String()
 	return "", forbidden(want, "the token's scopes do not permit "+describeInteraction(in)+" (needs "+want+")")
 }
 
@@ -55,7 +55,7 @@ func describeInteraction(in *interaction) string {
 // interactionNeed returns what an interaction needs: permissions, the
 // resource type the scopes must name ("*" for the system level), and the
 // scope contexts that may allow it.
-func (s *Server) interactionNeed(in *interaction) (scopes.Perms, string, []string, *guardFault) {
+func (s *Server) interactionNeed(in *interaction) (scopes.Perms, string, []scopes.Context, *guardFault) {
 	rtype := in.resourceType
 	if rtype == "" {
 		rtype = "*"
@@ -89,17 +89,17 @@ func (s *Server) interactionNeed(in *interaction) (scopes.Perms, string, []strin
 // with a user carries, system/ scopes never count for it). The user's
 // configured scopes bound user/ and patient/ scopes, the client's
 // configured scopes bound system/ scopes.
-func permits(p *principal, ctx, rtype string, need scopes.Perms, params url.Values) bool {
+func permits(p *principal, ctx scopes.Context, rtype string, need scopes.Perms, params url.Values) bool {
 	switch ctx {
-	case "patient":
+	case scopes.Patient:
 		if p.patient == "" {
 			return false
 		}
-	case "user":
+	case scopes.User:
 		if !p.hasUser || !p.userScopes {
 			return false
 		}
-	case "system":
+	case scopes.System:
 		if p.hasUser {
 			return false
 		}
@@ -108,7 +108,7 @@ func permits(p *principal, ctx, rtype string, need scopes.Perms, params url.Valu
 		return false
 	}
 	switch ctx {
-	case "system":
+	case scopes.System:
 		return p.clientBound == nil || scopes.Permits(p.clientBound, ctx, rtype, need, params)
 	default:
 		return p.userBound == nil || scopes.Permits(p.userBound, ctx, rtype, need, params)

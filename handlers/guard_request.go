@@ -10,6 +10,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/smartcaddy/smartauth/scopes"
 )
 
 // Limits on what the guard reads to check it.
@@ -23,10 +25,10 @@ const (
 
 // allowedReasons are the audit reasons of allowed requests, by scope
 // context.
-var allowedReasons = map[string]string{
-	"system":  "allowed by system/ scopes",
-	"user":    "allowed by user/ scopes",
-	"patient": "allowed by patient/ scopes in the patient compartment",
+var allowedReasons = map[scopes.Context]string{
+	scopes.System:  "allowed by system/ scopes",
+	scopes.User:    "allowed by user/ scopes",
+	scopes.Patient: "allowed by patient/ scopes in the patient compartment",
 }
 
 // plan is how an allowed request goes on.
@@ -61,7 +63,7 @@ func (s *Server) authorizeRequest(r *http.Request, p *principal, in *interaction
 		return nil, f
 	}
 	pl := &plan{reason: allowedReasons[ctx]}
-	if ctx != "patient" {
+	if ctx != scopes.Patient {
 		return pl, nil
 	}
 	act, f := s.compartmentAction(in, p.patient)

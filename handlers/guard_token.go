@@ -10,6 +10,7 @@ import (
 
 	"github.com/lestrrat-go/jwx/v3/jwt"
 
+	"github.com/smartcaddy/smartauth/handlers/accesstoken"
 	"github.com/smartcaddy/smartauth/scopes"
 )
 
@@ -44,9 +45,9 @@ func (s *Server) authenticate(r *http.Request) (*principal, *guardFault) {
 	if p := s.gs.cached(key, now); p != nil {
 		return p, nil
 	}
-	tok, err := s.verifyAccessTokenJWT(r.Context(), raw)
+	tok, err := s.tokens.Verify(r.Context(), raw)
 	switch {
-	case errors.Is(err, errAccessTokenRevoked):
+	case errors.Is(err, accesstoken.ErrRevoked):
 		return nil, invalidToken("the access token was revoked")
 	case errors.Is(err, jwt.TokenExpiredError()):
 		return nil, invalidToken("the access token is expired")
@@ -65,17 +66,17 @@ func (s *Server) authenticate(r *http.Request) (*principal, *guardFault) {
 
 // newPrincipal reads a verified token's claims and the bounds that apply
 // to it: the configured user's scopes and the client's current scopes.
-func (s *Server) newPrincipal(r *http.Request, tok jwt.Token) (*principal, *guardFault) {
+func (s *Server) newPrincipal(r *http.Request, tok accesstoken.Claims) (*principal, *guardFault) {
 	p := &principal{
-		clientID:  stringClaim(tok, accessClaimClientID),
-		scope:     stringClaim(tok, accessClaimScope),
-		patient:   stringClaim(tok, accessClaimPatient),
-		encounter: stringClaim(tok, accessClaimEncounter),
-		fhirUser:  stringClaim(tok, accessClaimFHIRUser),
-		family:    stringClaim(tok, accessClaimFamily),
+		clientID:  tok.ClientID(),
+		scope:     tok.Scope(),
+		patient:   tok.Patient(),
+		encounter: tok.Encounter(),
+		fhirUser:  tok.FHIRUser(),
+		family:    tok.Family(),
+		sub:       tok.Subject(),
+		jti:       tok.ID(),
 	}
-	p.sub, _ = tok.Subject()
-	p.jti, _ = tok.JwtID()
 	p.iat, _ = tok.IssuedAt()
 	p.exp, _ = tok.Expiration()
 	if p.clientID == "" || p.sub == "" {
@@ -83,7 +84,7 @@ func (s *Server) newPrincipal(r *http.Request, tok jwt.Token) (*principal, *guar
 	}
 	// A token's exp is checked with leeway on verification; the cache
 	// keeps it until exp plus the same leeway.
-	p.exp = p.exp.Add(accessTokenSkew)
+	p.exp = p.exp.Add(accesstoken.Skew)
 	p.granted, _ = scopes.ParseAll(scopes.Split(p.scope))
 	client, err := s.registry.Lookup(r.Context(), p.clientID)
 	if err != nil || client == nil {
@@ -102,16 +103,16 @@ func (s *Server) newPrincipal(r *http.Request, tok jwt.Token) (*principal, *guar
 		}
 		p.hasUser = true
 		// The user's reach, from the current configuration, whatever
-		// the token carries (reach.go).
-		rc := s.reachOf(u)
-		p.userScopes = rc.userScopes
-		switch {
-		case rc.own != "":
-			if p.patient != "" && p.patient != rc.own {
+		// the token carries (users.Rule).
+		rc := s.users.Reach(u)
+		p.userScopes = rc.UserScopes()
+		switch own := rc.Own(); {
+		case own != "":
+			if p.patient != "" && p.patient != own {
 				return nil, invalidToken("the access token's patient is not one its user may reach")
 			}
-			p.patient, p.confined = rc.own, true
-		case p.patient != "" && !rc.patientAllowed(p.patient):
+			p.patient, p.confined = own, true
+		case p.patient != "" && !rc.PatientAllowed(p.patient):
 			return nil, invalidToken("the access token's patient is not one its user may reach")
 		}
 		if len(u.Scopes) > 0 {

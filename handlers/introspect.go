@@ -2,14 +2,12 @@ package handlers
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
 
-	"github.com/lestrrat-go/jwx/v3/jwt"
 	"go.uber.org/zap"
 
 	"github.com/smartcaddy/smartauth/handlers/clients"
@@ -103,18 +101,18 @@ func (s *Server) introspectionCaller(w http.ResponseWriter, r *http.Request, for
 			writeOAuthError(w, http.StatusBadRequest, "invalid_request", "use exactly one client authentication method")
 			return introspectCaller{}, true
 		}
-		tok, err := s.verifyAccessTokenJWT(r.Context(), strings.TrimSpace(bearer))
+		tok, err := s.tokens.Verify(r.Context(), strings.TrimSpace(bearer))
 		if err != nil {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="`+s.cfg.Issuer.String()+`", error="invalid_token"`)
 			writeOAuthError(w, http.StatusUnauthorized, "invalid_token", "the bearer token is invalid, expired or revoked")
 			return introspectCaller{}, true
 		}
-		if !scopeHas(stringClaim(tok, accessClaimScope), scopeIntrospect) {
+		if !scopeHas(tok.Scope(), scopeIntrospect) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="`+s.cfg.Issuer.String()+`", error="insufficient_scope", scope="`+scopeIntrospect+`"`)
 			writeOAuthError(w, http.StatusForbidden, "insufficient_scope", "the bearer token lacks the "+scopeIntrospect+" scope")
 			return introspectCaller{}, true
 		}
-		return introspectCaller{clientID: stringClaim(tok, accessClaimClientID), any: true}, false
+		return introspectCaller{clientID: tok.ClientID(), any: true}, false
 	}
 	if !clients.Presented(r, form) {
 		s.writeFault(w, challenge(newOAuthFault("invalid_client", "authenticate as a confidential client, or with a bearer token holding "+scopeIntrospect)))
@@ -146,22 +144,25 @@ func (s *Server) introspect(ctx context.Context, token, hint string) (*introspec
 	return s.introspectRefresh(ctx, token)
 }
 
-// introspectAccess checks an access token with verifyAccessTokenJWT
+// introspectAccess checks an access token with accesstoken.Profile.Verify
 // (signature, typ, iss, aud, exp, nbf, revocation) and describes it.
 func (s *Server) introspectAccess(ctx context.Context, token string) *introspection {
 	if strings.Count(token, ".") != 2 {
 		return &introspection{}
 	}
-	tok, err := s.verifyAccessTokenJWT(ctx, token)
+	tok, err := s.tokens.Verify(ctx, token)
 	if err != nil {
 		return &introspection{}
 	}
 	resp := &introspection{
 		Active:    true,
-		Scope:     stringClaim(tok, accessClaimScope),
-		ClientID:  stringClaim(tok, accessClaimClientID),
+		Scope:     tok.Scope(),
+		ClientID:  tok.ClientID(),
 		TokenType: "Bearer",
-		FHIRUser:  stringClaim(tok, accessClaimFHIRUser),
+		FHIRUser:  tok.FHIRUser(),
+		Sub:       tok.Subject(),
+		Iss:       tok.Issuer(),
+		Aud:       tok.Audience(),
 	}
 	if exp, ok := tok.Expiration(); ok {
 		resp.Exp = exp.Unix()
@@ -169,44 +170,8 @@ func (s *Server) introspectAccess(ctx context.Context, token string) *introspect
 	if iat, ok := tok.IssuedAt(); ok {
 		resp.Iat = iat.Unix()
 	}
-	resp.Sub, _ = tok.Subject()
-	resp.Iss, _ = tok.Issuer()
-	if aud, _ := tok.Audience(); len(aud) > 0 {
-		resp.Aud = aud[0]
-	}
-	resp.LaunchContext = launchContextFromClaims(tok)
+	resp.LaunchContext = tok.LaunchContext()
 	return resp
-}
-
-// launchContextFromClaims reads the launch context an access token
-// carries (mintAccessToken, launchContextClaims).
-func launchContextFromClaims(tok jwt.Token) store.LaunchContext {
-	lc := store.LaunchContext{
-		Patient:       stringClaim(tok, accessClaimPatient),
-		Encounter:     stringClaim(tok, accessClaimEncounter),
-		SmartStyleURL: stringClaim(tok, accessClaimSmartStyleURL),
-		Intent:        stringClaim(tok, accessClaimIntent),
-		Tenant:        stringClaim(tok, accessClaimTenant),
-	}
-	if tok.Has(accessClaimNeedPatientBanner) {
-		var b bool
-		if err := tok.Get(accessClaimNeedPatientBanner, &b); err == nil {
-			lc.NeedPatientBanner = &b
-		}
-	}
-	if tok.Has(accessClaimFHIRContext) {
-		var v any
-		if err := tok.Get(accessClaimFHIRContext, &v); err == nil {
-			if list, ok := v.([]any); ok {
-				for _, item := range list {
-					if b, err := json.Marshal(item); err == nil {
-						lc.FHIRContext = append(lc.FHIRContext, b)
-					}
-				}
-			}
-		}
-	}
-	return lc
 }
 
 // introspectRefresh looks a refresh token up in the store: live, unused,

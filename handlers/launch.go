@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/smartcaddy/smartauth/handlers/clients"
+	"github.com/smartcaddy/smartauth/handlers/users"
 	"github.com/smartcaddy/smartauth/store"
 )
 
@@ -132,7 +133,7 @@ func (s *Server) checkLaunchRequest(r *http.Request, req *launchRequest) string 
 		if u == nil {
 			return "user names no configured user"
 		}
-		if req.Patient != "" && !s.reachOf(u).patientAllowed(req.Patient) {
+		if req.Patient != "" && !s.users.Reach(u).PatientAllowed(req.Patient) {
 			return "the user may not open this patient's record"
 		}
 	}
@@ -145,7 +146,7 @@ func (s *Server) checkLaunchRequest(r *http.Request, req *launchRequest) string 
 // launcher page). Otherwise it shows an error page and ends the pending
 // request; the launch itself stays usable for the right user until it
 // expires.
-func (s *Server) checkLaunchUser(w http.ResponseWriter, r *http.Request, id string, p pendingAuthorization, u *User) bool {
+func (s *Server) checkLaunchUser(w http.ResponseWriter, r *http.Request, id string, p pendingAuthorization, u *users.User) bool {
 	var msg string
 	switch {
 	case p.launchUser != "" && p.launchUser != u.Name:

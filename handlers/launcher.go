@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/smartcaddy/smartauth/handlers/users"
 	"github.com/smartcaddy/smartauth/store"
 )
 
@@ -93,10 +94,10 @@ func (s *Server) serveLauncher(w http.ResponseWriter, r *http.Request) {
 
 // launcherPatients are the patients a user may launch an app for: their
 // own record when they are a patient (and nothing else), else the ones
-// they may pick (reach.go).
-func launcherPatients(u *User) []string {
-	if r := userReach(u, false); r.own != "" {
-		return []string{r.own}
+// they may pick (users.Rule).
+func launcherPatients(u *users.User) []string {
+	if own := u.OwnPatient(); own != "" {
+		return []string{own}
 	}
 	return u.Patients
 }

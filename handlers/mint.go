@@ -1,7 +1,6 @@
 package handlers
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -10,24 +9,11 @@ import (
 
 	"github.com/lestrrat-go/jwx/v3/jwt"
 
+	"github.com/smartcaddy/smartauth/handlers/accesstoken"
+	"github.com/smartcaddy/smartauth/handlers/users"
 	"github.com/smartcaddy/smartauth/keys"
 	"github.com/smartcaddy/smartauth/scopes"
 	"github.com/smartcaddy/smartauth/store"
-)
-
-// Claims of the access tokens this server issues (RFC 9068 profile, typ
-// at+jwt), besides iss, sub, aud, exp, iat, nbf and jti. The guard,
-// introspection and revocation read them by these names.
-const (
-	accessClaimClientID  = "client_id"
-	accessClaimScope     = "scope"
-	accessClaimPatient   = "patient"
-	accessClaimEncounter = "encounter"
-	accessClaimFHIRUser  = "fhirUser"
-	// accessClaimFamily names the refresh-token family (the code's
-	// family) the token was issued from: revoking the family
-	// (store.RevokedFamily) revokes the token.
-	accessClaimFamily = "family_id"
 )
 
 // Claims of the id_token and userinfo besides the registered ones.
@@ -37,13 +23,6 @@ const (
 	idClaimAuthTime = "auth_time"
 	idClaimNonce    = "nonce"
 )
-
-// accessTokenType is the typ header of access tokens (RFC 9068).
-const accessTokenType = "at+jwt"
-
-// accessTokenSkew is the clock skew tolerated when checking exp and nbf
-// of our own access tokens.
-const accessTokenSkew = 30 * time.Second
 
 // tokenGrant is what a token is issued for: the outcome of redeeming a
 // code, a refresh token or (later) client credentials.
@@ -80,14 +59,6 @@ func (s *Server) familyRevocationTTL() time.Duration {
 	return max(s.accessTokenTTL(), s.refreshTokenTTL())
 }
 
-// accessTokenAlg is the access tokens' signing algorithm.
-func (s *Server) accessTokenAlg() string {
-	if s.cfg.AccessTokenAlg != "" {
-		return s.cfg.AccessTokenAlg
-	}
-	return keys.ES256
-}
-
 // scopeHas tells whether a space-separated scope string holds one scope.
 func scopeHas(scope, want string) bool {
 	return slices.Contains(scopes.Split(scope), want)
@@ -119,84 +90,22 @@ func newJWT(claims []jwtClaim) (jwt.Token, error) {
 	return tok, nil
 }
 
-// mintAccessToken signs an access token for a grant with the configured
-// algorithm (typ at+jwt) and returns it with its lifetime in seconds.
+// mintAccessToken signs an access token for a grant (accesstoken.Profile)
+// and returns it with its lifetime in seconds.
 func (s *Server) mintAccessToken(g *tokenGrant) (string, int64, error) {
-	now := time.Now()
-	ttl := g.TTL
-	if ttl <= 0 {
-		ttl = s.accessTokenTTL()
+	fhirUser := ""
+	if u := s.cfg.Users[g.Subject]; g.Subject != "" && u != nil {
+		fhirUser = s.absoluteFHIRUser(u.FHIRUser)
 	}
-	sub := g.Subject
-	if sub == "" {
-		sub = g.ClientID
-	}
-	claims := []jwtClaim{
-		{jwt.IssuerKey, s.cfg.Issuer.String()},
-		{jwt.SubjectKey, sub},
-		{jwt.AudienceKey, s.cfg.FHIRBase.String()},
-		{jwt.IssuedAtKey, now},
-		{jwt.NotBeforeKey, now},
-		{jwt.ExpirationKey, now.Add(ttl)},
-		{jwt.JwtIDKey, store.NewSecret()},
-		{accessClaimClientID, g.ClientID},
-		{accessClaimScope, g.Scope},
-	}
-	if g.Context.Patient != "" {
-		claims = append(claims, jwtClaim{accessClaimPatient, g.Context.Patient})
-	}
-	if g.Context.Encounter != "" {
-		claims = append(claims, jwtClaim{accessClaimEncounter, g.Context.Encounter})
-	}
-	claims = append(claims, launchContextClaims(g.Context)...)
-	if u := s.cfg.Users[g.Subject]; g.Subject != "" && u != nil && u.FHIRUser != "" {
-		claims = append(claims, jwtClaim{accessClaimFHIRUser, s.absoluteFHIRUser(u.FHIRUser)})
-	}
-	if g.FamilyID != "" {
-		claims = append(claims, jwtClaim{accessClaimFamily, g.FamilyID})
-	}
-	tok, err := newJWT(claims)
-	if err != nil {
-		return "", 0, err
-	}
-	b, err := s.cfg.Keys.Sign(tok, s.accessTokenAlg(), accessTokenType)
-	if err != nil {
-		return "", 0, err
-	}
-	return string(b), int64(ttl / time.Second), nil
-}
-
-// Claims carrying the rest of the launch context, so that introspection
-// can repeat every launch-context parameter of the token response (SMART
-// token introspection: SHALL).
-const (
-	accessClaimFHIRContext       = "fhirContext"
-	accessClaimNeedPatientBanner = "need_patient_banner"
-	accessClaimSmartStyleURL     = "smart_style_url"
-	accessClaimIntent            = "intent"
-	accessClaimTenant            = "tenant"
-)
-
-// launchContextClaims are the launch-context claims besides patient and
-// encounter.
-func launchContextClaims(lc store.LaunchContext) []jwtClaim {
-	var claims []jwtClaim
-	if len(lc.FHIRContext) > 0 {
-		claims = append(claims, jwtClaim{accessClaimFHIRContext, lc.FHIRContext})
-	}
-	if lc.NeedPatientBanner != nil {
-		claims = append(claims, jwtClaim{accessClaimNeedPatientBanner, *lc.NeedPatientBanner})
-	}
-	if lc.SmartStyleURL != "" {
-		claims = append(claims, jwtClaim{accessClaimSmartStyleURL, lc.SmartStyleURL})
-	}
-	if lc.Intent != "" {
-		claims = append(claims, jwtClaim{accessClaimIntent, lc.Intent})
-	}
-	if lc.Tenant != "" {
-		claims = append(claims, jwtClaim{accessClaimTenant, lc.Tenant})
-	}
-	return claims
+	return s.tokens.Mint(accesstoken.Grant{
+		ClientID: g.ClientID,
+		Subject:  g.Subject,
+		Scope:    g.Scope,
+		Context:  g.Context,
+		FHIRUser: fhirUser,
+		FamilyID: g.FamilyID,
+		TTL:      g.TTL,
+	})
 }
 
 // mintIDToken signs an OpenID Connect id_token (RS256, typ JWT) for a
@@ -237,7 +146,7 @@ func (s *Server) mintIDToken(g *tokenGrant) (string, error) {
 // userClaims are the identity claims of the id_token and userinfo:
 // fhirUser (absolute URL) when the user has a FHIR resource, name (the
 // display name) when profile was granted.
-func (s *Server) userClaims(u *User, scope string) []jwtClaim {
+func (s *Server) userClaims(u *users.User, scope string) []jwtClaim {
 	var claims []jwtClaim
 	if u.FHIRUser != "" {
 		claims = append(claims, jwtClaim{idClaimFHIRUser, s.absoluteFHIRUser(u.FHIRUser)})
@@ -270,44 +179,4 @@ func (s *Server) issueTokens(g *tokenGrant, refreshToken string) (*tokenResponse
 		}
 	}
 	return resp, nil
-}
-
-// errAccessTokenRevoked is returned by verifyAccessTokenJWT for a revoked
-// token.
-var errAccessTokenRevoked = errors.New("the access token was revoked")
-
-// verifyAccessTokenJWT checks an access token this server issued: the
-// signature with the ring's keys, typ at+jwt, iss, aud (the FHIR base),
-// exp and nbf, a jti, and that neither the token (by jti) nor its family
-// is revoked. It returns the validated token.
-func (s *Server) verifyAccessTokenJWT(ctx context.Context, raw string) (jwt.Token, error) {
-	tok, err := s.cfg.Keys.VerifyTyp(ctx, []byte(raw), accessTokenType,
-		jwt.WithIssuer(s.cfg.Issuer.String()),
-		jwt.WithAudience(s.cfg.FHIRBase.String()),
-		jwt.WithRequiredClaim(jwt.ExpirationKey),
-		jwt.WithRequiredClaim(jwt.JwtIDKey),
-		jwt.WithAcceptableSkew(accessTokenSkew),
-	)
-	if err != nil {
-		return nil, err
-	}
-	switch revoked, err := s.accessTokenRevoked(ctx, tok); {
-	case err != nil:
-		return nil, err
-	case revoked:
-		return nil, errAccessTokenRevoked
-	}
-	return tok, nil
-}
-
-// stringClaim reads a string claim of a token; "" when absent or not a
-// string.
-func stringClaim(tok jwt.Token, name string) string {
-	var v string
-	if tok.Has(name) {
-		if err := tok.Get(name, &v); err != nil {
-			return ""
-		}
-	}
-	return v
 }

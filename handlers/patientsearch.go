@@ -11,6 +11,10 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/smartcaddy/smartauth/handlers/users"
 )
 
 // Limits on the patient picker's search against the upstream FHIR server.
@@ -70,11 +74,24 @@ func (p *patientResource) choice() patientChoice {
 }
 
 // mayUsePatientSearch tells whether a user picks patients by searching
-// the upstream FHIR server: search is configured, and the user has no
-// configured patient list (which would bound the choice) and is not a
-// patient (whose own record is the context).
-func (s *Server) mayUsePatientSearch(u *User) bool {
-	return s.cfg.PatientSearch != nil && u != nil && len(u.Patients) == 0 && !strings.HasPrefix(u.FHIRUser, "Patient/")
+// the upstream FHIR server (users.Rule.SearchesPatients).
+func (s *Server) mayUsePatientSearch(u *users.User) bool {
+	return s.users.SearchesPatients(u)
+}
+
+// mayHavePatient tells whether a user may have a patient in context: the
+// one rule for the patient picker, the launcher page and EHR launches
+// (users.Rule.MayHavePatient), with findPatient confirming a patient
+// allowed only through patient search.
+func (s *Server) mayHavePatient(ctx context.Context, u *users.User, patient string) bool {
+	ok, err := s.users.MayHavePatient(ctx, u, patient, func(ctx context.Context, id string) error {
+		_, err := s.findPatient(ctx, id)
+		return err
+	})
+	if err != nil {
+		s.logger.Info("a patient could not be confirmed on the FHIR server", zap.Error(err))
+	}
+	return ok
 }
 
 // searchPatients asks the upstream FHIR server for patients by name

@@ -9,6 +9,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/smartcaddy/smartauth/handlers/accesstoken"
 	"github.com/smartcaddy/smartauth/store"
 )
 
@@ -95,16 +96,15 @@ func (s *Server) revokeAccess(ctx context.Context, clientID, token string) (bool
 	if strings.Count(token, ".") != 2 {
 		return false, nil
 	}
-	tok, err := s.verifyAccessTokenJWT(ctx, token)
+	tok, err := s.tokens.Verify(ctx, token)
 	if err != nil {
 		return false, nil
 	}
-	if stringClaim(tok, accessClaimClientID) != clientID {
+	if tok.ClientID() != clientID {
 		return false, errNotOwner
 	}
-	jti, _ := tok.JwtID()
 	exp, _ := tok.Expiration()
-	return true, s.cfg.Store.Revoke(ctx, store.RevokedToken, jti, exp.Add(accessTokenSkew))
+	return true, s.cfg.Store.Revoke(ctx, store.RevokedToken, tok.ID(), exp.Add(accesstoken.Skew))
 }
 
 // revokeRefresh revokes the family of a live refresh token: its refresh

@@ -18,21 +18,16 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/smartcaddy/smartauth/handlers/clients"
+	"github.com/smartcaddy/smartauth/handlers/accesstoken"
+	"github.com/smartcaddy/smartauth/handlers/users"
 	"github.com/smartcaddy/smartauth/keys"
 	"github.com/smartcaddy/smartauth/store"
 )
 
-// User is a person who can sign in, from the configuration.
-type User struct {
-	Name         string
-	PasswordHash string
-	FHIRUser     string
-	DisplayName  string
-	Patients     []string
-	// Scopes bound the resource scopes the user can grant and use; empty
-	// for no bound.
-	Scopes []string
-}
+// User is a person who can sign in, from the configuration (users.User;
+// the alias keeps the files of the authorization server short until they
+// move to their own package).
+type User = users.User
 
 // Lifetimes are how long issued artifacts live.
 type Lifetimes struct {
@@ -93,7 +88,7 @@ type Config struct {
 	// Clients are the clients from the configuration, by id.
 	Clients map[string]*store.Client
 	// Users are the users from the configuration, by name.
-	Users     map[string]*User
+	Users     map[string]*users.User
 	Lifetimes Lifetimes
 	Logger    *zap.Logger
 
@@ -152,6 +147,10 @@ type Server struct {
 	// registry finds and authenticates clients; New acquires its shared
 	// state (the JWKS caches), Close releases it.
 	registry *clients.Registry
+	// tokens mints and verifies access tokens (the issuer and the guard).
+	tokens *accesstoken.Profile
+	// users is the reach rule (the authorization server and the guard).
+	users *users.Rule
 }
 
 // Endpoint names, appended to the issuer URL.
@@ -181,8 +180,19 @@ func New(cfg Config) (*Server, error) {
 		logger:     cfg.Logger,
 		issuerPath: strings.TrimSuffix(cfg.Issuer.Path, "/"),
 		fhirPath:   strings.TrimSuffix(cfg.FHIRBase.Path, "/"),
+		users:      users.New(users.Options{PatientSearch: cfg.PatientSearch != nil}),
 	}
 	var err error
+	if s.tokens, err = accesstoken.New(accesstoken.Options{
+		Issuer:   cfg.Issuer.String(),
+		Audience: cfg.FHIRBase.String(),
+		Keys:     cfg.Keys,
+		Alg:      cfg.AccessTokenAlg,
+		Lifetime: cfg.Lifetimes.AccessToken,
+		Store:    cfg.Store,
+	}); err != nil {
+		return nil, err
+	}
 	if s.smartConfig, err = s.buildSMARTConfiguration(); err != nil {
 		return nil, err
 	}

@@ -31,20 +31,20 @@ func (s *Server) serveUserinfo(w http.ResponseWriter, r *http.Request) {
 		writeOAuthError(w, http.StatusUnauthorized, "invalid_request", "a Bearer access token is required")
 		return
 	}
-	tok, err := s.verifyAccessTokenJWT(r.Context(), raw)
+	tok, err := s.tokens.Verify(r.Context(), raw)
 	if err != nil {
 		s.logger.Debug("userinfo refused", zap.String("error", "invalid_token"), zap.Error(err))
 		s.userinfoBearerError(w, http.StatusUnauthorized, "invalid_token", "the access token is invalid, expired or revoked")
 		return
 	}
-	clientID := stringClaim(tok, accessClaimClientID)
-	scope := stringClaim(tok, accessClaimScope)
+	clientID := tok.ClientID()
+	scope := tok.Scope()
 	if !scopeHas(scope, "openid") {
 		s.logger.Debug("userinfo refused", zap.String("client_id", clientID), zap.String("error", "insufficient_scope"))
 		s.userinfoBearerError(w, http.StatusForbidden, "insufficient_scope", "the access token was not granted openid")
 		return
 	}
-	sub, _ := tok.Subject()
+	sub := tok.Subject()
 	u := s.cfg.Users[sub]
 	if u == nil {
 		s.logger.Debug("userinfo refused", zap.String("client_id", clientID), zap.String("error", "invalid_token"), zap.String("reason", "unknown user"))

@@ -155,9 +155,9 @@ var permWords = map[Perms]string{
 func object(sc Scope) string {
 	if sc.ResourceType == "*" && len(sc.Query) == 0 {
 		switch sc.Context {
-		case "patient":
+		case Patient:
 			return "all of your health records"
-		case "user":
+		case User:
 			return "all records you can access"
 		default:
 			return "all records"
@@ -165,9 +165,9 @@ func object(sc Scope) string {
 	}
 	n := nounPhrase(sc)
 	switch sc.Context {
-	case "patient":
+	case Patient:
 		return "your " + n
-	case "user":
+	case User:
 		return n + " in records you can access"
 	default:
 		return n + " in all records"
@@ -180,7 +180,7 @@ func nounPhrase(sc Scope) string {
 	if !ok {
 		n = noun{plural: genericNoun(sc.ResourceType)}
 	}
-	if sc.Context == "patient" && n.mine != "" {
+	if sc.Context == Patient && n.mine != "" {
 		n.plural = n.mine
 	}
 	if len(sc.Query) == 0 {

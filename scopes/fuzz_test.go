@@ -60,11 +60,11 @@ func FuzzParse(f *testing.F) {
 // any when ""), each naming the type or "*"; a scope with a query
 // restriction counts only when params carry each of its pairs literally,
 // and then gives read and search at most.
-func permitsOracle(granted []Scope, context, rt string, need Perms, params url.Values) bool {
+func permitsOracle(granted []Scope, context Context, rt string, need Perms, params url.Values) bool {
 	if need == 0 || rt == "" {
 		return false
 	}
-	have := map[string]Perms{}
+	have := map[Context]Perms{}
 	for _, s := range granted {
 		if !s.IsResource() || context != "" && s.Context != context || s.ResourceType != "*" && s.ResourceType != rt {
 			continue
@@ -116,7 +116,7 @@ func FuzzPermits(f *testing.F) {
 	} {
 		f.Add(s.granted, s.ctx, s.rt, s.need, s.query)
 	}
-	contexts := []string{"", "patient", "user", "system"}
+	contexts := []Context{"", Patient, User, System}
 	f.Fuzz(func(t *testing.T, list string, ci uint8, rt string, need uint8, rawQuery string) {
 		params, err := url.ParseQuery(rawQuery)
 		if err != nil {

@@ -98,7 +98,7 @@ func Grant(requested, allowed []string) []string {
 // granted a (known, parsed) scope: anything but a system/ scope. What a
 // user's grant then holds is bounded further by the user's reach.
 func UnboundedAllows(sc Scope) bool {
-	return sc.Context != "system"
+	return sc.Context != System
 }
 
 // Covers tells whether the granted scopes cover every wanted one (a
@@ -134,7 +134,7 @@ func Locked(scope string) bool {
 // scopes count; entries may be space-separated scope parameters.
 func NeedsPatient(scopes []string) bool {
 	for _, s := range flatten(scopes) {
-		if sc, err := Parse(s); err == nil && sc.Context == "patient" {
+		if sc, err := Parse(s); err == nil && sc.Context == Patient {
 			return true
 		}
 	}

@@ -164,7 +164,7 @@ func TestPropCoveredScopesPermitNoMore(t *testing.T) {
 		n, _ := ParseAll(narrow)
 		w, _ := ParseAll(wide)
 		for range 30 {
-			ctx := rapid.SampledFrom([]string{"patient", "user", "system", ""}).Draw(t, "context")
+			ctx := rapid.SampledFrom([]Context{Patient, User, System, ""}).Draw(t, "context")
 			typ := rapid.SampledFrom(propTypes).Draw(t, "resourceType")
 			need := Perms(rapid.IntRange(1, int(AllPerms)).Draw(t, "need"))
 			params := url.Values{}

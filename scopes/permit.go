@@ -10,7 +10,7 @@ const restrictedPerms = Read | Search
 // Permits tells whether the granted scopes allow a request on the FHIR
 // API. The guard calls it once per interaction (or per batch entry).
 //
-//   - context is "patient", "user" or "system", or "" for any context.
+//   - context is Patient, User or System, or "" for any context.
 //   - resourceType is the request's resource type, or "*" for a
 //     system-level interaction (whole-system search or history); only a
 //     wildcard scope covers "*", while a wildcard scope covers every type.
@@ -30,11 +30,11 @@ const restrictedPerms = Read | Search
 // a search with _id).
 //
 // Non-resource scopes in granted are ignored.
-func Permits(granted []Scope, context string, resourceType string, need Perms, params url.Values) bool {
+func Permits(granted []Scope, context Context, resourceType string, need Perms, params url.Values) bool {
 	if need == 0 || resourceType == "" {
 		return false
 	}
-	have := map[string]Perms{}
+	have := map[Context]Perms{}
 	for _, s := range granted {
 		if !s.IsResource() || (context != "" && s.Context != context) {
 			continue

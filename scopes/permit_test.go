@@ -19,7 +19,7 @@ func TestPermits(t *testing.T) {
 	tests := []struct {
 		name    string
 		granted []string
-		ctx     string
+		ctx     Context
 		typ     string
 		need    Perms
 		params  url.Values

@@ -74,9 +74,9 @@ func (p Perms) Has(q Perms) bool { return q&^p == 0 }
 type Scope struct {
 	// Raw is the scope as given.
 	Raw string
-	// Context is "patient", "user" or "system" for resource scopes, ""
-	// for the others (openid, launch, …).
-	Context string
+	// Context is Patient, User or System for resource scopes, "" for
+	// the others (openid, launch, …).
+	Context Context
 	// ResourceType is a FHIR resource type or "*".
 	ResourceType string
 	// Perms are the permissions, v1 scopes translated (.read → rs,
@@ -103,8 +103,23 @@ var known = map[string]bool{
 	"online_access":    true,
 }
 
-// Contexts of resource scopes.
-var contexts = map[string]bool{"patient": true, "user": true, "system": true}
+// Context is the context of a resource scope, the part before the "/":
+// whose data the scope reaches. Its value is the scope's wire spelling.
+type Context string
+
+// Contexts of resource scopes (SMART App Launch 2.2).
+const (
+	// Patient scopes reach the compartment of the patient in context.
+	Patient Context = "patient"
+	// User scopes reach the data the signed-in user can access.
+	User Context = "user"
+	// System scopes are for a client acting on its own behalf (backend
+	// services, client_credentials).
+	System Context = "system"
+)
+
+// contexts are the contexts of resource scopes.
+var contexts = map[Context]bool{Patient: true, User: true, System: true}
 
 // resourceTypeRE matches a FHIR resource type name.
 var resourceTypeRE = regexp.MustCompile(`^[A-Z][A-Za-z]{1,63}$`)
@@ -135,7 +150,7 @@ func Parse(s string) (Scope, error) {
 		return Scope{Raw: s}, nil
 	}
 	ctx, rest, ok := strings.Cut(s, "/")
-	if !ok || !contexts[ctx] {
+	if !ok || !contexts[Context(ctx)] {
 		return Scope{}, invalid(s, "unknown scope")
 	}
 	body, rawQuery, hasQuery := strings.Cut(rest, "?")
@@ -146,7 +161,7 @@ func Parse(s string) (Scope, error) {
 	if typ != "*" && !resourceTypeRE.MatchString(typ) {
 		return Scope{}, invalid(s, "bad resource type")
 	}
-	sc := Scope{Raw: s, Context: ctx, ResourceType: typ}
+	sc := Scope{Raw: s, Context: Context(ctx), ResourceType: typ}
 	switch perm {
 	case "read":
 		sc.Perms, sc.V1 = v1Read, true
@@ -230,7 +245,7 @@ func (s Scope) String() string {
 		return s.Raw
 	}
 	var b strings.Builder
-	b.WriteString(s.Context)
+	b.WriteString(string(s.Context))
 	b.WriteByte('/')
 	b.WriteString(s.ResourceType)
 	b.WriteByte('.')

@@ -12,7 +12,7 @@ const labCat = "http://terminology.hl7.org/CodeSystem/observation-category|labor
 func TestParseValid(t *testing.T) {
 	tests := []struct {
 		in    string
-		ctx   string
+		ctx   Context
 		typ   string
 		perms Perms
 		v1    bool
