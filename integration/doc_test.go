@@ -6,6 +6,10 @@
 // from ../interop). As Caddy's caddytest/integration, it imports the module
 // only through its exported API and its registration with Caddy.
 //
+// caddyfile_adapt_test.go compares the Caddyfile adapter's output with the
+// golden files testdata/caddyfile_adapt/*.caddyfiletest (a Caddyfile, a line
+// of ten dashes, the adapted JSON); -update rewrites their JSON.
+//
 // The in-process Caddy is a process global: tests that start it must not use
 // t.Parallel.
 package integration
