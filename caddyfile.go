@@ -43,6 +43,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		code_lifetime          <duration>
 //		launch_lifetime        <duration>
 //		session_lifetime       <duration>
+//		backend_token_lifetime <duration>
 //		refresh_grace_period   <duration>
 //
 //		# tokens and pages
@@ -51,6 +52,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		remember_consent <duration>
 //		frame_ancestors  <origin> [<origin>...]
 //		templates        <directory>
+//		patient_search   <fhir_url>
 //
 //		client <client_id> {
 //			name        <display_name>
@@ -63,21 +65,42 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //			jwks_file   <path>
 //			jwks_uri    <url>
 //			scopes      <scope> [<scope>...]
-//			grant_types <grant_type> [<grant_type>...]
+//			grant_types authorization_code|refresh_token|client_credentials ...
 //			allow_secret_for_client_credentials
 //			create_launch
 //		}
 //
 //		user <name> {
 //			password_hash <bcrypt_hash>
-//			fhir_user     <Patient|Practitioner|RelatedPerson|Person>/<id>
+//			fhir_user     <Patient|Practitioner|PractitionerRole|RelatedPerson|Person>/<id>
 //			display_name  <name>
 //			patients      <id> [<id>...]
+//			scopes        <scope> [<scope>...]  # patient/ and user/ resource scopes
+//		}
+//
+//		guard {
+//			cors_origins <origin> [<origin>...] | *
+//			operation    <$name> <ResourceType|*> <permissions>
+//			allow_outside_compartment <ResourceType> [<ResourceType>...]
+//			header       <Name> <value>
+//		}
+//
+//		registration open
+//		registration [open] {
+//			initial_access_token      <token>
+//			initial_access_token_hash <hash>
+//			allow_private_jwks_uri
 //		}
 //	}
 //
-// Repeatable: signing_key (once per algorithm), frame_ancestors, client, user, and inside a
-// client redirect_uri, scopes and grant_types.
+// issuer and fhir_base are required; every other option is optional.
+// Repeatable: signing_key (once per algorithm), frame_ancestors, client, user; inside a client
+// redirect_uri, scopes and grant_types; inside a user patients and scopes; every option of guard
+// (lists add up). guard and registration may appear once; registration must say who may register
+// (open, or one of initial_access_token and initial_access_token_hash). Secrets (secret,
+// initial_access_token) are best given as placeholders ({env.VAR}, {file.path}) or as their hashes
+// (secret_hash, initial_access_token_hash from `caddy smart-auth hash-secret`). The fields of
+// SmartAuth, ClientConfig, UserConfig, GuardConfig and RegistrationConfig document each option.
 func (s *SmartAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
 	if d.NextArg() {

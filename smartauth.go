@@ -52,6 +52,22 @@ const (
 // State (registered clients, codes, sessions, refresh tokens, signing keys,
 // revocations) is kept in a Badger database, shared by every `smart_auth`
 // handler that names the same directory and kept across `caddy reload`.
+//
+// Once the guard allows a request to the FHIR API, it sets the following
+// placeholders for the handlers after it (`reverse_proxy` `header_up`, the
+// guard's own `header` option, `log_append`, matchers). A value the token
+// does not carry is left unset, and reads as empty.
+//
+//	Placeholder | Description
+//	------------|-------------
+//	`{smart.patient}` | The token's patient context (the `patient` launch context): a Patient id
+//	`{smart.encounter}` | The token's encounter context (the `encounter` launch context): an Encounter id
+//	`{smart.user}` | The user's FHIR resource (`fhirUser`) as an absolute URL, e.g. `https://fhir.example.org/r4/Practitioner/alice`
+//	`{smart.sub}` | The token's subject: the user's name, or the client_id of a backend services token
+//	`{smart.client_id}` | The client_id of the app the token was issued to
+//	`{smart.scope}` | The token's granted scopes, space-separated
+//	`{smart.jti}` | The token's id (`jti`), as in the audit log and in revocations
+//	`{http.auth.user.id}` | The token's subject, as Caddy's authentication handlers set it (= `{smart.sub}`)
 type SmartAuth struct {
 	// Issuer is the authorization server's URL: the `iss` of its tokens
 	// and the base of its endpoints (`{issuer}/authorize`,

@@ -1,0 +1,154 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"golang.org/x/oauth2"
+)
+
+// chromiumPath finds Debian's chromium. The test fails, never skips,
+// without it: .ci/run installs it.
+func chromiumPath(t *testing.T) string {
+	t.Helper()
+	for _, p := range []string{"/usr/bin/chromium", "/usr/bin/chromium-browser"} {
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	if p, err := exec.LookPath("chromium"); err == nil {
+		return p
+	}
+	t.Fatal("chromium not found: install Debian's chromium package (.ci/run does)")
+	return ""
+}
+
+// TestBrowserStandaloneLaunch performs a standalone launch in headless
+// Chromium by filling the real sign-in, patient-picker and consent pages,
+// and saves a PNG screenshot of each in screenshots/.
+func TestBrowserStandaloneLaunch(t *testing.T) {
+	s := startFlowSite(t, "")
+	// The app's redirect URI: a listener that records the code.
+	redirect, _ := url.Parse(s.redirect)
+	got := make(chan url.Values, 1)
+	l, err := net.Listen("tcp4", "127.0.0.1:"+redirect.Port())
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case got <- r.URL.Query():
+		default:
+		}
+		fmt.Fprint(w, "<!doctype html><title>App</title><p>The app received its code.")
+	})}
+	go func() { _ = app.Serve(l) }()
+	t.Cleanup(func() { _ = app.Close() })
+
+	shots := "screenshots"
+	if err := os.MkdirAll(shots, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromiumPath(t)),
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1000, 900),
+	)
+	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	defer cancel()
+	ctx, cancel := chromedp.NewContext(actx)
+	defer cancel()
+	ctx, cancel = context.WithTimeout(ctx, 90*time.Second)
+	defer cancel()
+
+	cfg := s.oauth("public-app", "", "openid", "fhirUser", "launch/patient", "patient/*.rs", "offline_access")
+	verifier := oauth2.GenerateVerifier()
+	authURL := cfg.AuthCodeURL("browser-state", oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("aud", s.fhirBase()))
+
+	shot := func() []byte {
+		t.Helper()
+		img, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+		if err != nil {
+			t.Fatalf("screenshot: %v", err)
+		}
+		return img
+	}
+	step := func(what string, actions ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(ctx, actions...); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	css := func(sel string) chromedp.CSS { return chromedp.CSS(sel) }
+	step("open the authorization URL", chromedp.Navigate(authURL), chromedp.WaitVisible(css(`input[name=username]`)))
+	login := shot()
+	step("sign in",
+		chromedp.SendKeys(css(`input[name=username]`), "alice"),
+		chromedp.SendKeys(css(`input[name=password]`), "alice-pw"),
+		chromedp.Submit(css(`input[name=password]`)),
+		chromedp.WaitVisible(css(`input[name=patient]`)))
+	picker := shot()
+	step("pick a patient",
+		chromedp.Click(css(`input[name=patient][value=p1]`)),
+		chromedp.Submit(css(`input[name=patient][value=p1]`)),
+		chromedp.WaitVisible(css(`input[name=scope]`)))
+	consent := shot()
+	step("allow", chromedp.Click(css(`button[name=decision][value=allow]`)), chromedp.WaitVisible(css(`p`)))
+	done := shot()
+	for name, img := range map[string][]byte{"1-login": login, "2-picker": picker, "3-consent": consent, "4-app": done} {
+		if err := os.WriteFile(filepath.Join(shots, name+".png"), img, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var q url.Values
+	select {
+	case q = <-got:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the app never received the redirect")
+	}
+	if q.Get("state") != "browser-state" || q.Get("code") == "" {
+		t.Fatalf("redirect: %v", q)
+	}
+	tok, err := cfg.Exchange(context.Background(), q.Get("code"), oauth2.VerifierOption(verifier))
+	if err != nil {
+		t.Fatalf("exchange: %v", err)
+	}
+	if tok.Extra("patient") != "p1" || !strings.Contains(fmt.Sprint(tok.Extra("scope")), "patient/*.rs") {
+		t.Errorf("token: patient=%v scope=%v", tok.Extra("patient"), tok.Extra("scope"))
+	}
+
+	// The management page lists the app; its button revokes it.
+	step("open the management page", chromedp.Navigate(s.issuer()+"/manage"),
+		chromedp.WaitReady(css(`input[name=client_id][value=public-app]`)), chromedp.WaitVisible(css(`form button[type=submit]`)))
+	manage := shot()
+	step("revoke the app", chromedp.Click(css(`form button[type=submit]`)), chromedp.WaitVisible(css(`p[role=status]`)))
+	left, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll('input[name=client_id]').length`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if left != 0 {
+		t.Errorf("%d apps still listed after revoking", left)
+	}
+	if err := os.WriteFile(filepath.Join(shots, "5-manage.png"), manage, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if r := refresh(t, s, tok.RefreshToken, "public-app"); r["error"] != "invalid_grant" {
+		t.Errorf("refresh after revoking in the browser: %v", r)
+	}
+}
