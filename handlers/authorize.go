@@ -12,6 +12,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 
+	"github.com/smartcaddy/smartauth/handlers/oauth"
 	"github.com/smartcaddy/smartauth/scopes"
 	"github.com/smartcaddy/smartauth/store"
 )
@@ -145,7 +146,7 @@ func (s *Server) validateAuthorize(ctx context.Context, params url.Values) (*pen
 	default:
 		return bad("unsupported_response_type", "only response_type=code is supported")
 	}
-	if !slices.Contains(client.GrantTypes, "authorization_code") {
+	if !oauth.GrantAuthorizationCode.In(client.GrantTypes) {
 		return bad("unauthorized_client", "the client may not use the authorization code grant")
 	}
 	state := params.Get("state")

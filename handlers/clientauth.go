@@ -16,6 +16,7 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwt"
 	"go.uber.org/zap"
 
+	"github.com/smartcaddy/smartauth/handlers/oauth"
 	"github.com/smartcaddy/smartauth/store"
 )
 
@@ -64,11 +65,11 @@ func hasBasicAuth(r *http.Request) bool {
 
 // resolveOAuthClient returns a client from the configuration or from dynamic
 // registration. An unknown client is invalid_client.
-func (s *Server) resolveOAuthClient(ctx context.Context, id string) (*store.Client, *oauthFault) {
+func (s *Server) resolveOAuthClient(ctx context.Context, id string) (*store.Client, *oauth.Error) {
 	c, err := s.lookupClient(ctx, id)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		return nil, newOAuthFault("invalid_client", "unknown client")
+		return nil, oauth.New("invalid_client", "unknown client")
 	case err != nil:
 		return nil, s.serverFault("looking up a client", err)
 	}
@@ -76,9 +77,9 @@ func (s *Server) resolveOAuthClient(ctx context.Context, id string) (*store.Clie
 }
 
 // clientMayUseGrant refuses a grant type the client is not registered for.
-func clientMayUseGrant(c *store.Client, grantType string) *oauthFault {
+func clientMayUseGrant(c *store.Client, grantType string) *oauth.Error {
 	if !slices.Contains(c.GrantTypes, grantType) {
-		return newOAuthFault("unauthorized_client", "the client is not allowed to use grant_type "+grantType)
+		return oauth.New("unauthorized_client", "the client is not allowed to use grant_type "+grantType)
 	}
 	return nil
 }
@@ -97,14 +98,14 @@ func clientMayUseGrant(c *store.Client, grantType string) *oauthFault {
 // A request carrying no client identification at all fails as well; a
 // caller that accepts that (a public refresh) checks clientAuthPresented
 // first.
-func (s *Server) authenticateClient(r *http.Request, form url.Values) (*store.Client, *oauthFault) {
+func (s *Server) authenticateClient(r *http.Request, form url.Values) (*store.Client, *oauth.Error) {
 	return s.authenticateClientAt(r, form, "")
 }
 
 // authenticateClientAt is authenticateClient for a request to another
 // endpoint (introspection, revocation): a client assertion's aud may then
 // be that endpoint's URL as well as the token endpoint's.
-func (s *Server) authenticateClientAt(r *http.Request, form url.Values, endpoint string) (*store.Client, *oauthFault) {
+func (s *Server) authenticateClientAt(r *http.Request, form url.Values, endpoint string) (*store.Client, *oauth.Error) {
 	basic := hasBasicAuth(r)
 	post := form.Has("client_secret")
 	assertion := form.Has("client_assertion") || form.Has("client_assertion_type")
@@ -115,19 +116,19 @@ func (s *Server) authenticateClientAt(r *http.Request, form url.Values, endpoint
 		}
 	}
 	if methods > 1 {
-		return nil, newOAuthFault("invalid_request", "use exactly one client authentication method")
+		return nil, oauth.New("invalid_request", "use exactly one client authentication method")
 	}
 	switch {
 	case basic:
 		c, f := s.authenticateClientBasic(r, form)
-		if f != nil && f.code == "invalid_client" {
-			f.basicChallenge = true
+		if f != nil && f.Code == "invalid_client" {
+			f.WithBasic(s.cfg.Issuer.String())
 		}
 		return c, f
 	case post:
 		id := form.Get("client_id")
 		if id == "" {
-			return nil, newOAuthFault("invalid_request", "client_id is required with client_secret")
+			return nil, oauth.New("invalid_request", "client_id is required with client_secret")
 		}
 		return s.authenticateClientSecret(r.Context(), id, form.Get("client_secret"))
 	case assertion:
@@ -135,38 +136,38 @@ func (s *Server) authenticateClientAt(r *http.Request, form url.Values, endpoint
 	}
 	id := form.Get("client_id")
 	if id == "" {
-		return nil, newOAuthFault("invalid_client", "client authentication is required")
+		return nil, oauth.New("invalid_client", "client authentication is required")
 	}
 	c, f := s.resolveOAuthClient(r.Context(), id)
 	if f != nil {
 		return nil, f
 	}
 	if c.Type != store.ClientPublic {
-		return nil, newOAuthFault("invalid_client", "this client must authenticate")
+		return nil, oauth.New("invalid_client", "this client must authenticate")
 	}
 	return c, nil
 }
 
 // authenticateClientBasic checks client_secret_basic.
-func (s *Server) authenticateClientBasic(r *http.Request, form url.Values) (*store.Client, *oauthFault) {
+func (s *Server) authenticateClientBasic(r *http.Request, form url.Values) (*store.Client, *oauth.Error) {
 	rawID, rawSecret, ok := r.BasicAuth()
 	if !ok {
-		return nil, newOAuthFault("invalid_client", "malformed Basic credentials")
+		return nil, oauth.New("invalid_client", "malformed Basic credentials")
 	}
 	id, err1 := url.QueryUnescape(rawID)
 	secret, err2 := url.QueryUnescape(rawSecret)
 	if err1 != nil || err2 != nil || id == "" {
-		return nil, newOAuthFault("invalid_client", "malformed Basic credentials: the client id and secret must be form-url-encoded")
+		return nil, oauth.New("invalid_client", "malformed Basic credentials: the client id and secret must be form-url-encoded")
 	}
 	if fid := form.Get("client_id"); fid != "" && fid != id {
-		return nil, newOAuthFault("invalid_request", "client_id does not match the authenticated client")
+		return nil, oauth.New("invalid_request", "client_id does not match the authenticated client")
 	}
 	return s.authenticateClientSecret(r.Context(), id, secret)
 }
 
 // authenticateClientSecret checks a symmetric client's secret in constant
 // time.
-func (s *Server) authenticateClientSecret(ctx context.Context, id, secret string) (*store.Client, *oauthFault) {
+func (s *Server) authenticateClientSecret(ctx context.Context, id, secret string) (*store.Client, *oauth.Error) {
 	c, f := s.resolveOAuthClient(ctx, id)
 	if f != nil {
 		return nil, f
@@ -174,12 +175,12 @@ func (s *Server) authenticateClientSecret(ctx context.Context, id, secret string
 	switch c.Type {
 	case store.ClientConfidentialSymmetric:
 	case store.ClientPublic:
-		return nil, newOAuthFault("invalid_client", "a public client does not authenticate with a secret")
+		return nil, oauth.New("invalid_client", "a public client does not authenticate with a secret")
 	default:
-		return nil, newOAuthFault("invalid_client", "this client must authenticate with private_key_jwt")
+		return nil, oauth.New("invalid_client", "this client must authenticate with private_key_jwt")
 	}
 	if c.SecretHash == "" || !store.VerifySecret(c.SecretHash, secret) {
-		return nil, newOAuthFault("invalid_client", "client authentication failed")
+		return nil, oauth.New("invalid_client", "client authentication failed")
 	}
 	return c, nil
 }
@@ -189,15 +190,15 @@ func (s *Server) authenticateClientSecret(ctx context.Context, id, secret string
 // and must fit the algorithm; iss and sub are the client id, aud the token
 // endpoint (or, when not empty, endpoint: the URL the request was sent
 // to), exp at most five minutes ahead, and the jti is single-use.
-func (s *Server) authenticateClientAssertion(ctx context.Context, form url.Values, endpoint string) (*store.Client, *oauthFault) {
+func (s *Server) authenticateClientAssertion(ctx context.Context, form url.Values, endpoint string) (*store.Client, *oauth.Error) {
 	if form.Get("client_assertion_type") != clientAssertionTypeJWT {
-		return nil, newOAuthFault("invalid_client", "client_assertion_type must be "+clientAssertionTypeJWT)
+		return nil, oauth.New("invalid_client", "client_assertion_type must be "+clientAssertionTypeJWT)
 	}
 	raw := []byte(form.Get("client_assertion"))
 	if len(raw) == 0 {
-		return nil, newOAuthFault("invalid_request", "client_assertion is required")
+		return nil, oauth.New("invalid_request", "client_assertion is required")
 	}
-	bad := func(why string) *oauthFault { return newOAuthFault("invalid_client", "client assertion: "+why) }
+	bad := func(why string) *oauth.Error { return oauth.New("invalid_client", "client assertion: "+why) }
 
 	// The header, before anything is trusted: exactly one compact JWS
 	// signature with an accepted algorithm and a kid.
@@ -213,7 +214,7 @@ func (s *Server) authenticateClientAssertion(ctx context.Context, form url.Value
 	algHdr, _ := hdr.Algorithm()
 	want, ok := clientAssertionAlgs[algHdr.String()]
 	if !ok {
-		return nil, bad("alg " + truncateForError(algHdr.String()) + " is not accepted (use RS384, ES384, RS256 or ES256)")
+		return nil, bad("alg " + oauth.Truncate(algHdr.String()) + " is not accepted (use RS384, ES384, RS256 or ES256)")
 	}
 	kid, _ := hdr.KeyID()
 	if kid == "" {
@@ -233,7 +234,7 @@ func (s *Server) authenticateClientAssertion(ctx context.Context, form url.Value
 		return nil, bad("iss is required")
 	}
 	if id := form.Get("client_id"); id != "" && id != iss {
-		return nil, newOAuthFault("invalid_request", "client_id does not match the client assertion's iss")
+		return nil, oauth.New("invalid_request", "client_id does not match the client assertion's iss")
 	}
 	c, f := s.resolveOAuthClient(ctx, iss)
 	if f != nil {
@@ -311,8 +312,8 @@ func assertionValidationReason(err error) string {
 // Cache-Control allows, fetched again once, rate-limited, when the kid is
 // unknown, since the client may have rotated its keys). Parsed keys and
 // selections are cached, so a steady client costs no parsing.
-func (s *Server) clientAssertionKey(ctx context.Context, c *store.Client, kid, alg string) (any, *oauthFault) {
-	bad := func(why string) *oauthFault { return newOAuthFault("invalid_client", "client assertion: "+why) }
+func (s *Server) clientAssertionKey(ctx context.Context, c *store.Client, kid, alg string) (any, *oauth.Error) {
+	bad := func(why string) *oauth.Error { return oauth.New("invalid_client", "client assertion: "+why) }
 	if len(c.JWKS) > 0 {
 		keys, err := inlineClientKeys(c.JWKS)
 		if err != nil {
@@ -395,9 +396,9 @@ func selectClientAssertionKey(set jwk.Set, kid, alg string) (jwk.Key, string) {
 	}
 	switch {
 	case n == 0:
-		return nil, "no registered key has kid " + truncateForError(kid) + " and fits alg " + alg
+		return nil, "no registered key has kid " + oauth.Truncate(kid) + " and fits alg " + alg
 	case n > 1:
-		return nil, "several registered keys match kid " + truncateForError(kid)
+		return nil, "several registered keys match kid " + oauth.Truncate(kid)
 	}
 	pub, err := found.PublicKey()
 	if err != nil {

@@ -3,6 +3,7 @@ package handlers
 import (
 	"net/url"
 
+	"github.com/smartcaddy/smartauth/handlers/oauth"
 	"github.com/smartcaddy/smartauth/scopes"
 )
 
@@ -16,7 +17,7 @@ var scopeContexts = [...]string{"system", "user", "patient"}
 // answers "patient" whenever the patient compartment's rules apply: for
 // patient/ scopes, and for user/ scopes of a user confined to their own
 // record (a Patient user, reach.go).
-func (s *Server) decide(p *principal, in *interaction) (string, *guardFault) {
+func (s *Server) decide(p *principal, in *interaction) (string, *oauth.Error) {
 	need, rtype, contexts, fault := s.interactionNeed(in)
 	if fault != nil {
 		return "", fault
@@ -55,7 +56,7 @@ func describeInteraction(in *interaction) string {
 // interactionNeed returns what an interaction needs: permissions, the
 // resource type the scopes must name ("*" for the system level), and the
 // scope contexts that may allow it.
-func (s *Server) interactionNeed(in *interaction) (scopes.Perms, string, []string, *guardFault) {
+func (s *Server) interactionNeed(in *interaction) (scopes.Perms, string, []string, *oauth.Error) {
 	rtype := in.resourceType
 	if rtype == "" {
 		rtype = "*"

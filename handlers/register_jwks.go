@@ -10,6 +10,7 @@ import (
 
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jwk"
+	"github.com/smartcaddy/smartauth/handlers/oauth"
 )
 
 // checkRegisteredJWKS validates the inline JWK Set of a private_key_jwt
@@ -53,13 +54,13 @@ func checkRegisteredJWKS(raw json.RawMessage) (json.RawMessage, error) {
 		case kid == "":
 			return nil, fmt.Errorf("key %d has no kid", i)
 		case kids[kid]:
-			return nil, fmt.Errorf("kid %s is used by two keys", truncateForError(kid))
+			return nil, fmt.Errorf("kid %s is used by two keys", oauth.Truncate(kid))
 		case isPrivateJWK(k):
-			return nil, fmt.Errorf("key %s holds private or symmetric key material; register the public key only", truncateForError(kid))
+			return nil, fmt.Errorf("key %s holds private or symmetric key material; register the public key only", oauth.Truncate(kid))
 		}
 		kids[kid] = true
 		if err := checkRegisteredKey(k); err != nil {
-			return nil, fmt.Errorf("key %s: %v", truncateForError(kid), err)
+			return nil, fmt.Errorf("key %s: %v", oauth.Truncate(kid), err)
 		}
 	}
 	var buf bytes.Buffer
