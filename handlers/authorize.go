@@ -80,12 +80,12 @@ func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 				"This server signs you in through your organization's sign-in, which did not identify you. Sign in there, then start the app again.")
 			return
 		}
-		pendingAuthorizations.set(id, *p, now.Add(pendingAuthorizationTTL), now)
+		s.pending.Set(id, *p, now.Add(pendingAuthorizationTTL), now)
 		seeOther(w, r, s.Endpoint(pathLogin)+"?"+url.Values{pendingFieldName: {id}}.Encode())
 		return
 	}
 	p.session = store.HashID(fs.id)
-	pendingAuthorizations.set(id, *p, now.Add(pendingAuthorizationTTL), now)
+	s.pending.Set(id, *p, now.Add(pendingAuthorizationTTL), now)
 	s.advanceAuthorization(w, r, fs, id, *p)
 }
 
@@ -308,7 +308,7 @@ func (s *Server) advanceAuthorization(w http.ResponseWriter, r *http.Request, fs
 	if !p.ehrLaunch && p.context.Patient == "" && slices.Contains(p.offered, "launch/patient") {
 		if own, ok := strings.CutPrefix(user.FHIRUser, "Patient/"); ok {
 			p.context.Patient = own
-			savePending(id, p)
+			s.savePending(id, p)
 		} else if len(user.Patients) > 0 || s.mayUsePatientSearch(user) {
 			if p.promptNone {
 				s.failPending(w, r, id, p, "interaction_required", "a patient must be chosen")
@@ -370,7 +370,7 @@ func coversScopes(have, want []string) bool {
 // finishAuthorization issues the code for a pending request and sends the
 // browser back to the app. The pending request is used up.
 func (s *Server) finishAuthorization(w http.ResponseWriter, r *http.Request, fs *flowSession, id string, granted []string) {
-	p, ok := pendingAuthorizations.take(id, time.Now())
+	p, ok := s.pending.Take(id, time.Now())
 	if !ok || p.issuer != s.cfg.Issuer.String() || !fs.signedIn(s) || p.session != store.HashID(fs.id) {
 		s.showPendingExpired(w)
 		return

@@ -110,9 +110,10 @@ func (s *Server) initGuard() error {
 	return nil
 }
 
-// Close stops the guard's background work. It is safe to call more than
-// once.
+// Close stops the guard's background work and gives back the issuer's
+// reload-surviving state (server.go). It is safe to call more than once.
 func (s *Server) Close() error {
+	s.releaseSiteState()
 	if s.gs == nil {
 		return nil
 	}

@@ -49,7 +49,7 @@ func (s *Server) servePicker(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		p.context.Patient = patient
-		savePending(id, p)
+		s.savePending(id, p)
 		s.advanceAuthorization(w, r, fs, id, p)
 	default:
 		w.Header().Set("Allow", "GET, POST")

@@ -11,6 +11,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/smartcaddy/smartauth/handlers/internal/throttle"
 	"github.com/smartcaddy/smartauth/handlers/oauth"
 	"github.com/smartcaddy/smartauth/store"
 )
@@ -121,10 +122,16 @@ func (s *Server) serveRegister(w http.ResponseWriter, r *http.Request) {
 	s.writeClientInformation(w, http.StatusCreated, c, secret, regToken)
 }
 
-// openRegistrationsPerIP bounds the clients one address may register in
-// loginFailureWindow (15 minutes) when registration is open: each is a
-// synced write to the store that nobody had to authenticate for.
-const openRegistrationsPerIP = 20
+// Open registration throttling: openRegistrationsPerIP bounds the clients
+// one address may register in openRegistrationWindow when registration is
+// open: each is a synced write to the store that nobody had to
+// authenticate for. The counts (Server.registrations, a throttle.Limiter)
+// are the issuer's and live in the reload-surviving state (state.go).
+const (
+	openRegistrationsPerIP       = 20
+	openRegistrationWindow       = 15 * time.Minute
+	openRegistrationMaxAddresses = 50000
+)
 
 // reserveOpenRegistration counts a registration against the caller's
 // address when registration is open; with an initial access token the
@@ -133,8 +140,7 @@ func (s *Server) reserveOpenRegistration(r *http.Request) (time.Duration, bool) 
 	if !s.cfg.Registration.Open {
 		return 0, true
 	}
-	key := "r\x00" + s.cfg.Issuer.String() + "\x00" + loginClientIP(r)
-	return loginReserve(key, openRegistrationsPerIP, time.Now())
+	return s.registrations.Reserve(throttle.ClientIP(r), openRegistrationsPerIP, time.Now())
 }
 
 // registrationAllowed checks the initial access token, unless
