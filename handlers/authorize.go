@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
 
 	"github.com/smartcaddy/smartauth/handlers/oauth"
 	"github.com/smartcaddy/smartauth/scopes"
@@ -64,7 +65,7 @@ func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 	}
 	fs, err := s.currentSession(w, r)
 	if err != nil {
-		s.logger.Error("sign-in session: " + err.Error())
+		s.logger.Error("sign-in session", zap.Error(err))
 		s.redirectAuthorizeError(w, r, p.redirectURI, p.state, "server_error", "the sign-in session could not be stored")
 		return
 	}
@@ -111,7 +112,7 @@ func (s *Server) validateAuthorize(ctx context.Context, params url.Values) (*pen
 	client, err := s.lookupClient(ctx, clientID)
 	if err != nil || client == nil {
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
-			s.logger.Error("looking up a client failed: " + err.Error())
+			s.logger.Error("looking up a client failed", zap.Error(err))
 		}
 		return nil, page("The app is not registered with this server.")
 	}
@@ -220,7 +221,7 @@ func (s *Server) validateAuthorize(ctx context.Context, params url.Values) (*pen
 		l, err := s.cfg.Store.GetLaunch(ctx, launchID)
 		if err != nil {
 			if !errors.Is(err, store.ErrNotFound) {
-				s.logger.Error("reading a launch failed: " + err.Error())
+				s.logger.Error("reading a launch failed", zap.Error(err))
 				return bad("server_error", "the launch could not be read")
 			}
 			return bad("invalid_request", "invalid launch")
@@ -326,7 +327,7 @@ func (s *Server) advanceAuthorization(w http.ResponseWriter, r *http.Request, fs
 			return
 		}
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
-			s.logger.Error("reading a remembered consent failed: " + err.Error())
+			s.logger.Error("reading a remembered consent failed", zap.Error(err))
 		}
 	}
 	if p.promptNone {
@@ -392,7 +393,7 @@ func (s *Server) finishAuthorization(w http.ResponseWriter, r *http.Request, fs 
 	if p.launchID != "" {
 		if _, err := s.cfg.Store.ConsumeLaunch(r.Context(), p.launchID); err != nil {
 			if !errors.Is(err, store.ErrNotFound) {
-				s.logger.Error("using up a launch failed: " + err.Error())
+				s.logger.Error("using up a launch failed", zap.Error(err))
 				s.redirectAuthorizeError(w, r, p.redirectURI, p.state, "server_error", "the launch could not be used")
 				return
 			}
@@ -424,7 +425,7 @@ func (s *Server) finishAuthorization(w http.ResponseWriter, r *http.Request, fs 
 	}
 	ttl := s.cfg.Lifetimes.Code
 	if err := s.cfg.Store.SaveCode(r.Context(), code, rec, ttl); err != nil {
-		s.logger.Error("saving an authorization code failed: " + err.Error())
+		s.logger.Error("saving an authorization code failed", zap.Error(err))
 		s.redirectAuthorizeError(w, r, p.redirectURI, p.state, "server_error", "the authorization could not be stored")
 		return
 	}

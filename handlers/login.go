@@ -90,7 +90,7 @@ func (s *Server) showLogin(w http.ResponseWriter, r *http.Request) {
 	req, ret := q.Get(pendingFieldName), loginReturn(q.Get("return"))
 	fs, err := s.currentSession(w, r)
 	if err != nil {
-		s.logger.Error("sign-in session: " + err.Error())
+		s.logger.Error("sign-in session", zap.Error(err))
 		s.showMessage(w, http.StatusInternalServerError, "Server error", "The sign-in session could not be stored.")
 		return
 	}
@@ -121,7 +121,7 @@ func (s *Server) showLogin(w http.ResponseWriter, r *http.Request) {
 func (s *Server) renderLogin(w http.ResponseWriter, r *http.Request, status int, req, ret, username, message string) {
 	fs, err := s.formSession(w, r)
 	if err != nil {
-		s.logger.Error("sign-in session: " + err.Error())
+		s.logger.Error("sign-in session", zap.Error(err))
 		s.showMessage(w, http.StatusInternalServerError, "Server error", "The sign-in session could not be stored.")
 		return
 	}
@@ -184,7 +184,7 @@ func (s *Server) postLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	nfs, err := s.newSession(r.Context(), w, r, user.Name, now)
 	if err != nil {
-		s.logger.Error("storing a sign-in session failed: " + err.Error())
+		s.logger.Error("storing a sign-in session failed", zap.Error(err))
 		s.showMessage(w, http.StatusInternalServerError, "Server error", "The sign-in session could not be stored.")
 		return
 	}
@@ -316,7 +316,7 @@ func (s *Server) serveLogout(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if err := s.cfg.Store.DeleteSession(r.Context(), fs.id); err != nil {
-			s.logger.Error("deleting a sign-in session failed: " + err.Error())
+			s.logger.Error("deleting a sign-in session failed", zap.Error(err))
 		}
 		s.setSessionCookie(w, "", 0)
 		s.showMessage(w, http.StatusOK, "Signed out", "You are signed out.")
@@ -341,7 +341,7 @@ func (s *Server) signedInPage(w http.ResponseWriter, r *http.Request, ret, why s
 	}
 	fs, err := s.currentSession(w, r)
 	if err != nil {
-		s.logger.Error("sign-in session: " + err.Error())
+		s.logger.Error("sign-in session", zap.Error(err))
 		s.showMessage(w, http.StatusInternalServerError, "Server error", "The sign-in session could not be stored.")
 		return nil, false
 	}

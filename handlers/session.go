@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/smartcaddy/smartauth/store"
+	"go.uber.org/zap"
 )
 
 // sessionCookieName names the sign-in session cookie. Its value is a random
@@ -77,7 +78,7 @@ func (s *Server) readSession(r *http.Request) *flowSession {
 	rec, err := s.cfg.Store.GetSession(r.Context(), c.Value)
 	if err != nil {
 		if !errors.Is(err, store.ErrNotFound) {
-			s.logger.Error("reading a sign-in session failed: " + err.Error())
+			s.logger.Error("reading a sign-in session failed", zap.Error(err))
 		}
 		return nil
 	}
