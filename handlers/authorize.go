@@ -11,8 +11,10 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
 
 	"github.com/smartcaddy/smartauth/handlers/clients"
+	"github.com/smartcaddy/smartauth/handlers/oauth"
 	"github.com/smartcaddy/smartauth/handlers/users"
 	"github.com/smartcaddy/smartauth/scopes"
 	"github.com/smartcaddy/smartauth/store"
@@ -65,7 +67,7 @@ func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 	}
 	fs, err := s.currentSession(w, r)
 	if err != nil {
-		s.logger.Error("sign-in session: " + err.Error())
+		s.logger.Error("sign-in session", zap.Error(err))
 		s.redirectAuthorizeError(w, r, p.redirectURI, p.state, "server_error", "the sign-in session could not be stored")
 		return
 	}
@@ -81,12 +83,12 @@ func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 				"This server signs you in through your organization's sign-in, which did not identify you. Sign in there, then start the app again.")
 			return
 		}
-		pendingAuthorizations.set(id, *p, now.Add(pendingAuthorizationTTL), now)
+		s.pending.Set(id, *p, now.Add(pendingAuthorizationTTL), now)
 		seeOther(w, r, s.Endpoint(pathLogin)+"?"+url.Values{pendingFieldName: {id}}.Encode())
 		return
 	}
 	p.session = store.HashID(fs.id)
-	pendingAuthorizations.set(id, *p, now.Add(pendingAuthorizationTTL), now)
+	s.pending.Set(id, *p, now.Add(pendingAuthorizationTTL), now)
 	s.advanceAuthorization(w, r, fs, id, *p)
 }
 
@@ -104,7 +106,7 @@ func (s *Server) validateAuthorize(ctx context.Context, params url.Values) (*pen
 	client, err := s.registry.Lookup(ctx, clientID)
 	if err != nil || client == nil {
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
-			s.logger.Error("looking up a client failed: " + err.Error())
+			s.logger.Error("looking up a client failed", zap.Error(err))
 		}
 		return nil, page("The app is not registered with this server.")
 	}
@@ -139,7 +141,7 @@ func (s *Server) validateAuthorize(ctx context.Context, params url.Values) (*pen
 	default:
 		return bad("unsupported_response_type", "only response_type=code is supported")
 	}
-	if !slices.Contains(client.GrantTypes, "authorization_code") {
+	if !oauth.GrantAuthorizationCode.In(client.GrantTypes) {
 		return bad("unauthorized_client", "the client may not use the authorization code grant")
 	}
 	state := params.Get("state")
@@ -213,7 +215,7 @@ func (s *Server) validateAuthorize(ctx context.Context, params url.Values) (*pen
 		l, err := s.cfg.Store.GetLaunch(ctx, launchID)
 		if err != nil {
 			if !errors.Is(err, store.ErrNotFound) {
-				s.logger.Error("reading a launch failed: " + err.Error())
+				s.logger.Error("reading a launch failed", zap.Error(err))
 				return bad("server_error", "the launch could not be read")
 			}
 			return bad("invalid_request", "invalid launch")
@@ -301,7 +303,7 @@ func (s *Server) advanceAuthorization(w http.ResponseWriter, r *http.Request, fs
 	if !p.ehrLaunch && p.context.Patient == "" && slices.Contains(p.offered, "launch/patient") {
 		if own, ok := strings.CutPrefix(user.FHIRUser, "Patient/"); ok {
 			p.context.Patient = own
-			savePending(id, p)
+			s.savePending(id, p)
 		} else if len(user.Patients) > 0 || s.mayUsePatientSearch(user) {
 			if p.promptNone {
 				s.failPending(w, r, id, p, "interaction_required", "a patient must be chosen")
@@ -319,7 +321,7 @@ func (s *Server) advanceAuthorization(w http.ResponseWriter, r *http.Request, fs
 			return
 		}
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
-			s.logger.Error("reading a remembered consent failed: " + err.Error())
+			s.logger.Error("reading a remembered consent failed", zap.Error(err))
 		}
 	}
 	if p.promptNone {
@@ -363,7 +365,7 @@ func coversScopes(have, want []string) bool {
 // finishAuthorization issues the code for a pending request and sends the
 // browser back to the app. The pending request is used up.
 func (s *Server) finishAuthorization(w http.ResponseWriter, r *http.Request, fs *flowSession, id string, granted []string) {
-	p, ok := pendingAuthorizations.take(id, time.Now())
+	p, ok := s.pending.Take(id, time.Now())
 	if !ok || p.issuer != s.cfg.Issuer.String() || !fs.signedIn(s) || p.session != store.HashID(fs.id) {
 		s.showPendingExpired(w)
 		return
@@ -385,7 +387,7 @@ func (s *Server) finishAuthorization(w http.ResponseWriter, r *http.Request, fs 
 	if p.launchID != "" {
 		if _, err := s.cfg.Store.ConsumeLaunch(r.Context(), p.launchID); err != nil {
 			if !errors.Is(err, store.ErrNotFound) {
-				s.logger.Error("using up a launch failed: " + err.Error())
+				s.logger.Error("using up a launch failed", zap.Error(err))
 				s.redirectAuthorizeError(w, r, p.redirectURI, p.state, "server_error", "the launch could not be used")
 				return
 			}
@@ -417,7 +419,7 @@ func (s *Server) finishAuthorization(w http.ResponseWriter, r *http.Request, fs 
 	}
 	ttl := s.cfg.Lifetimes.Code
 	if err := s.cfg.Store.SaveCode(r.Context(), code, rec, ttl); err != nil {
-		s.logger.Error("saving an authorization code failed: " + err.Error())
+		s.logger.Error("saving an authorization code failed", zap.Error(err))
 		s.redirectAuthorizeError(w, r, p.redirectURI, p.state, "server_error", "the authorization could not be stored")
 		return
 	}

@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/smartcaddy/smartauth/handlers/oauth"
 )
 
 // authorizeBundle checks a batch or transaction: every entry on its own
@@ -16,7 +18,7 @@ import (
 // patient) or a stored resource read first (update, patch and delete of
 // them) are refused: send them on their own. The Bundle goes upstream
 // re-encoded from what was checked.
-func (s *Server) authorizeBundle(r *http.Request, p *principal) (*plan, *guardFault) {
+func (s *Server) authorizeBundle(r *http.Request, p *principal) (*plan, *oauth.Error) {
 	bundle, f := readJSONBody(r)
 	if f != nil {
 		return nil, f
@@ -31,7 +33,7 @@ func (s *Server) authorizeBundle(r *http.Request, p *principal) (*plan, *guardFa
 	}
 	for i, e := range entries {
 		if f := s.authorizeEntry(p, e); f != nil {
-			f.description = fmt.Sprintf("Bundle entry %d: %s", i, f.description)
+			f.Description = fmt.Sprintf("Bundle entry %d: %s", i, f.Description)
 			return nil, f
 		}
 	}
@@ -43,7 +45,7 @@ func (s *Server) authorizeBundle(r *http.Request, p *principal) (*plan, *guardFa
 
 // authorizeEntry checks one Bundle entry and rewrites it as the
 // compartment requires.
-func (s *Server) authorizeEntry(p *principal, e any) *guardFault {
+func (s *Server) authorizeEntry(p *principal, e any) *oauth.Error {
 	entry, _ := e.(map[string]any)
 	req, _ := entry["request"].(map[string]any)
 	method, _ := req["method"].(string)

@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/smartcaddy/smartauth/handlers/oauth"
 )
 
 // compAction is what the patient compartment requires of an interaction
@@ -28,8 +30,8 @@ type compAction struct {
 
 // compartmentAction decides how an interaction allowed by patient/ scopes
 // stays inside the compartment of patient pid, or refuses it.
-func (s *Server) compartmentAction(in *interaction, pid string) (*compAction, *guardFault) {
-	out := func(why string) (*compAction, *guardFault) {
+func (s *Server) compartmentAction(in *interaction, pid string) (*compAction, *oauth.Error) {
+	out := func(why string) (*compAction, *oauth.Error) {
 		return nil, forbidden("", describeInteraction(in)+" is outside the patient compartment: "+why)
 	}
 	t := in.resourceType
@@ -103,7 +105,7 @@ func (s *Server) compartmentAction(in *interaction, pid string) (*compAction, *g
 
 // patientAction handles the Patient resource itself: only the context
 // patient, by id.
-func patientAction(in *interaction, pid string, out func(string) (*compAction, *guardFault)) (*compAction, *guardFault) {
+func patientAction(in *interaction, pid string, out func(string) (*compAction, *oauth.Error)) (*compAction, *oauth.Error) {
 	switch in.name {
 	case ixRead, ixVRead, ixHistoryInst, ixPatch, ixDelete:
 		if in.id != pid {
@@ -152,7 +154,7 @@ func patientAction(in *interaction, pid string, out func(string) (*compAction, *
 // through, since the added parameter still confines the result; a name
 // that differs from one of them only in case ("Subject") is refused.
 // _include, _revinclude and _query are refused (refuseWidening).
-func restrictSearch(t, pid string, params url.Values, base string) (*compAction, *guardFault) {
+func restrictSearch(t, pid string, params url.Values, base string) (*compAction, *oauth.Error) {
 	key, want := "_id", pid
 	if t != "Patient" {
 		key, want = patientCompartmentR4[t][0], "Patient/"+pid
@@ -217,7 +219,7 @@ func splitParam(k string) (name, mod string, chained bool) {
 // compartment restriction does not cover: _include, _revinclude, _query,
 // and any name that starts with one of them in any case (a modifier, a
 // chain, a suffix a lenient server might cut off).
-func refuseWidening(params url.Values) *guardFault {
+func refuseWidening(params url.Values) *oauth.Error {
 	for k := range params {
 		lower := strings.ToLower(k)
 		if strings.HasPrefix(lower, "_include") || strings.HasPrefix(lower, "_revinclude") || strings.HasPrefix(lower, "_query") {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/smartcaddy/smartauth/scopes"
 	"github.com/smartcaddy/smartauth/store"
+	"go.uber.org/zap"
 )
 
 // consentPage is the data of consent.html.
@@ -98,7 +99,7 @@ func (s *Server) postConsent(w http.ResponseWriter, r *http.Request) {
 	if s.cfg.RememberConsent > 0 {
 		rec := &store.Consent{User: fs.rec.User, ClientID: p.clientID, Scopes: granted, GrantedAt: time.Now()}
 		if err := s.cfg.Store.PutConsent(r.Context(), rec, s.cfg.RememberConsent); err != nil {
-			s.logger.Error("remembering a consent failed: " + err.Error())
+			s.logger.Error("remembering a consent failed", zap.Error(err))
 		}
 	}
 	s.finishAuthorization(w, r, fs, id, granted)

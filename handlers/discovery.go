@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/smartcaddy/smartauth/handlers/oauth"
 )
 
 // discoveryMaxAge is how long clients may cache the discovery documents
@@ -116,7 +118,11 @@ func (s *Server) registrationEndpoint() string {
 
 // grantTypes lists the grants the token endpoint supports.
 func (s *Server) grantTypes() []string {
-	return []string{"authorization_code", "refresh_token", "client_credentials"}
+	var out []string
+	for _, g := range oauth.GrantTypes() {
+		out = append(out, string(g))
+	}
+	return out
 }
 
 func (s *Server) buildSMARTConfiguration() ([]byte, error) {
@@ -175,12 +181,12 @@ func (s *Server) serveOpenIDConfiguration(w http.ResponseWriter, r *http.Request
 // with an ETag so that clients can revalidate cheaply. It answers JSON
 // whatever the Accept header says (SMART requires it).
 func servePublicJSON(w http.ResponseWriter, r *http.Request, body []byte) {
-	if allowAnyOrigin(w, r, "GET, HEAD, OPTIONS") {
+	if oauth.AllowAnyOrigin(w, r, "GET, HEAD, OPTIONS") {
 		return
 	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD, OPTIONS")
-		writeOAuthError(w, http.StatusMethodNotAllowed, "invalid_request", "use GET")
+		oauth.Write(w, &oauth.Error{Status: http.StatusMethodNotAllowed, Code: oauth.CodeInvalidRequest, Description: "use GET"})
 		return
 	}
 	h := w.Header()

@@ -4,9 +4,11 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/smartcaddy/smartauth/handlers/oauth"
 )
 
-// FuzzBearerToken checks the bearer parse (bearerToken) on any
+// FuzzBearerToken checks the bearer parse (oauth.BearerToken) on any
 // Authorization header values (one per line of the input; "$TOKEN"
 // stands for a valid access token), alone and through the guard:
 //   - a token is found only in exactly one Authorization header whose
@@ -32,7 +34,7 @@ func FuzzBearerToken(f *testing.F) {
 			values = strings.Split(in, "\n")
 		}
 		r := &http.Request{Header: http.Header{"Authorization": values}}
-		tok, ok := bearerToken(r)
+		tok, ok := oauth.BearerToken(r)
 		if ok {
 			scheme, rest, found := strings.Cut(values[0], " ")
 			switch {
@@ -43,7 +45,7 @@ func FuzzBearerToken(f *testing.F) {
 			case tok == "" || tok != strings.TrimSpace(rest):
 				t.Fatalf("%q: token %q", values[0], tok)
 			}
-			again, ok2 := bearerToken(&http.Request{Header: http.Header{"Authorization": {"Bearer " + tok}}})
+			again, ok2 := oauth.BearerToken(&http.Request{Header: http.Header{"Authorization": {"Bearer " + tok}}})
 			if !ok2 || again != tok {
 				t.Fatalf("token %q does not round-trip: %q %v", tok, again, ok2)
 			}

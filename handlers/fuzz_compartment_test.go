@@ -71,10 +71,10 @@ func FuzzRestrictSearch(f *testing.F) {
 			// out, and the guard hardening tests pin those rules.
 			restricted, _ := url.ParseQuery(appendParam(raw, key, typed))
 			if ok, _ := searchConfined(typ, restricted, pid, base); ok && !ambiguousSearch(params, key) {
-				t.Fatalf("%s?%s refused (%s), though adding %s=%s confines it", typ, raw, fault.description, key, typed)
+				t.Fatalf("%s?%s refused (%s), though adding %s=%s confines it", typ, raw, fault.Description, key, typed)
 			}
-			if fault.status != 403 && fault.status != 400 {
-				t.Fatalf("%s?%s: refusal status %d", typ, raw, fault.status)
+			if fault.Status != 403 && fault.Status != 400 {
+				t.Fatalf("%s?%s: refusal status %d", typ, raw, fault.Status)
 			}
 			return
 		}

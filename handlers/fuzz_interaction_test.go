@@ -168,10 +168,10 @@ func FuzzParseInteraction(f *testing.F) {
 		in, fault := parseInteraction(method, rel, params, ine)
 		if fault != nil {
 			if in != nil {
-				t.Fatalf("%s %q: refused (%s) but gave an interaction %+v", method, rel, fault.description, in)
+				t.Fatalf("%s %q: refused (%s) but gave an interaction %+v", method, rel, fault.Description, in)
 			}
-			if fault.status < 400 || fault.status > 499 {
-				t.Fatalf("%s %q: refusal with status %d", method, rel, fault.status)
+			if fault.Status < 400 || fault.Status > 499 {
+				t.Fatalf("%s %q: refusal with status %d", method, rel, fault.Status)
 			}
 			return
 		}

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"unicode"
 
+	"github.com/smartcaddy/smartauth/handlers/oauth"
 	"github.com/smartcaddy/smartauth/store"
 )
 
@@ -125,9 +126,9 @@ func (e *fuzzEnv) checkRegistered(t *testing.T, asked regBody, info regInfo) {
 	}
 	grants := dedupe(asked.GrantTypes)
 	if len(grants) == 0 {
-		grants = []string{grantTypeAuthorizationCode}
+		grants = []string{string(oauth.GrantAuthorizationCode)}
 	}
-	code := slices.Contains(grants, grantTypeAuthorizationCode)
+	code := oauth.GrantAuthorizationCode.In(grants)
 	symmetric := method == authMethodSecretBasic || method == authMethodSecretPost
 	fail := func(what string) { t.Fatalf("registered %+v as %+v: %s", asked, info, what) }
 	switch {
@@ -143,7 +144,7 @@ func (e *fuzzEnv) checkRegistered(t *testing.T, asked regBody, info regInfo) {
 		fail("client_secret")
 	case !reflect.DeepEqual(info.GrantTypes, grants):
 		fail("grant_types")
-	case slices.Contains(grants, grantTypeClientCredentials) && method != authMethodPrivateKeyJWT:
+	case oauth.GrantClientCredentials.In(grants) && method != authMethodPrivateKeyJWT:
 		fail("client_credentials without private_key_jwt")
 	case code != reflect.DeepEqual(info.ResponseTypes, []string{responseTypeCode}) || !code && info.ResponseTypes != nil:
 		fail("response_types")
@@ -167,7 +168,7 @@ func (e *fuzzEnv) checkRegistered(t *testing.T, asked regBody, info regInfo) {
 			fail("redirect URI " + u)
 		}
 	}
-	backend, system := slices.Contains(grants, grantTypeClientCredentials), 0
+	backend, system := oauth.GrantClientCredentials.In(grants), 0
 	for _, sc := range strings.Fields(info.Scope) {
 		if sys := strings.HasPrefix(sc, "system/"); sys && !backend || !sys && !code {
 			fail("scope " + sc + " for grants " + strings.Join(grants, " "))

@@ -60,7 +60,7 @@ func checkForwarded(t *testing.T, calls []upstreamCall, i int) {
 	}
 	in, f := parseInteraction(c.method, rel, params, ine)
 	if f != nil {
-		t.Fatalf("%s %s?%s reached the upstream, but reads as refused: %s", c.method, c.path, c.rawQuery, f.description)
+		t.Fatalf("%s %s?%s reached the upstream, but reads as refused: %s", c.method, c.path, c.rawQuery, f.Description)
 	}
 	if c.method == http.MethodPost && (in.name == ixSearchType || in.name == ixSearchSystem) {
 		// The upstream reads the form body's parameters with the query's.
@@ -223,7 +223,7 @@ func checkForwardedBundle(t *testing.T, body []byte, sent map[string]any) {
 		}
 		in, f := parseInteraction(strings.ToUpper(method), rel, params, ine)
 		if f != nil {
-			t.Fatalf("entry %d: %s %s was forwarded, but reads as refused: %s", i, method, raw, f.description)
+			t.Fatalf("entry %d: %s %s was forwarded, but reads as refused: %s", i, method, raw, f.Description)
 		}
 		switch in.name {
 		case ixBatch:

@@ -5,13 +5,10 @@ import (
 	"strings"
 
 	"github.com/smartcaddy/smartauth/handlers/clients"
+	"github.com/smartcaddy/smartauth/handlers/oauth"
 	"github.com/smartcaddy/smartauth/scopes"
 	"github.com/smartcaddy/smartauth/store"
 )
-
-func init() {
-	tokenGrantHandlers["client_credentials"] = (*Server).grantClientCredentials
-}
 
 // scopeIntrospect is the extension scope (SMART: extension scopes take a
 // "__" prefix) that lets a backend client introspect tokens issued to any
@@ -34,26 +31,26 @@ const scopeIntrospect = "__introspect"
 //     refresh token is issued.
 //
 // The only store write is the assertion's jti.
-func (s *Server) grantClientCredentials(ex *tokenExchange) (*tokenResponse, *oauthFault) {
+func (s *Server) grantClientCredentials(ex *tokenExchange) (*tokenResponse, *oauth.Error) {
 	if !clients.Presented(ex.r, ex.form) {
-		return nil, challenge(newOAuthFault("invalid_client", "client_credentials requires client authentication (private_key_jwt)"))
+		return nil, oauth.New(oauth.CodeInvalidClient, "client_credentials requires client authentication (private_key_jwt)").WithBasic(s.cfg.Issuer.String())
 	}
-	client, f := asFault(s.registry.Authenticate(ex.r, ex.form))
+	client, f := s.registry.Authenticate(ex.r, ex.form)
 	if f != nil {
 		ex.clientID = ex.form.Get("client_id")
-		return nil, challenge(f)
+		return nil, f.WithBasic(s.cfg.Issuer.String())
 	}
 	ex.clientID = client.ID
 	switch client.Type {
 	case store.ClientConfidentialAsymmetric:
 	case store.ClientConfidentialSymmetric:
 		if !client.AllowSecretForClientCredentials {
-			return nil, newOAuthFault("unauthorized_client", "client_credentials requires private_key_jwt for this client (SMART Backend Services)")
+			return nil, oauth.New(oauth.CodeUnauthorizedClient, "client_credentials requires private_key_jwt for this client (SMART Backend Services)")
 		}
 	default:
-		return nil, challenge(newOAuthFault("invalid_client", "a public client cannot use client_credentials"))
+		return nil, oauth.New(oauth.CodeInvalidClient, "a public client cannot use client_credentials").WithBasic(s.cfg.Issuer.String())
 	}
-	if f := faultOf(clients.MayUseGrant(client, "client_credentials")); f != nil {
+	if f := clients.MayUseGrant(client, string(oauth.GrantClientCredentials)); f != nil {
 		return nil, f
 	}
 	scope, f := backendScope(client, ex.form.Get("scope"))
@@ -70,37 +67,27 @@ func (s *Server) grantClientCredentials(ex *tokenExchange) (*tokenResponse, *oau
 // backendScope checks a client_credentials scope request against the
 // client's pre-authorized scopes and returns the scope to grant: the
 // requested scopes, deduplicated, in their order.
-func backendScope(c *store.Client, requested string) (string, *oauthFault) {
+func backendScope(c *store.Client, requested string) (string, *oauth.Error) {
 	want := scopes.Split(requested)
 	if len(want) == 0 {
-		return "", newOAuthFault("invalid_scope", "scope is required: the system/ scopes the client needs")
+		return "", oauth.New(oauth.CodeInvalidScope, "scope is required: the system/ scopes the client needs")
 	}
 	for _, w := range want {
 		if w == scopeIntrospect {
 			if !slices.Contains(c.Scopes, scopeIntrospect) {
-				return "", newOAuthFault("invalid_scope", "scope "+truncateForError(w)+" is not registered for this client")
+				return "", oauth.New(oauth.CodeInvalidScope, "scope "+oauth.Truncate(w)+" is not registered for this client")
 			}
 			continue
 		}
 		sc, err := scopes.Parse(w)
 		switch {
 		case err != nil:
-			return "", newOAuthFault("invalid_scope", "scope "+truncateForError(w)+" is not a scope this server knows")
+			return "", oauth.New(oauth.CodeInvalidScope, "scope "+oauth.Truncate(w)+" is not a scope this server knows")
 		case sc.Context != scopes.System:
-			return "", newOAuthFault("invalid_scope", "scope "+truncateForError(w)+": client_credentials grants only system/ scopes")
+			return "", oauth.New(oauth.CodeInvalidScope, "scope "+oauth.Truncate(w)+": client_credentials grants only system/ scopes")
 		case !scopes.Covers(c.Scopes, []string{w}):
-			return "", newOAuthFault("invalid_scope", "scope "+truncateForError(w)+" is not registered for this client")
+			return "", oauth.New(oauth.CodeInvalidScope, "scope "+oauth.Truncate(w)+" is not registered for this client")
 		}
 	}
 	return strings.Join(want, " "), nil
-}
-
-// challenge marks an invalid_client fault for a WWW-Authenticate header:
-// a 401 response must carry one (RFC 9110 §15.5.2), whatever method the
-// client tried.
-func challenge(f *oauthFault) *oauthFault {
-	if f.code == "invalid_client" {
-		f.basicChallenge = true
-	}
-	return f
 }

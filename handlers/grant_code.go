@@ -10,32 +10,29 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/smartcaddy/smartauth/handlers/clients"
+	"github.com/smartcaddy/smartauth/handlers/oauth"
 	"github.com/smartcaddy/smartauth/store"
 )
 
-func init() {
-	tokenGrantHandlers["authorization_code"] = (*Server).grantAuthorizationCode
-}
-
 // grantAuthorizationCode redeems an authorization code (RFC 6749 §4.1.3,
 // RFC 7636 §4.6, SMART App Launch "Obtain access token").
-func (s *Server) grantAuthorizationCode(ex *tokenExchange) (*tokenResponse, *oauthFault) {
+func (s *Server) grantAuthorizationCode(ex *tokenExchange) (*tokenResponse, *oauth.Error) {
 	ctx := ex.r.Context()
-	client, f := asFault(s.registry.Authenticate(ex.r, ex.form))
+	client, f := s.registry.Authenticate(ex.r, ex.form)
 	if f != nil {
 		ex.clientID = ex.form.Get("client_id")
 		return nil, f
 	}
 	ex.clientID = client.ID
-	if f := faultOf(clients.MayUseGrant(client, "authorization_code")); f != nil {
+	if f := clients.MayUseGrant(client, string(oauth.GrantAuthorizationCode)); f != nil {
 		return nil, f
 	}
 	code := ex.form.Get("code")
 	if code == "" {
-		return nil, newOAuthFault("invalid_request", "code is required")
+		return nil, oauth.New(oauth.CodeInvalidRequest, "code is required")
 	}
 	if !ex.form.Has("redirect_uri") {
-		return nil, newOAuthFault("invalid_request", "redirect_uri is required")
+		return nil, oauth.New(oauth.CodeInvalidRequest, "redirect_uri is required")
 	}
 
 	// The code is consumed first: whatever fails below, it cannot be
@@ -53,23 +50,23 @@ func (s *Server) grantAuthorizationCode(ex *tokenExchange) (*tokenResponse, *oau
 		}
 		s.logger.Warn("authorization code replayed; its tokens are revoked",
 			zap.String("client_id", client.ID))
-		return nil, newOAuthFault("invalid_grant", "the authorization code was already used")
+		return nil, oauth.New(oauth.CodeInvalidGrant, "the authorization code was already used")
 	case errors.Is(err, store.ErrNotFound):
-		return nil, newOAuthFault("invalid_grant", "the authorization code is unknown or expired")
+		return nil, oauth.New(oauth.CodeInvalidGrant, "the authorization code is unknown or expired")
 	case err != nil:
 		return nil, s.serverFault("redeeming a code", err)
 	}
 	if rec.ClientID != client.ID {
-		return nil, newOAuthFault("invalid_grant", "the authorization code was issued to another client")
+		return nil, oauth.New(oauth.CodeInvalidGrant, "the authorization code was issued to another client")
 	}
 	if ex.form.Get("redirect_uri") != rec.RedirectURI {
-		return nil, newOAuthFault("invalid_grant", "redirect_uri does not match the authorization request")
+		return nil, oauth.New(oauth.CodeInvalidGrant, "redirect_uri does not match the authorization request")
 	}
 	if f := checkPKCE(rec.CodeChallenge, ex.form.Get("code_verifier")); f != nil {
 		return nil, f
 	}
 	if rec.Subject == "" || s.cfg.Users[rec.Subject] == nil {
-		return nil, newOAuthFault("invalid_grant", "the user of this authorization no longer exists")
+		return nil, oauth.New(oauth.CodeInvalidGrant, "the user of this authorization no longer exists")
 	}
 
 	if rec.FamilyID == "" {
@@ -98,13 +95,13 @@ func (s *Server) grantAuthorizationCode(ex *tokenExchange) (*tokenResponse, *oau
 // session) or online_access (bound to it). It returns "" when none is
 // issued: neither scope, a client not allowed to refresh, or an
 // online_access grant without a session to bind it to.
-func (s *Server) startRefreshFamily(ex *tokenExchange, client *store.Client, rec *store.AuthCode) (string, *oauthFault) {
+func (s *Server) startRefreshFamily(ex *tokenExchange, client *store.Client, rec *store.AuthCode) (string, *oauth.Error) {
 	offline := scopeHas(rec.Scope, "offline_access")
 	online := scopeHas(rec.Scope, "online_access")
 	if !offline && !online {
 		return "", nil
 	}
-	if clients.MayUseGrant(client, "refresh_token") != nil {
+	if clients.MayUseGrant(client, string(oauth.GrantRefreshToken)) != nil {
 		s.logger.Debug("no refresh token: the client may not use the refresh_token grant", zap.String("client_id", client.ID))
 		return "", nil
 	}
@@ -135,20 +132,20 @@ func (s *Server) startRefreshFamily(ex *tokenExchange, client *store.Client, rec
 // (RFC 7636 §4.6): 43 to 128 characters of [A-Za-z0-9-._~], and
 // base64url(SHA-256(verifier)) equal to the challenge, compared in
 // constant time. Every failure is invalid_grant.
-func checkPKCE(challenge, verifier string) *oauthFault {
+func checkPKCE(challenge, verifier string) *oauth.Error {
 	if challenge == "" {
-		return newOAuthFault("invalid_grant", "the authorization request had no code_challenge")
+		return oauth.New(oauth.CodeInvalidGrant, "the authorization request had no code_challenge")
 	}
 	if verifier == "" {
-		return newOAuthFault("invalid_grant", "code_verifier is required")
+		return oauth.New(oauth.CodeInvalidGrant, "code_verifier is required")
 	}
 	if !validPKCEVerifier(verifier) {
-		return newOAuthFault("invalid_grant", "code_verifier must be 43 to 128 characters of A-Z a-z 0-9 - . _ ~")
+		return oauth.New(oauth.CodeInvalidGrant, "code_verifier must be 43 to 128 characters of A-Z a-z 0-9 - . _ ~")
 	}
 	sum := sha256.Sum256([]byte(verifier))
 	computed := base64.RawURLEncoding.EncodeToString(sum[:])
 	if subtle.ConstantTimeCompare([]byte(computed), []byte(challenge)) != 1 {
-		return newOAuthFault("invalid_grant", "code_verifier does not match the code_challenge")
+		return oauth.New(oauth.CodeInvalidGrant, "code_verifier does not match the code_challenge")
 	}
 	return nil
 }

@@ -8,14 +8,11 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/smartcaddy/smartauth/handlers/clients"
+	"github.com/smartcaddy/smartauth/handlers/oauth"
 	"github.com/smartcaddy/smartauth/handlers/users"
 	"github.com/smartcaddy/smartauth/scopes"
 	"github.com/smartcaddy/smartauth/store"
 )
-
-func init() {
-	tokenGrantHandlers["refresh_token"] = (*Server).grantRefreshToken
-}
 
 // grantRefreshToken exchanges a refresh token for new tokens (RFC 6749 §6,
 // SMART App Launch "Refresh access token"). Every refresh rotates: the
@@ -27,31 +24,31 @@ func init() {
 // and the previous one is invalidated. A narrower scope may be asked for; it applies to the new
 // access token only, so that a later refresh may ask for the original
 // scope again (RFC 6749 §6: "originally granted").
-func (s *Server) grantRefreshToken(ex *tokenExchange) (*tokenResponse, *oauthFault) {
+func (s *Server) grantRefreshToken(ex *tokenExchange) (*tokenResponse, *oauth.Error) {
 	ctx := ex.r.Context()
 	token := ex.form.Get("refresh_token")
 	if token == "" {
-		return nil, newOAuthFault("invalid_request", "refresh_token is required")
+		return nil, oauth.New(oauth.CodeInvalidRequest, "refresh_token is required")
 	}
 
 	// A confidential client authenticates; a public client may send its
 	// client_id or nothing at all, since the token names it.
 	var client, owner *store.Client
 	if clients.Presented(ex.r, ex.form) {
-		var f *oauthFault
-		if client, f = asFault(s.registry.Authenticate(ex.r, ex.form)); f != nil {
+		var f *oauth.Error
+		if client, f = s.registry.Authenticate(ex.r, ex.form); f != nil {
 			ex.clientID = ex.form.Get("client_id")
 			return nil, f
 		}
 		ex.clientID = client.ID
-		if f := faultOf(clients.MayUseGrant(client, "refresh_token")); f != nil {
+		if f := clients.MayUseGrant(client, string(oauth.GrantRefreshToken)); f != nil {
 			return nil, f
 		}
 	}
 	narrowed := ex.form.Has("scope")
 	requested := scopes.Split(ex.form.Get("scope"))
 	if narrowed && len(requested) == 0 {
-		return nil, newOAuthFault("invalid_scope", "scope is empty")
+		return nil, oauth.New(oauth.CodeInvalidScope, "scope is empty")
 	}
 
 	// check runs inside the rotation's transaction: refusing here leaves
@@ -59,9 +56,9 @@ func (s *Server) grantRefreshToken(ex *tokenExchange) (*tokenResponse, *oauthFau
 	// grace period (old.Used) that would be refused is reuse instead, as
 	// it is under strict rotation.
 	check := func(old *store.RefreshToken) (*store.RefreshToken, error) {
-		var f *oauthFault
+		var f *oauth.Error
 		if owner, f = s.checkRefresh(ex, client, old, narrowed, requested); f != nil {
-			if old.Used && f.status < 500 {
+			if old.Used && f.Status < 500 {
 				return nil, store.ErrReplayed
 			}
 			return nil, f
@@ -73,7 +70,7 @@ func (s *Server) grantRefreshToken(ex *tokenExchange) (*tokenResponse, *oauthFau
 	old, err := s.cfg.Store.RotateRefresh(ctx, token, store.Rotation{
 		Next: next, TTL: s.refreshTokenTTL(), Grace: s.cfg.Lifetimes.RefreshGrace, Check: check,
 	})
-	var fault *oauthFault
+	var fault *oauth.Error
 	switch {
 	case errors.As(err, &fault):
 		return nil, fault
@@ -90,9 +87,9 @@ func (s *Server) grantRefreshToken(ex *tokenExchange) (*tokenResponse, *oauthFau
 		}
 		s.logger.Warn("refresh token reused; its family is revoked",
 			zap.String("client_id", ex.clientID), zap.Bool("superseded", old != nil && old.Superseded))
-		return nil, newOAuthFault("invalid_grant", "the refresh token was already used")
+		return nil, oauth.New(oauth.CodeInvalidGrant, "the refresh token was already used")
 	case errors.Is(err, store.ErrNotFound):
-		return nil, newOAuthFault("invalid_grant", "the refresh token is unknown, expired or revoked")
+		return nil, oauth.New(oauth.CodeInvalidGrant, "the refresh token is unknown, expired or revoked")
 	case err != nil:
 		return nil, s.serverFault("rotating a refresh token", err)
 	}
@@ -130,50 +127,50 @@ func (s *Server) grantRefreshToken(ex *tokenExchange) (*tokenResponse, *oauthFau
 // presented refresh token old may be exchanged by this request, and
 // returns the client it belongs to. client is the authenticated client,
 // nil when none authenticated (a public client, named by the token).
-func (s *Server) checkRefresh(ex *tokenExchange, client *store.Client, old *store.RefreshToken, narrowed bool, requested []string) (*store.Client, *oauthFault) {
+func (s *Server) checkRefresh(ex *tokenExchange, client *store.Client, old *store.RefreshToken, narrowed bool, requested []string) (*store.Client, *oauth.Error) {
 	ctx := ex.r.Context()
 	owner := client
 	if client != nil {
 		if old.ClientID != client.ID {
-			return nil, newOAuthFault("invalid_grant", "the refresh token was issued to another client")
+			return nil, oauth.New(oauth.CodeInvalidGrant, "the refresh token was issued to another client")
 		}
 	} else {
-		var f *oauthFault
-		if owner, f = asFault(s.registry.Resolve(ctx, old.ClientID)); f != nil {
+		var f *oauth.Error
+		if owner, f = s.registry.Resolve(ctx, old.ClientID); f != nil {
 			return nil, f
 		}
 		ex.clientID = owner.ID
 		if owner.Type != store.ClientPublic {
-			return nil, newOAuthFault("invalid_client", "this client must authenticate")
+			return nil, oauth.New(oauth.CodeInvalidClient, "this client must authenticate")
 		}
-		if f := faultOf(clients.MayUseGrant(owner, "refresh_token")); f != nil {
+		if f := clients.MayUseGrant(owner, string(oauth.GrantRefreshToken)); f != nil {
 			return nil, f
 		}
 	}
 	if narrowed && !scopes.Covers(scopes.Split(old.Scope), requested) {
-		return nil, newOAuthFault("invalid_scope", "the requested scope exceeds the scope originally granted")
+		return nil, oauth.New(oauth.CodeInvalidScope, "the requested scope exceeds the scope originally granted")
 	}
 	if old.SessionHash != "" {
 		// online_access: only while the user's sign-in session lives.
 		sess, err := s.cfg.Store.GetSessionByHash(ctx, old.SessionHash)
 		switch {
 		case errors.Is(err, store.ErrNotFound):
-			return nil, newOAuthFault("invalid_grant", "the sign-in session of this online_access token has ended")
+			return nil, oauth.New(oauth.CodeInvalidGrant, "the sign-in session of this online_access token has ended")
 		case err != nil:
 			return nil, s.serverFault("reading a sign-in session", err)
 		case sess.User != old.Subject:
-			return nil, newOAuthFault("invalid_grant", "the sign-in session of this online_access token has ended")
+			return nil, oauth.New(oauth.CodeInvalidGrant, "the sign-in session of this online_access token has ended")
 		}
 	}
 	if old.Subject != "" {
 		u := s.cfg.Users[old.Subject]
 		if u == nil {
-			return nil, newOAuthFault("invalid_grant", "the user of this authorization no longer exists")
+			return nil, oauth.New(oauth.CodeInvalidGrant, "the user of this authorization no longer exists")
 		}
 		// The patient in context must still be within the user's reach
 		// (reach.go): an operator who took it away ends the grant.
 		if p := old.Context.Patient; p != "" && !s.users.Reach(u).PatientAllowed(p) {
-			return nil, newOAuthFault("invalid_grant", "the user may no longer open this authorization's patient")
+			return nil, oauth.New(oauth.CodeInvalidGrant, "the user may no longer open this authorization's patient")
 		}
 	}
 	return owner, nil

@@ -8,6 +8,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
+	"github.com/smartcaddy/smartauth/handlers/oauth"
 	"github.com/smartcaddy/smartauth/scopes"
 )
 
@@ -71,7 +72,7 @@ func (s *Server) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.Ha
 		if s.guardCORS(w, r) {
 			return nil // a preflight: answered here, never forwarded
 		}
-		a := &audit{method: r.Method, reason: fault.description}
+		a := &audit{method: r.Method, reason: fault.Description}
 		if p, f := s.authenticate(r); f == nil {
 			a.p = p // who tried, when the token is good
 		}
@@ -89,21 +90,21 @@ func (s *Server) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.Ha
 	a := &audit{method: r.Method}
 	p, fault := s.authenticate(r)
 	if fault != nil {
-		a.reason = fault.description
+		a.reason = fault.Description
 		s.refuse(w, a, fault)
 		return nil
 	}
 	a.p = p
 	in, fault := parseRequestInteraction(r, rel, rp)
 	if fault != nil {
-		a.reason = fault.description
+		a.reason = fault.Description
 		s.refuse(w, a, fault)
 		return nil
 	}
 	a.in = in
 	pl, fault := s.authorizeRequest(r, p, in)
 	if fault != nil {
-		a.reason = fault.description
+		a.reason = fault.Description
 		s.refuse(w, a, fault)
 		return nil
 	}
@@ -148,18 +149,14 @@ func (s *Server) guardsPath(p string) bool {
 	return c == base || strings.HasPrefix(c, base+"/") || strings.HasPrefix(strings.ToLower(p), base+"/")
 }
 
-// guardFault is a refusal: a status, the Bearer error code ("" for a
-// missing token), the scope needed (insufficient_scope) and a description.
-type guardFault struct {
-	status      int
-	code        string
-	scope       string
-	description string
-}
+// A refusal of the guard is an *oauth.Error: a status, the Bearer error
+// code ("" for a missing token), the scope needed (insufficient_scope) and
+// a description. It is written as an OperationOutcome with a Bearer
+// challenge (writeGuardFault).
 
-// Outcome issue codes for the refusals.
-func (f *guardFault) issueCode() string {
-	switch f.status {
+// issueCode is the OperationOutcome issue code of a refusal's status.
+func issueCode(status int) string {
+	switch status {
 	case http.StatusUnauthorized:
 		return "login"
 	case http.StatusForbidden:
@@ -175,61 +172,44 @@ func (f *guardFault) issueCode() string {
 	}
 }
 
-// missingToken, invalidToken, forbidden and badRequest build refusals.
-func missingToken(desc string) *guardFault {
-	return &guardFault{status: http.StatusUnauthorized, description: desc}
+// missingToken refuses a request that carried no access token (RFC 6750
+// §3.1: no error code then).
+func missingToken(desc string) *oauth.Error {
+	return &oauth.Error{Status: http.StatusUnauthorized, Description: desc}
 }
 
-func invalidToken(desc string) *guardFault {
-	return &guardFault{status: http.StatusUnauthorized, code: "invalid_token", description: desc}
+// invalidToken refuses an access token that is not valid.
+func invalidToken(desc string) *oauth.Error {
+	return &oauth.Error{Status: http.StatusUnauthorized, Code: oauth.CodeInvalidToken, Description: desc}
 }
 
-func forbidden(scope, desc string) *guardFault {
-	return &guardFault{status: http.StatusForbidden, code: "insufficient_scope", scope: scope, description: desc}
+// forbidden refuses a request the token's scopes do not allow; scope is
+// what it would need.
+func forbidden(scope, desc string) *oauth.Error {
+	return &oauth.Error{Status: http.StatusForbidden, Code: oauth.CodeInsufficientScope, Scope: scope, Description: desc}
 }
 
-func badRequest(desc string) *guardFault {
-	return &guardFault{status: http.StatusBadRequest, code: "invalid_request", description: desc}
+// badRequest refuses a malformed request.
+func badRequest(desc string) *oauth.Error {
+	return &oauth.Error{Status: http.StatusBadRequest, Code: oauth.CodeInvalidRequest, Description: desc}
 }
 
 // refuse writes a refusal with its Bearer challenge (RFC 6750 §3) and an
 // OperationOutcome, and logs the decision.
-func (s *Server) refuse(w http.ResponseWriter, a *audit, f *guardFault) {
+func (s *Server) refuse(w http.ResponseWriter, a *audit, f *oauth.Error) {
 	a.allowed = false
 	s.logDecision(a)
 	s.writeGuardFault(w, f)
 }
 
-// writeGuardFault writes a refusal without logging it.
-func (s *Server) writeGuardFault(w http.ResponseWriter, f *guardFault) {
-	if f.status == http.StatusUnauthorized || f.code != "" {
-		var b strings.Builder
-		b.WriteString(`Bearer realm="`)
-		b.WriteString(s.cfg.FHIRBase.String())
-		b.WriteByte('"')
-		if f.code != "" {
-			b.WriteString(`, error="` + f.code + `"`)
-			if f.description != "" {
-				b.WriteString(`, error_description="` + quoteSafe(f.description) + `"`)
-			}
-			if f.scope != "" {
-				b.WriteString(`, scope="` + quoteSafe(f.scope) + `"`)
-			}
-		}
-		w.Header().Set("WWW-Authenticate", b.String())
+// writeGuardFault writes a refusal without logging it: an OperationOutcome
+// and, for a 401 or a refusal with an error code, a Bearer challenge whose
+// realm is the FHIR base.
+func (s *Server) writeGuardFault(w http.ResponseWriter, f *oauth.Error) {
+	if f.Status == http.StatusUnauthorized || f.Code != "" {
+		w.Header().Set("WWW-Authenticate", oauth.BearerChallenge(s.cfg.FHIRBase.String(), f.Code, f.Description, f.Scope))
 	}
-	writeOutcome(w, f.status, f.issueCode(), f.description)
-}
-
-// quoteSafe keeps the printable ASCII of s that may stand in a quoted
-// string of a WWW-Authenticate header (RFC 6750 §3: no '"' nor '\').
-func quoteSafe(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r < 0x20 || r > 0x7e || r == '"' || r == '\\' {
-			return -1
-		}
-		return r
-	}, s)
+	writeOutcome(w, f.Status, issueCode(f.Status), f.Description)
 }
 
 // setIdentity sets the placeholders of an allowed request and the headers
@@ -272,7 +252,7 @@ type outcomeIssue struct {
 // writeOutcome writes a FHIR OperationOutcome with one error issue.
 func writeOutcome(w http.ResponseWriter, status int, code, diagnostics string) {
 	w.Header().Set("Cache-Control", "no-store")
-	writeJSONAs(w, status, "application/fhir+json", operationOutcome{
+	oauth.WriteJSONAs(w, status, "application/fhir+json", operationOutcome{
 		ResourceType: "OperationOutcome",
 		Issue:        []outcomeIssue{{Severity: "error", Code: code, Diagnostics: diagnostics}},
 	})

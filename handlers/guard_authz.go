@@ -3,6 +3,7 @@ package handlers
 import (
 	"net/url"
 
+	"github.com/smartcaddy/smartauth/handlers/oauth"
 	"github.com/smartcaddy/smartauth/scopes"
 )
 
@@ -16,7 +17,7 @@ var scopeContexts = [...]scopes.Context{scopes.System, scopes.User, scopes.Patie
 // answers scopes.Patient whenever the patient compartment's rules apply:
 // for patient/ scopes, and for user/ scopes of a user confined to their
 // own record (a Patient user, users.Rule).
-func (s *Server) decide(p *principal, in *interaction) (scopes.Context, *guardFault) {
+func (s *Server) decide(p *principal, in *interaction) (scopes.Context, *oauth.Error) {
 	need, rtype, contexts, fault := s.interactionNeed(in)
 	if fault != nil {
 		return "", fault
@@ -55,7 +56,7 @@ func describeInteraction(in *interaction) string {
 // interactionNeed returns what an interaction needs: permissions, the
 // resource type the scopes must name ("*" for the system level), and the
 // scope contexts that may allow it.
-func (s *Server) interactionNeed(in *interaction) (scopes.Perms, string, []scopes.Context, *guardFault) {
+func (s *Server) interactionNeed(in *interaction) (scopes.Perms, string, []scopes.Context, *oauth.Error) {
 	rtype := in.resourceType
 	if rtype == "" {
 		rtype = "*"

@@ -110,9 +110,11 @@ func (s *Server) initGuard() error {
 	return nil
 }
 
-// Close stops the guard's background work and releases the client
-// registry's shared state. It is safe to call more than once.
+// Close stops the guard's background work, gives back the issuer's
+// reload-surviving state (state.go) and releases the client registry's
+// shared state. It is safe to call more than once.
 func (s *Server) Close() error {
+	s.releaseSiteState()
 	if s.gs != nil {
 		s.gs.stopOnce.Do(func() { close(s.gs.stop) })
 		<-s.gs.done

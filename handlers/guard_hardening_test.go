@@ -82,7 +82,7 @@ func TestRefuseOverride(t *testing.T) {
 		}
 		rel := strings.TrimPrefix(strings.TrimPrefix(r.URL.Path, "/fhir"), "/")
 		_, f := refuseOverride(r, rel)
-		if (f != nil) != c.refused || f != nil && (f.status != 400 || f.code != "invalid_request") {
+		if (f != nil) != c.refused || f != nil && (f.Status != 400 || f.Code != "invalid_request") {
 			t.Errorf("%s %s %v: %+v, want refused %t", c.method, c.target, c.header, f, c.refused)
 		}
 	}

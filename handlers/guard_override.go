@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/smartcaddy/smartauth/handlers/oauth"
 )
 
 // Requests whose method or path an upstream framework could take from
@@ -104,7 +106,7 @@ func isMethodParam(k string) bool {
 
 // refuseMethodParams refuses a parameter list that holds a _method
 // parameter; where names the list in the refusal.
-func refuseMethodParams(params url.Values, where string) *guardFault {
+func refuseMethodParams(params url.Values, where string) *oauth.Error {
 	for k := range params {
 		if isMethodParam(k) {
 			return badRequest(where + " must not carry a " + k + " parameter (a method override)")
@@ -127,7 +129,7 @@ func formMediaType(ct string) (urlencoded, multipart bool) {
 // compartment restriction the guard appends among them, would be
 // dropped), a space or a control character. They must be
 // percent-encoded.
-func refuseRawQuery(q, where string) *guardFault {
+func refuseRawQuery(q, where string) *oauth.Error {
 	for i := 0; i < len(q); i++ {
 		if c := q[i]; c == '#' || c <= ' ' || c == 0x7f {
 			return badRequest(where + " must percent-encode '#', spaces and control characters")
@@ -146,7 +148,7 @@ type requestParams struct {
 // relative to the base) that carries a method or path override: see the
 // list above. It runs before the token is read, for every request, and
 // returns the parsed parameters (parseRequestInteraction reads them).
-func refuseOverride(r *http.Request, rel string) (requestParams, *guardFault) {
+func refuseOverride(r *http.Request, rel string) (requestParams, *oauth.Error) {
 	var rp requestParams
 	if name := overrideHeader(r.Header); name != "" {
 		return rp, badRequest("the request must not carry a " + name + " header (a method or path override)")

@@ -6,6 +6,8 @@ import (
 	"mime"
 	"net/http"
 	"strings"
+
+	"github.com/smartcaddy/smartauth/handlers/oauth"
 )
 
 // Under patient/ scopes a PATCH (by id or conditional) must not change
@@ -42,10 +44,10 @@ func patchGuardedNames(t string) map[string]bool {
 // checkPatchBody reads a PATCH body under patient/ scopes, refuses one
 // that touches what patchGuardedNames lists, and puts the checked body
 // back (re-encoded) for the upstream.
-func checkPatchBody(r *http.Request, t string) *guardFault {
+func checkPatchBody(r *http.Request, t string) *oauth.Error {
 	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if mt != "application/json-patch+json" && mt != "application/fhir+json" && mt != "application/json" {
-		return &guardFault{status: http.StatusUnsupportedMediaType, description: "with patient/ scopes a patch must be a JSON Patch or a FHIRPath Patch in JSON, so that it can be checked"}
+		return &oauth.Error{Status: http.StatusUnsupportedMediaType, Description: "with patient/ scopes a patch must be a JSON Patch or a FHIRPath Patch in JSON, so that it can be checked"}
 	}
 	if r.Body == nil {
 		return badRequest("the request has no patch")
@@ -55,7 +57,7 @@ func checkPatchBody(r *http.Request, t string) *guardFault {
 		return badRequest("reading the request body failed")
 	}
 	if len(b) > maxCheckedBody {
-		return &guardFault{status: http.StatusRequestEntityTooLarge, description: "the request body is too large to be checked"}
+		return &oauth.Error{Status: http.StatusRequestEntityTooLarge, Description: "the request body is too large to be checked"}
 	}
 	v, msg, err := parseCheckedValue(b)
 	switch {

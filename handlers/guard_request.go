@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/smartcaddy/smartauth/handlers/oauth"
 	"github.com/smartcaddy/smartauth/scopes"
 )
 
@@ -46,7 +47,7 @@ type plan struct {
 // authorizeRequest decides an authenticated request: batches entry by
 // entry, everything else by its interaction, then confines patient/ access
 // to the compartment, rewriting the search or checking bodies.
-func (s *Server) authorizeRequest(r *http.Request, p *principal, in *interaction) (*plan, *guardFault) {
+func (s *Server) authorizeRequest(r *http.Request, p *principal, in *interaction) (*plan, *oauth.Error) {
 	if in.name == ixBatch {
 		return s.authorizeBundle(r, p)
 	}
@@ -114,7 +115,7 @@ func appendParam(raw, key, value string) string {
 
 // mergeSearchForm adds the form body of a POST _search to params and puts
 // the body back for the upstream.
-func mergeSearchForm(r *http.Request, params url.Values) *guardFault {
+func mergeSearchForm(r *http.Request, params url.Values) *oauth.Error {
 	if r.Body == nil {
 		return nil
 	}
@@ -124,7 +125,7 @@ func mergeSearchForm(r *http.Request, params url.Values) *guardFault {
 		return badRequest("reading the search form failed")
 	}
 	if len(b) > maxSearchForm {
-		return &guardFault{status: http.StatusRequestEntityTooLarge, description: "the search form is too large"}
+		return &oauth.Error{Status: http.StatusRequestEntityTooLarge, Description: "the search form is too large"}
 	}
 	if len(b) > 0 && mt != "application/x-www-form-urlencoded" {
 		return badRequest("a POST _search needs an application/x-www-form-urlencoded body")
@@ -141,10 +142,10 @@ func mergeSearchForm(r *http.Request, params url.Values) *guardFault {
 }
 
 // readJSONBody reads and parses a request's JSON resource.
-func readJSONBody(r *http.Request) (map[string]any, *guardFault) {
+func readJSONBody(r *http.Request) (map[string]any, *oauth.Error) {
 	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if mt != "application/fhir+json" && mt != "application/json" {
-		return nil, &guardFault{status: http.StatusUnsupportedMediaType, description: "with patient/ scopes the resource must be sent as application/fhir+json, so that it can be checked"}
+		return nil, &oauth.Error{Status: http.StatusUnsupportedMediaType, Description: "with patient/ scopes the resource must be sent as application/fhir+json, so that it can be checked"}
 	}
 	if r.Body == nil {
 		return nil, badRequest("the request has no resource")
@@ -154,7 +155,7 @@ func readJSONBody(r *http.Request) (map[string]any, *guardFault) {
 		return nil, badRequest("reading the request body failed")
 	}
 	if len(b) > maxCheckedBody {
-		return nil, &guardFault{status: http.StatusRequestEntityTooLarge, description: "the request body is too large to be checked"}
+		return nil, &oauth.Error{Status: http.StatusRequestEntityTooLarge, Description: "the request body is too large to be checked"}
 	}
 	res, msg, err := parseCheckedJSON(b)
 	switch {
@@ -187,7 +188,7 @@ func primaryName(t string) string {
 
 // setJSONBody replaces the request body with v as JSON: the upstream gets
 // exactly what the guard checked (one value per key).
-func setJSONBody(r *http.Request, v any) *guardFault {
+func setJSONBody(r *http.Request, v any) *oauth.Error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return badRequest("the request body cannot be re-encoded")

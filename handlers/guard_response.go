@@ -8,6 +8,7 @@ import (
 	"strconv"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/smartcaddy/smartauth/handlers/oauth"
 )
 
 // checkWriter buffers a 2xx response (up to a limit) so that the guard can
@@ -84,7 +85,7 @@ func (c *checkWriter) release() error {
 
 // replace throws the buffered response away, with every header the
 // upstream set, and writes a refusal instead.
-func (s *Server) replaceResponse(w http.ResponseWriter, saved http.Header, f *guardFault) {
+func (s *Server) replaceResponse(w http.ResponseWriter, saved http.Header, f *oauth.Error) {
 	h := w.Header()
 	clear(h)
 	for k, v := range saved {
@@ -111,7 +112,7 @@ func (s *Server) serveChecked(w http.ResponseWriter, r *http.Request, next caddy
 	base := s.cfg.FHIRBase.String()
 	if pl.precheck {
 		if f := s.precheck(r, next, pl); f != nil {
-			a.reason = f.description
+			a.reason = f.Description
 			s.refuse(w, a, f)
 			return nil
 		}
@@ -137,7 +138,7 @@ func (s *Server) serveChecked(w http.ResponseWriter, r *http.Request, next caddy
 		s.logDecision(a)
 		return nil
 	}
-	var f *guardFault
+	var f *oauth.Error
 	var res map[string]any
 	var msg string
 	var err error
@@ -146,17 +147,17 @@ func (s *Server) serveChecked(w http.ResponseWriter, r *http.Request, next caddy
 	}
 	switch {
 	case cw.over:
-		f = &guardFault{status: http.StatusBadGateway, description: "the upstream's answer is too large to be checked"}
+		f = &oauth.Error{Status: http.StatusBadGateway, Description: "the upstream's answer is too large to be checked"}
 	case errors.Is(err, errJSONKeys):
-		f = &guardFault{status: http.StatusBadGateway, description: "the upstream's answer cannot be checked: " + msg}
+		f = &oauth.Error{Status: http.StatusBadGateway, Description: "the upstream's answer cannot be checked: " + msg}
 	case err != nil:
-		f = &guardFault{status: http.StatusBadGateway, description: "the upstream's answer is not a JSON resource"}
+		f = &oauth.Error{Status: http.StatusBadGateway, Description: "the upstream's answer is not a JSON resource"}
 	case res["resourceType"] == "Bundle" && !bundleBelongs(pl.resourceType, res, pl.patient, base),
 		res["resourceType"] != "Bundle" && !resourceBelongs(pl.resourceType, res, pl.patient, base):
 		f = forbidden("", "the resource is not in the patient's compartment")
 	}
 	if f != nil {
-		a.reason = f.description
+		a.reason = f.Description
 		a.allowed = false
 		s.logDecision(a)
 		s.replaceResponse(w, saved, f)
@@ -203,7 +204,7 @@ func (c *captureWriter) Write(b []byte) (int, error) {
 // patient may write it (resourceWritable: its primary patient reference
 // is the patient, no compartment element names another), or (for an
 // update, which may create it) it does not exist.
-func (s *Server) precheck(r *http.Request, next caddyhttp.Handler, pl *plan) *guardFault {
+func (s *Server) precheck(r *http.Request, next caddyhttp.Handler, pl *plan) *oauth.Error {
 	get := r.Clone(r.Context())
 	get.Method = http.MethodGet
 	get.Body = http.NoBody
@@ -216,18 +217,18 @@ func (s *Server) precheck(r *http.Request, next caddyhttp.Handler, pl *plan) *gu
 	prepareForCheck(get)
 	cw := &captureWriter{header: http.Header{}}
 	if err := next.ServeHTTP(cw, get); err != nil {
-		return &guardFault{status: http.StatusBadGateway, description: "the stored resource could not be read to check it"}
+		return &oauth.Error{Status: http.StatusBadGateway, Description: "the stored resource could not be read to check it"}
 	}
 	switch {
 	case cw.status == http.StatusNotFound || cw.status == http.StatusGone:
 		return nil // nothing stored to protect; an update creates a resource whose body was checked
 	case cw.status < 200 || cw.status >= 300 || cw.over:
-		return &guardFault{status: http.StatusBadGateway, description: "the stored resource could not be read to check it"}
+		return &oauth.Error{Status: http.StatusBadGateway, Description: "the stored resource could not be read to check it"}
 	}
 	res, msg, err := parseCheckedJSON(cw.buf.Bytes())
 	switch {
 	case errors.Is(err, errJSONKeys):
-		return &guardFault{status: http.StatusBadGateway, description: "the stored resource cannot be checked: " + msg}
+		return &oauth.Error{Status: http.StatusBadGateway, Description: "the stored resource cannot be checked: " + msg}
 	case err != nil, !resourceWritable(pl.resourceType, res, pl.patient, s.cfg.FHIRBase.String()):
 		return forbidden("", "the stored resource is not the patient's: its "+primaryName(pl.resourceType)+" must name the patient, and no compartment element another patient")
 	}

@@ -11,31 +11,16 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwt"
 
 	"github.com/smartcaddy/smartauth/handlers/accesstoken"
+	"github.com/smartcaddy/smartauth/handlers/oauth"
 	"github.com/smartcaddy/smartauth/scopes"
 )
-
-// bearerToken returns the token of an "Authorization: Bearer" header. The
-// query string is never read (RFC 6750 §2.3 is not supported: URLs end up
-// in logs). ok is false when the header is absent or another scheme.
-func bearerToken(r *http.Request) (string, bool) {
-	h := r.Header.Values("Authorization")
-	if len(h) != 1 {
-		return "", false
-	}
-	scheme, tok, found := strings.Cut(h[0], " ")
-	if !found || !strings.EqualFold(scheme, "Bearer") {
-		return "", false
-	}
-	tok = strings.TrimSpace(tok)
-	return tok, tok != ""
-}
 
 // authenticate finds the request's access token and returns who it is
 // for: from the cache when the token was verified before (and no
 // revocation has hit it since), else by a full check (signature, typ,
 // iss, aud, exp, nbf, revocation), after which it is cached until exp.
-func (s *Server) authenticate(r *http.Request) (*principal, *guardFault) {
-	raw, ok := bearerToken(r)
+func (s *Server) authenticate(r *http.Request) (*principal, *oauth.Error) {
+	raw, ok := oauth.BearerToken(r)
 	if !ok {
 		return nil, missingToken("an access token is required (Authorization: Bearer)")
 	}
@@ -66,7 +51,7 @@ func (s *Server) authenticate(r *http.Request) (*principal, *guardFault) {
 
 // newPrincipal reads a verified token's claims and the bounds that apply
 // to it: the configured user's scopes and the client's current scopes.
-func (s *Server) newPrincipal(r *http.Request, tok accesstoken.Claims) (*principal, *guardFault) {
+func (s *Server) newPrincipal(r *http.Request, tok accesstoken.Claims) (*principal, *oauth.Error) {
 	p := &principal{
 		clientID:  tok.ClientID(),
 		scope:     tok.Scope(),

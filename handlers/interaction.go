@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/smartcaddy/smartauth/handlers/oauth"
 	"github.com/smartcaddy/smartauth/scopes"
 )
 
@@ -71,7 +72,7 @@ func validID(s string) bool { return s != "." && s != ".." && idRE.MatchString(s
 // parseRequestInteraction reads the interaction of a request under the
 // FHIR base; rel is its path relative to the base, rp its parameters as
 // refuseOverride parsed them.
-func parseRequestInteraction(r *http.Request, rel string, rp requestParams) (*interaction, *guardFault) {
+func parseRequestInteraction(r *http.Request, rel string, rp requestParams) (*interaction, *oauth.Error) {
 	if r.URL.RawPath != "" && r.URL.RawPath != r.URL.Path {
 		return nil, badRequest("the request path must not use percent-encoding")
 	}
@@ -85,7 +86,7 @@ func parseRequestInteraction(r *http.Request, rel string, rp requestParams) (*in
 // Conditional interactions also need s (they search): conditional create
 // c+s, conditional update c+u+s (it may create), conditional patch u+s,
 // conditional delete d+s. Operations get their needs from opNeed.
-func parseInteraction(method, rel string, params, ifNoneExist url.Values) (*interaction, *guardFault) {
+func parseInteraction(method, rel string, params, ifNoneExist url.Values) (*interaction, *oauth.Error) {
 	if method == http.MethodHead {
 		method = http.MethodGet
 	}
@@ -97,7 +98,7 @@ func parseInteraction(method, rel string, params, ifNoneExist url.Values) (*inte
 	if params == nil {
 		in.params = url.Values{}
 	}
-	unsupported := &guardFault{status: http.StatusMethodNotAllowed, description: method + " is not supported on this path"}
+	unsupported := &oauth.Error{Status: http.StatusMethodNotAllowed, Description: method + " is not supported on this path"}
 	for _, sg := range segs {
 		if sg == "" {
 			return nil, badRequest("the request path has an empty segment")
@@ -191,7 +192,7 @@ func parseInteraction(method, rel string, params, ifNoneExist url.Values) (*inte
 }
 
 // typeLevel handles [base]/Type: search, create, conditional interactions.
-func typeLevel(in *interaction, method string, ifNoneExist url.Values, unsupported *guardFault) (*interaction, *guardFault) {
+func typeLevel(in *interaction, method string, ifNoneExist url.Values, unsupported *oauth.Error) (*interaction, *oauth.Error) {
 	conditional := len(in.params) > 0
 	switch method {
 	case http.MethodGet:
@@ -223,7 +224,7 @@ func typeLevel(in *interaction, method string, ifNoneExist url.Values, unsupport
 }
 
 // instanceLevel handles [base]/Type/id: read, update, patch, delete.
-func instanceLevel(in *interaction, method string, unsupported *guardFault) (*interaction, *guardFault) {
+func instanceLevel(in *interaction, method string, unsupported *oauth.Error) (*interaction, *oauth.Error) {
 	switch method {
 	case http.MethodGet:
 		in.name, in.need = ixRead, scopes.Read

@@ -54,7 +54,7 @@ func TestParseInteraction(t *testing.T) {
 		}
 		in, f := parseInteraction(c.method, c.rel, q, ine)
 		switch {
-		case c.status != 0 && (f == nil || f.status != c.status):
+		case c.status != 0 && (f == nil || f.Status != c.status):
 			t.Errorf("%s %s?%s: %+v %+v, want status %d", c.method, c.rel, c.query, in, f, c.status)
 		case c.status == 0 && (f != nil || in.name != c.name || in.resourceType != c.rtype || in.need != c.need):
 			t.Errorf("%s %s?%s: %+v %+v, want %s %s %s", c.method, c.rel, c.query, in, f, c.name, c.rtype, c.need)

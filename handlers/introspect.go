@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/smartcaddy/smartauth/handlers/clients"
+	"github.com/smartcaddy/smartauth/handlers/oauth"
 	"github.com/smartcaddy/smartauth/store"
 )
 
@@ -69,13 +70,13 @@ func (s *Server) serveIntrospect(w http.ResponseWriter, r *http.Request) {
 	}
 	token := form.Get("token")
 	if token == "" {
-		writeOAuthError(w, http.StatusBadRequest, "invalid_request", "token is required")
+		oauth.Write(w, oauth.New(oauth.CodeInvalidRequest, "token is required"))
 		return
 	}
 	resp, err := s.introspect(r.Context(), token, form.Get("token_type_hint"))
 	if err != nil {
 		s.logger.Error("introspection", zap.Error(err))
-		writeOAuthError(w, http.StatusInternalServerError, "server_error", "internal error")
+		oauth.Write(w, oauth.New(oauth.CodeServerError, "internal error"))
 		return
 	}
 	if resp.Active && !caller.any && resp.ClientID != caller.clientID {
@@ -86,10 +87,10 @@ func (s *Server) serveIntrospect(w http.ResponseWriter, r *http.Request) {
 		zap.Bool("active", resp.Active),
 		zap.String("token_type", resp.TokenType))
 	if !resp.Active {
-		writeJSON(w, http.StatusOK, map[string]bool{"active": false})
+		oauth.WriteJSON(w, http.StatusOK, map[string]bool{"active": false})
 		return
 	}
-	writeJSON(w, http.StatusOK, resp)
+	oauth.WriteJSON(w, http.StatusOK, resp)
 }
 
 // introspectionCaller authenticates the caller. done reports that an error
@@ -98,32 +99,35 @@ func (s *Server) introspectionCaller(w http.ResponseWriter, r *http.Request, for
 	scheme, bearer, _ := strings.Cut(r.Header.Get("Authorization"), " ")
 	if strings.EqualFold(scheme, "Bearer") {
 		if form.Has("client_assertion") || form.Has("client_secret") {
-			writeOAuthError(w, http.StatusBadRequest, "invalid_request", "use exactly one client authentication method")
+			oauth.Write(w, oauth.New(oauth.CodeInvalidRequest, "use exactly one client authentication method"))
 			return introspectCaller{}, true
 		}
 		tok, err := s.tokens.Verify(r.Context(), strings.TrimSpace(bearer))
 		if err != nil {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="`+s.cfg.Issuer.String()+`", error="invalid_token"`)
-			writeOAuthError(w, http.StatusUnauthorized, "invalid_token", "the bearer token is invalid, expired or revoked")
+			// The challenge carries the code alone, no description.
+			oauth.Write(w, &oauth.Error{Status: http.StatusUnauthorized, Code: oauth.CodeInvalidToken,
+				Description: "the bearer token is invalid, expired or revoked",
+				Challenge:   oauth.BearerChallenge(s.cfg.Issuer.String(), oauth.CodeInvalidToken, "", "")})
 			return introspectCaller{}, true
 		}
 		if !scopeHas(tok.Scope(), scopeIntrospect) {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="`+s.cfg.Issuer.String()+`", error="insufficient_scope", scope="`+scopeIntrospect+`"`)
-			writeOAuthError(w, http.StatusForbidden, "insufficient_scope", "the bearer token lacks the "+scopeIntrospect+" scope")
+			oauth.Write(w, &oauth.Error{Status: http.StatusForbidden, Code: oauth.CodeInsufficientScope,
+				Description: "the bearer token lacks the " + scopeIntrospect + " scope",
+				Challenge:   oauth.BearerChallenge(s.cfg.Issuer.String(), oauth.CodeInsufficientScope, "", scopeIntrospect)})
 			return introspectCaller{}, true
 		}
 		return introspectCaller{clientID: tok.ClientID(), any: true}, false
 	}
 	if !clients.Presented(r, form) {
-		s.writeFault(w, challenge(newOAuthFault("invalid_client", "authenticate as a confidential client, or with a bearer token holding "+scopeIntrospect)))
+		oauth.Write(w, oauth.New(oauth.CodeInvalidClient, "authenticate as a confidential client, or with a bearer token holding "+scopeIntrospect).WithBasic(s.cfg.Issuer.String()))
 		return introspectCaller{}, true
 	}
-	c, f := asFault(s.registry.AuthenticateAt(r, form, s.Endpoint(pathIntrospect)))
+	c, f := s.registry.AuthenticateAt(r, form, s.Endpoint(pathIntrospect))
 	if f == nil && c.Type == store.ClientPublic {
-		f = newOAuthFault("invalid_client", "a public client may not introspect tokens")
+		f = oauth.New(oauth.CodeInvalidClient, "a public client may not introspect tokens")
 	}
 	if f != nil {
-		s.writeFault(w, challenge(f))
+		oauth.Write(w, f.WithBasic(s.cfg.Issuer.String()))
 		return introspectCaller{}, true
 	}
 	return introspectCaller{clientID: c.ID, any: slices.Contains(c.Scopes, scopeIntrospect)}, false

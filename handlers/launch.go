@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/smartcaddy/smartauth/handlers/clients"
+	"github.com/smartcaddy/smartauth/handlers/oauth"
 	"github.com/smartcaddy/smartauth/handlers/users"
 	"github.com/smartcaddy/smartauth/store"
 )
@@ -48,32 +49,32 @@ type launchResponse struct {
 func (s *Server) serveLaunch(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", "POST")
-		writeOAuthError(w, http.StatusMethodNotAllowed, "invalid_request", "use POST")
+		oauth.Write(w, &oauth.Error{Status: http.StatusMethodNotAllowed, Code: oauth.CodeInvalidRequest, Description: "use POST"})
 		return
 	}
 	client, fault := s.authenticateLaunchClient(r)
 	if fault != nil {
-		s.writeFault(w, fault)
+		oauth.Write(w, fault)
 		return
 	}
 	if !client.CanCreateLaunch {
-		writeOAuthError(w, http.StatusForbidden, "unauthorized_client", "the client may not create launches")
+		oauth.Write(w, &oauth.Error{Status: http.StatusForbidden, Code: oauth.CodeUnauthorizedClient, Description: "the client may not create launches"})
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 256<<10))
 	if err != nil {
-		writeOAuthError(w, http.StatusRequestEntityTooLarge, "invalid_request", "the body is too large")
+		oauth.Write(w, &oauth.Error{Status: http.StatusRequestEntityTooLarge, Code: oauth.CodeInvalidRequest, Description: "the body is too large"})
 		return
 	}
 	var req launchRequest
 	if len(bytes.TrimSpace(body)) > 0 {
 		if err := json.Unmarshal(body, &req); err != nil {
-			writeOAuthError(w, http.StatusBadRequest, "invalid_request", "the body is not a JSON object: "+err.Error())
+			oauth.Write(w, oauth.New(oauth.CodeInvalidRequest, "the body is not a JSON object: "+err.Error()))
 			return
 		}
 	}
 	if msg := s.checkLaunchRequest(r, &req); msg != "" {
-		writeOAuthError(w, http.StatusBadRequest, "invalid_request", msg)
+		oauth.Write(w, oauth.New(oauth.CodeInvalidRequest, msg))
 		return
 	}
 	id, ttl, err := s.saveLaunch(r, &store.Launch{
@@ -91,12 +92,12 @@ func (s *Server) serveLaunch(w http.ResponseWriter, r *http.Request) {
 		CreatedBy: client.ID,
 	})
 	if err != nil {
-		s.logger.Error("saving a launch failed: " + err.Error())
-		writeOAuthError(w, http.StatusInternalServerError, "server_error", "the launch could not be stored")
+		s.logger.Error("saving a launch failed", zap.Error(err))
+		oauth.Write(w, oauth.New(oauth.CodeServerError, "the launch could not be stored"))
 		return
 	}
 	w.Header().Set("Cache-Control", "no-store")
-	writeJSON(w, http.StatusCreated, launchResponse{Launch: id, ExpiresIn: int64(ttl / time.Second)})
+	oauth.WriteJSON(w, http.StatusCreated, launchResponse{Launch: id, ExpiresIn: int64(ttl / time.Second)})
 }
 
 // checkLaunchRequest validates a launch context; it returns what is wrong.
@@ -156,7 +157,7 @@ func (s *Server) checkLaunchUser(w http.ResponseWriter, r *http.Request, id stri
 	default:
 		return true
 	}
-	pendingAuthorizations.remove(id)
+	s.pending.Remove(id)
 	s.logger.Warn("an EHR launch was refused to the signed-in user",
 		zap.String("client_id", p.clientID), zap.String("user", u.Name))
 	s.showMessage(w, http.StatusForbidden, "Launch not available", msg)
@@ -174,14 +175,13 @@ func (s *Server) saveLaunch(r *http.Request, l *store.Launch) (string, time.Dura
 // authenticateLaunchClient authenticates the caller of the launch API:
 // client_secret_basic, checked by the token endpoint's client
 // authentication.
-func (s *Server) authenticateLaunchClient(r *http.Request) (*store.Client, *oauthFault) {
+func (s *Server) authenticateLaunchClient(r *http.Request) (*store.Client, *oauth.Error) {
 	if !clients.HasBasicAuth(r) {
-		return nil, &oauthFault{status: http.StatusUnauthorized, code: "invalid_client",
-			description: "client authentication with HTTP Basic is required", basicChallenge: true}
+		return nil, oauth.New(oauth.CodeInvalidClient, "client authentication with HTTP Basic is required").WithBasic(s.cfg.Issuer.String())
 	}
-	c, f := asFault(s.registry.AuthenticateBasic(r, url.Values{}))
-	if f != nil && f.code == "invalid_client" {
-		f.basicChallenge = true
+	c, f := s.registry.AuthenticateBasic(r, url.Values{})
+	if f != nil {
+		f.WithBasic(s.cfg.Issuer.String())
 	}
 	return c, f
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/smartcaddy/smartauth/handlers/users"
 	"github.com/smartcaddy/smartauth/store"
+	"go.uber.org/zap"
 )
 
 // launcherPage is the data of launcher.html.
@@ -37,7 +38,7 @@ func (s *Server) serveLauncher(w http.ResponseWriter, r *http.Request) {
 	}
 	apps, err := s.launchableClients(r)
 	if err != nil {
-		s.logger.Error("listing clients failed: " + err.Error())
+		s.logger.Error("listing clients failed", zap.Error(err))
 		s.showMessage(w, http.StatusInternalServerError, "Server error", "The apps could not be listed.")
 		return
 	}
@@ -83,7 +84,7 @@ func (s *Server) serveLauncher(w http.ResponseWriter, r *http.Request) {
 		CreatedBy:     "user:" + user.Name,
 	})
 	if err != nil {
-		s.logger.Error("saving a launch failed: " + err.Error())
+		s.logger.Error("saving a launch failed", zap.Error(err))
 		s.showMessage(w, http.StatusInternalServerError, "Server error", "The launch could not be stored.")
 		return
 	}

@@ -1,17 +1,16 @@
 package handlers
 
 import (
-	"net"
 	"net/http"
 	"net/url"
 	"strconv"
 	"sync"
 	"time"
 
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/smartcaddy/smartauth/handlers/internal/throttle"
 	"github.com/smartcaddy/smartauth/store"
 )
 
@@ -20,7 +19,10 @@ import (
 // limit, sign-ins for that name or from that address are refused with 429
 // and Retry-After until the window ends, before any password is checked.
 // An attempt is counted when it starts, so that parallel guesses cannot
-// race past the limit; a successful one gives its count back.
+// race past the limit; a successful one gives its count back. The counts
+// (Server.logins, a throttle.Limiter) are the issuer's and live in the
+// reload-surviving state (state.go), so that a Caddy config reload does not
+// reset the throttle and two sites do not share counts.
 const (
 	loginMaxFailuresPerUser = 5
 	loginMaxFailuresPerIP   = 20
@@ -34,16 +36,6 @@ const loginGenericError = "The user name or password is incorrect."
 
 // loginThrottledError is shown when a sign-in is throttled.
 const loginThrottledError = "Too many failed sign-in attempts. Wait a few minutes and try again."
-
-// loginFailureCounts outlives a Server, so that a Caddy config reload does
-// not reset the throttle. Keys name the issuer, so that two sites do not
-// share counts.
-var loginFailureCounts = newBoundedTTLMap[loginFailureCount](loginLimiterMaxEntries)
-
-type loginFailureCount struct {
-	count int
-	until time.Time // end of the window
-}
 
 // loginPage is the data of login.html.
 type loginPage struct {
@@ -98,7 +90,7 @@ func (s *Server) showLogin(w http.ResponseWriter, r *http.Request) {
 	req, ret := q.Get(pendingFieldName), loginReturn(q.Get("return"))
 	fs, err := s.currentSession(w, r)
 	if err != nil {
-		s.logger.Error("sign-in session: " + err.Error())
+		s.logger.Error("sign-in session", zap.Error(err))
 		s.showMessage(w, http.StatusInternalServerError, "Server error", "The sign-in session could not be stored.")
 		return
 	}
@@ -129,14 +121,14 @@ func (s *Server) showLogin(w http.ResponseWriter, r *http.Request) {
 func (s *Server) renderLogin(w http.ResponseWriter, r *http.Request, status int, req, ret, username, message string) {
 	fs, err := s.formSession(w, r)
 	if err != nil {
-		s.logger.Error("sign-in session: " + err.Error())
+		s.logger.Error("sign-in session", zap.Error(err))
 		s.showMessage(w, http.StatusInternalServerError, "Server error", "The sign-in session could not be stored.")
 		return
 	}
 	data := loginPage{Action: s.Endpoint(pathLogin), CSRF: fs.rec.CSRF, Return: ret, Username: username, Error: message}
 	sec := pageSecurity{}
 	if req != "" {
-		if p, ok := pendingAuthorizations.get(req, time.Now()); ok && p.issuer == s.cfg.Issuer.String() {
+		if p, ok := s.pending.Get(req, time.Now()); ok && p.issuer == s.cfg.Issuer.String() {
 			data.Req = req
 			data.ClientName = p.clientName
 			// A remembered consent sends the browser from the form's
@@ -167,32 +159,32 @@ func (s *Server) postLogin(w http.ResponseWriter, r *http.Request) {
 		username = username[:loginMaxUsernameLength]
 	}
 	now := time.Now()
-	userKey := "u\x00" + s.cfg.Issuer.String() + "\x00" + username
-	ipKey := "a\x00" + s.cfg.Issuer.String() + "\x00" + loginClientIP(r)
-	if wait, ok := loginReserve(ipKey, loginMaxFailuresPerIP, now); !ok {
+	userKey := "u\x00" + username
+	ipKey := "a\x00" + throttle.ClientIP(r)
+	if wait, ok := s.logins.Reserve(ipKey, loginMaxFailuresPerIP, now); !ok {
 		s.refuseThrottled(w, r, req, ret, username, wait)
 		return
 	}
-	if wait, ok := loginReserve(userKey, loginMaxFailuresPerUser, now); !ok {
-		loginRelease(ipKey, false, now)
+	if wait, ok := s.logins.Reserve(userKey, loginMaxFailuresPerUser, now); !ok {
+		s.logins.Release(ipKey, false, now)
 		s.refuseThrottled(w, r, req, ret, username, wait)
 		return
 	}
 	user := s.checkPassword(username, password)
 	if user == nil {
-		s.logger.Info("failed sign-in", zap.String("user", username), zap.String("remote", loginClientIP(r)))
+		s.logger.Info("failed sign-in", zap.String("user", username), zap.String("remote", throttle.ClientIP(r)))
 		s.renderLogin(w, r, http.StatusOK, req, ret, username, loginGenericError)
 		return
 	}
-	loginRelease(userKey, true, now)
-	loginRelease(ipKey, false, now)
+	s.logins.Release(userKey, true, now)
+	s.logins.Release(ipKey, false, now)
 	oldHash := ""
 	if fs != nil {
 		oldHash = store.HashID(fs.id)
 	}
 	nfs, err := s.newSession(r.Context(), w, r, user.Name, now)
 	if err != nil {
-		s.logger.Error("storing a sign-in session failed: " + err.Error())
+		s.logger.Error("storing a sign-in session failed", zap.Error(err))
 		s.showMessage(w, http.StatusInternalServerError, "Server error", "The sign-in session could not be stored.")
 		return
 	}
@@ -216,7 +208,7 @@ func (s *Server) postLogin(w http.ResponseWriter, r *http.Request) {
 func (s *Server) claimPending(fs *flowSession, id, previous string) (pendingAuthorization, bool) {
 	now := time.Now()
 	var claimed bool
-	p := pendingAuthorizations.update(id, now, func(cur pendingAuthorization, found bool) (pendingAuthorization, time.Time, bool) {
+	p := s.pending.Update(id, now, func(cur pendingAuthorization, found bool) (pendingAuthorization, time.Time, bool) {
 		if !found {
 			return cur, now, false
 		}
@@ -241,7 +233,7 @@ func displayUserName(u *User) string {
 func (s *Server) refuseThrottled(w http.ResponseWriter, r *http.Request, req, ret, username string, wait time.Duration) {
 	secs := int((wait + time.Second - 1) / time.Second)
 	w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
-	s.logger.Warn("sign-in throttled", zap.String("user", username), zap.String("remote", loginClientIP(r)))
+	s.logger.Warn("sign-in throttled", zap.String("user", username), zap.String("remote", throttle.ClientIP(r)))
 	s.renderLogin(w, r, http.StatusTooManyRequests, req, ret, username, loginThrottledError)
 }
 
@@ -295,51 +287,6 @@ func loginDummyHash(cost int) []byte {
 	return h
 }
 
-// loginReserve counts an attempt against a key unless its limit is
-// reached; then it returns how long to wait.
-func loginReserve(key string, limit int, now time.Time) (time.Duration, bool) {
-	var wait time.Duration
-	allowed := false
-	loginFailureCounts.update(key, now, func(cur loginFailureCount, found bool) (loginFailureCount, time.Time, bool) {
-		if !found {
-			cur = loginFailureCount{until: now.Add(loginFailureWindow)}
-		}
-		if cur.count >= limit {
-			wait = cur.until.Sub(now)
-			return cur, cur.until, true
-		}
-		cur.count++
-		allowed = true
-		return cur, cur.until, true
-	})
-	return wait, allowed
-}
-
-// loginRelease gives back the attempt of a successful sign-in; reset
-// clears the key's count altogether.
-func loginRelease(key string, reset bool, now time.Time) {
-	loginFailureCounts.update(key, now, func(cur loginFailureCount, found bool) (loginFailureCount, time.Time, bool) {
-		if !found || reset || cur.count <= 1 {
-			return cur, now, false
-		}
-		cur.count--
-		return cur, cur.until, true
-	})
-}
-
-// loginClientIP is the client's address: Caddy's client_ip (which honours
-// trusted_proxies), else the peer address.
-func loginClientIP(r *http.Request) string {
-	if ip, ok := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string); ok && ip != "" {
-		return ip
-	}
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
-}
-
 // logoutPage is the data of logout.html.
 type logoutPage struct {
 	Action string
@@ -369,7 +316,7 @@ func (s *Server) serveLogout(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if err := s.cfg.Store.DeleteSession(r.Context(), fs.id); err != nil {
-			s.logger.Error("deleting a sign-in session failed: " + err.Error())
+			s.logger.Error("deleting a sign-in session failed", zap.Error(err))
 		}
 		s.setSessionCookie(w, "", 0)
 		s.showMessage(w, http.StatusOK, "Signed out", "You are signed out.")
@@ -394,7 +341,7 @@ func (s *Server) signedInPage(w http.ResponseWriter, r *http.Request, ret, why s
 	}
 	fs, err := s.currentSession(w, r)
 	if err != nil {
-		s.logger.Error("sign-in session: " + err.Error())
+		s.logger.Error("sign-in session", zap.Error(err))
 		s.showMessage(w, http.StatusInternalServerError, "Server error", "The sign-in session could not be stored.")
 		return nil, false
 	}

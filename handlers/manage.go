@@ -62,7 +62,7 @@ func (s *Server) serveManage(w http.ResponseWriter, r *http.Request) {
 	}
 	grants, err := s.cfg.Store.UserGrants(r.Context(), user.Name)
 	if err != nil {
-		s.logger.Error("listing a user's grants failed: " + err.Error())
+		s.logger.Error("listing a user's grants failed", zap.Error(err))
 		s.showMessage(w, http.StatusInternalServerError, "Server error", "Your apps could not be listed.")
 		return
 	}
@@ -94,7 +94,7 @@ func (s *Server) serveManage(w http.ResponseWriter, r *http.Request) {
 func (s *Server) revokeUserGrant(w http.ResponseWriter, r *http.Request, user, clientID string) (string, bool) {
 	grants, err := s.cfg.Store.UserGrants(r.Context(), user)
 	if err != nil {
-		s.logger.Error("listing a user's grants failed: " + err.Error())
+		s.logger.Error("listing a user's grants failed", zap.Error(err))
 		s.showMessage(w, http.StatusInternalServerError, "Server error", "Your apps could not be listed.")
 		return "", false
 	}
@@ -111,13 +111,13 @@ func (s *Server) revokeUserGrant(w http.ResponseWriter, r *http.Request, user, c
 	until := time.Now().Add(s.familyRevocationTTL())
 	for _, fam := range found.Families {
 		if err := s.cfg.Store.Revoke(r.Context(), store.RevokedFamily, fam, until); err != nil {
-			s.logger.Error("revoking a token family failed: " + err.Error())
+			s.logger.Error("revoking a token family failed", zap.Error(err))
 			s.showMessage(w, http.StatusInternalServerError, "Server error", "The access could not be revoked.")
 			return "", false
 		}
 	}
 	if err := s.cfg.Store.DeleteConsent(r.Context(), user, clientID); err != nil {
-		s.logger.Error("forgetting a consent failed: " + err.Error())
+		s.logger.Error("forgetting a consent failed", zap.Error(err))
 		s.showMessage(w, http.StatusInternalServerError, "Server error", "The remembered consent could not be removed.")
 		return "", false
 	}

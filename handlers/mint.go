@@ -10,6 +10,7 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwt"
 
 	"github.com/smartcaddy/smartauth/handlers/accesstoken"
+	"github.com/smartcaddy/smartauth/handlers/oauth"
 	"github.com/smartcaddy/smartauth/handlers/users"
 	"github.com/smartcaddy/smartauth/keys"
 	"github.com/smartcaddy/smartauth/scopes"
@@ -160,7 +161,7 @@ func (s *Server) userClaims(u *users.User, scope string) []jwtClaim {
 // issueTokens mints the access token, and the id_token when openid was
 // granted to a user, and builds the token response with the launch
 // context. A refresh token, when the grant made one, is passed in.
-func (s *Server) issueTokens(g *tokenGrant, refreshToken string) (*tokenResponse, *oauthFault) {
+func (s *Server) issueTokens(g *tokenGrant, refreshToken string) (*tokenResponse, *oauth.Error) {
 	at, expiresIn, err := s.mintAccessToken(g)
 	if err != nil {
 		return nil, s.serverFault("signing an access token", err)

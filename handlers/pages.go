@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"go.uber.org/zap"
 )
 
 // pageTemplateFS holds the built-in templates of the user-facing pages.
@@ -115,7 +117,7 @@ func (s *Server) renderPage(w http.ResponseWriter, status int, name string, sec 
 		return
 	}
 	if err := t.Execute(&buf, data); err != nil {
-		s.logger.Error("rendering page failed: " + name + ": " + err.Error())
+		s.logger.Error("rendering page failed", zap.String("page", name), zap.Error(err))
 		setPageHeaders(w.Header(), s.pageCSP(pageSecurity{}))
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.WriteHeader(http.StatusInternalServerError)

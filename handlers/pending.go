@@ -10,7 +10,8 @@ import (
 // A pending authorization request lives in memory, keyed by a random id
 // that the login, picker and consent pages carry. Nothing the pages post
 // back about the client, redirect URI or scopes is trusted: they only name
-// the pending request. The table is package-level so that a Caddy config
+// the pending request. The table (Server.pending) is the issuer's and
+// lives in the reload-surviving state (state.go), so that a Caddy config
 // reload does not lose requests in flight; it is bounded and entries
 // expire.
 const (
@@ -20,8 +21,6 @@ const (
 	// pending request.
 	pendingFieldName = "req"
 )
-
-var pendingAuthorizations = newBoundedTTLMap[pendingAuthorization](pendingAuthorizationMax)
 
 // pendingAuthorization is a validated authorization request waiting for
 // sign-in, a patient choice or consent. Its slices are never modified in
@@ -55,7 +54,7 @@ func (s *Server) pendingFor(fs *flowSession, id string) (pendingAuthorization, b
 	if id == "" || !fs.signedIn(s) {
 		return pendingAuthorization{}, false
 	}
-	p, ok := pendingAuthorizations.get(id, time.Now())
+	p, ok := s.pending.Get(id, time.Now())
 	if !ok || p.issuer != s.cfg.Issuer.String() || p.session != store.HashID(fs.id) {
 		return pendingAuthorization{}, false
 	}
@@ -63,9 +62,9 @@ func (s *Server) pendingFor(fs *flowSession, id string) (pendingAuthorization, b
 }
 
 // savePending writes back a changed pending request.
-func savePending(id string, p pendingAuthorization) {
+func (s *Server) savePending(id string, p pendingAuthorization) {
 	now := time.Now()
-	pendingAuthorizations.update(id, now, func(cur pendingAuthorization, found bool) (pendingAuthorization, time.Time, bool) {
+	s.pending.Update(id, now, func(cur pendingAuthorization, found bool) (pendingAuthorization, time.Time, bool) {
 		return p, now.Add(pendingAuthorizationTTL), found
 	})
 }
@@ -79,7 +78,7 @@ func (s *Server) showPendingExpired(w http.ResponseWriter) {
 
 // failPending ends a pending request with an error sent to the app.
 func (s *Server) failPending(w http.ResponseWriter, r *http.Request, id string, p pendingAuthorization, code, description string) {
-	pendingAuthorizations.remove(id)
+	s.pending.Remove(id)
 	s.redirectAuthorizeError(w, r, p.redirectURI, p.state, code, description)
 }
 

@@ -3,6 +3,8 @@ package handlers
 import (
 	"net/http"
 	"strings"
+
+	"go.uber.org/zap"
 )
 
 // pickerPage is the data of picker.html.
@@ -49,7 +51,7 @@ func (s *Server) servePicker(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		p.context.Patient = patient
-		savePending(id, p)
+		s.savePending(id, p)
 		s.advanceAuthorization(w, r, fs, id, p)
 	default:
 		w.Header().Set("Allow", "GET, POST")
@@ -78,7 +80,7 @@ func (s *Server) renderPicker(w http.ResponseWriter, r *http.Request, fs *flowSe
 			found, err := s.searchPatients(r.Context(), data.Query)
 			switch {
 			case err != nil:
-				s.logger.Warn("patient picker: the search failed: " + err.Error())
+				s.logger.Warn("patient picker: the search failed", zap.Error(err))
 				data.SearchError = "The patient search is not available right now."
 			case len(found) == 0:
 				data.SearchError = "No patient matches that name."

@@ -11,6 +11,8 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/smartcaddy/smartauth/handlers/internal/throttle"
+	"github.com/smartcaddy/smartauth/handlers/oauth"
 	"github.com/smartcaddy/smartauth/store"
 )
 
@@ -57,15 +59,16 @@ const (
 // configuration endpoint at registration_client_uri (register_manage.go).
 func (s *Server) serveRegister(w http.ResponseWriter, r *http.Request) {
 	if !s.cfg.Registration.Enabled {
-		writeOAuthError(w, http.StatusNotFound, "invalid_request", "dynamic client registration is not enabled")
+		oauth.Write(w, registrationDisabled())
 		return
 	}
-	if allowAnyOrigin(w, r, "POST, OPTIONS") {
+	if oauth.AllowAnyOrigin(w, r, "POST, OPTIONS") {
 		return
 	}
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", "POST, OPTIONS")
-		writeOAuthError(w, http.StatusMethodNotAllowed, "invalid_request", "the registration endpoint accepts only POST")
+		oauth.Write(w, &oauth.Error{Status: http.StatusMethodNotAllowed, Code: oauth.CodeInvalidRequest,
+			Description: "the registration endpoint accepts only POST"})
 		return
 	}
 	if !s.registrationAllowed(w, r) {
@@ -73,27 +76,28 @@ func (s *Server) serveRegister(w http.ResponseWriter, r *http.Request) {
 	}
 	md, fault := readClientMetadata(w, r)
 	if fault != nil {
-		s.writeRegistrationFault(w, fault)
+		s.refuseRegistration(w, fault)
 		return
 	}
 	if md.SoftwareStatement != "" {
-		s.writeRegistrationFault(w, regFault("invalid_software_statement", "software statements are not supported; send the metadata as plain JSON fields"))
+		s.refuseRegistration(w, oauth.New(oauth.CodeInvalidSoftwareStatement, "software statements are not supported; send the metadata as plain JSON fields"))
 		return
 	}
 	reg, fault := s.checkClientMetadata(md)
 	if fault != nil {
-		s.writeRegistrationFault(w, fault)
+		s.refuseRegistration(w, fault)
 		return
 	}
 
 	if wait, ok := s.reserveOpenRegistration(r); !ok {
 		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
-		writeOAuthError(w, http.StatusTooManyRequests, "invalid_request", "too many registrations from this address; try again later")
+		oauth.Write(w, &oauth.Error{Status: http.StatusTooManyRequests, Code: oauth.CodeInvalidRequest,
+			Description: "too many registrations from this address; try again later"})
 		return
 	}
 	id, err := s.newClientID(r)
 	if err != nil {
-		s.registrationServerError(w, "choosing a client id", err)
+		oauth.Write(w, s.registrationServerFault("choosing a client id", err))
 		return
 	}
 	now := time.Now().UTC().Truncate(time.Second)
@@ -107,7 +111,7 @@ func (s *Server) serveRegister(w http.ResponseWriter, r *http.Request) {
 		c.SecretHash = store.HashSecret(secret)
 	}
 	if err := s.cfg.Store.PutClient(r.Context(), c); err != nil {
-		s.registrationServerError(w, "storing a registered client", err)
+		oauth.Write(w, s.registrationServerFault("storing a registered client", err))
 		return
 	}
 	s.logger.Info("client registered",
@@ -118,10 +122,16 @@ func (s *Server) serveRegister(w http.ResponseWriter, r *http.Request) {
 	s.writeClientInformation(w, http.StatusCreated, c, secret, regToken)
 }
 
-// openRegistrationsPerIP bounds the clients one address may register in
-// loginFailureWindow (15 minutes) when registration is open: each is a
-// synced write to the store that nobody had to authenticate for.
-const openRegistrationsPerIP = 20
+// Open registration throttling: openRegistrationsPerIP bounds the clients
+// one address may register in openRegistrationWindow when registration is
+// open: each is a synced write to the store that nobody had to
+// authenticate for. The counts (Server.registrations, a throttle.Limiter)
+// are the issuer's and live in the reload-surviving state (state.go).
+const (
+	openRegistrationsPerIP       = 20
+	openRegistrationWindow       = 15 * time.Minute
+	openRegistrationMaxAddresses = 50000
+)
 
 // reserveOpenRegistration counts a registration against the caller's
 // address when registration is open; with an initial access token the
@@ -130,8 +140,7 @@ func (s *Server) reserveOpenRegistration(r *http.Request) (time.Duration, bool) 
 	if !s.cfg.Registration.Open {
 		return 0, true
 	}
-	key := "r\x00" + s.cfg.Issuer.String() + "\x00" + loginClientIP(r)
-	return loginReserve(key, openRegistrationsPerIP, time.Now())
+	return s.registrations.Reserve(throttle.ClientIP(r), openRegistrationsPerIP, time.Now())
 }
 
 // registrationAllowed checks the initial access token, unless
@@ -141,31 +150,39 @@ func (s *Server) registrationAllowed(w http.ResponseWriter, r *http.Request) boo
 	if opts.Open {
 		return true
 	}
-	tok, ok := bearerToken(r)
+	tok, ok := oauth.BearerToken(r)
 	switch {
 	case !ok:
-		s.writeBearerError(w, "", "an initial access token is required (Authorization: Bearer)")
+		oauth.Write(w, s.registrationTokenRefused(false, "an initial access token is required (Authorization: Bearer)"))
 		return false
 	case opts.InitialAccessTokenHash == "" || !store.VerifySecret(opts.InitialAccessTokenHash, tok):
 		s.logger.Debug("registration refused: wrong initial access token", zap.String("remote_ip", r.RemoteAddr))
-		s.writeBearerError(w, "invalid_token", "the initial access token is not valid")
+		oauth.Write(w, s.registrationTokenRefused(true, "the initial access token is not valid"))
 		return false
 	}
 	return true
 }
 
-// writeBearerError answers 401 with an RFC 6750 challenge: code is
-// invalid_token for a token that was presented and refused, "" when none
-// was.
-func (s *Server) writeBearerError(w http.ResponseWriter, code, description string) {
-	challenge := `Bearer realm="` + s.cfg.Issuer.String() + `"`
-	if code != "" {
-		challenge += `, error="` + code + `"`
-	} else {
-		code = "invalid_token"
+// registrationTokenRefused is the 401 answer to a registration or client
+// configuration request whose Bearer token (initial or registration access
+// token, RFC 6750) is missing or refused. The challenge names the issuer
+// as the realm and carries invalid_token only when a token was presented
+// (§3.1), never a description; the body's error is invalid_token either
+// way.
+func (s *Server) registrationTokenRefused(presented bool, description string) *oauth.Error {
+	code := ""
+	if presented {
+		code = oauth.CodeInvalidToken
 	}
-	w.Header().Set("WWW-Authenticate", challenge)
-	writeOAuthError(w, http.StatusUnauthorized, code, description)
+	return &oauth.Error{Status: http.StatusUnauthorized, Code: oauth.CodeInvalidToken, Description: description,
+		Challenge: oauth.BearerChallenge(s.cfg.Issuer.String(), code, "", "")}
+}
+
+// registrationDisabled is the 404 answer of the registration and client
+// configuration endpoints when registration is off.
+func registrationDisabled() *oauth.Error {
+	return &oauth.Error{Status: http.StatusNotFound, Code: oauth.CodeInvalidRequest,
+		Description: "dynamic client registration is not enabled"}
 }
 
 // newClientID returns a random client id (128 bits) that no configured or
@@ -191,29 +208,16 @@ func (s *Server) newClientID(r *http.Request) (string, error) {
 	return "", errors.New("no free client id after three tries")
 }
 
-// registrationFault is an RFC 7591 §3.2.2 error.
-type registrationFault struct {
-	status      int
-	code        string
-	description string
+// refuseRegistration logs a refused registration or client update and
+// writes its RFC 7591 §3.2.2 error.
+func (s *Server) refuseRegistration(w http.ResponseWriter, f *oauth.Error) {
+	s.logger.Debug("registration request refused", zap.String("error", f.Code), zap.String("error_description", f.Description))
+	oauth.Write(w, f)
 }
 
-func (f *registrationFault) Error() string { return f.code + ": " + f.description }
-
-// regFault builds a 400 registration error.
-func regFault(code, description string) *registrationFault {
-	return &registrationFault{status: http.StatusBadRequest, code: code, description: description}
-}
-
-// writeRegistrationFault writes a registration error, never cached.
-func (s *Server) writeRegistrationFault(w http.ResponseWriter, f *registrationFault) {
-	s.logger.Debug("registration request refused", zap.String("error", f.code), zap.String("error_description", f.description))
-	writeOAuthError(w, f.status, f.code, f.description)
-}
-
-// registrationServerError answers a failure of the server itself; the
+// registrationServerFault answers a failure of the server itself; the
 // cause is logged, never sent.
-func (s *Server) registrationServerError(w http.ResponseWriter, what string, err error) {
+func (s *Server) registrationServerFault(what string, err error) *oauth.Error {
 	s.logger.Error("registration: "+what, zap.Error(err))
-	writeOAuthError(w, http.StatusInternalServerError, "server_error", "internal error")
+	return oauth.New(oauth.CodeServerError, "internal error")
 }

@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/smartcaddy/smartauth/handlers/oauth"
 	"github.com/smartcaddy/smartauth/store"
 )
 
@@ -73,14 +74,12 @@ func (s *Server) writeClientInformation(w http.ResponseWriter, status int, c *st
 		var never int64
 		info.ClientSecretExpiresAt = &never
 	}
-	for _, g := range c.GrantTypes {
-		if g == grantTypeAuthorizationCode {
-			info.ResponseTypes = []string{responseTypeCode}
-		}
+	if oauth.GrantAuthorizationCode.In(c.GrantTypes) {
+		info.ResponseTypes = []string{responseTypeCode}
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Pragma", "no-cache")
-	writeJSON(w, status, info)
+	oauth.WriteJSON(w, status, info)
 }
 
 // errRegistrationToken means that a registration access token does not
@@ -106,21 +105,22 @@ func registrationTokenOpens(c *store.Client, token string) bool {
 // shown again). Clients from the configuration are never found here.
 func (s *Server) serveClientConfiguration(w http.ResponseWriter, r *http.Request) {
 	if !s.cfg.Registration.Enabled {
-		writeOAuthError(w, http.StatusNotFound, "invalid_request", "dynamic client registration is not enabled")
+		oauth.Write(w, registrationDisabled())
 		return
 	}
-	if allowAnyOrigin(w, r, "GET, PUT, DELETE, OPTIONS") {
+	if oauth.AllowAnyOrigin(w, r, "GET, PUT, DELETE, OPTIONS") {
 		return
 	}
 	id := strings.TrimPrefix(r.URL.Path, s.issuerPath+pathRegister+"/")
-	token, ok := bearerToken(r)
+	token, ok := oauth.BearerToken(r)
 	switch {
 	case r.Method != http.MethodGet && r.Method != http.MethodPut && r.Method != http.MethodDelete:
 		w.Header().Set("Allow", "GET, PUT, DELETE, OPTIONS")
-		writeOAuthError(w, http.StatusMethodNotAllowed, "invalid_request", "the client configuration endpoint accepts GET, PUT and DELETE")
+		oauth.Write(w, &oauth.Error{Status: http.StatusMethodNotAllowed, Code: oauth.CodeInvalidRequest,
+			Description: "the client configuration endpoint accepts GET, PUT and DELETE"})
 		return
 	case !ok:
-		s.writeBearerError(w, "", "the registration access token is required (Authorization: Bearer)")
+		oauth.Write(w, s.registrationTokenRefused(false, "the registration access token is required (Authorization: Bearer)"))
 		return
 	}
 	// RFC 7592 §2: an unknown client and a wrong token get the same 401,
@@ -128,10 +128,10 @@ func (s *Server) serveClientConfiguration(w http.ResponseWriter, r *http.Request
 	current, err := s.registeredClient(r, id, token)
 	switch {
 	case errors.Is(err, errRegistrationToken):
-		s.writeBearerError(w, "invalid_token", "the registration access token is not valid for this client")
+		oauth.Write(w, s.registrationTokenRefused(true, "the registration access token is not valid for this client"))
 		return
 	case err != nil:
-		s.registrationServerError(w, "reading a registered client", err)
+		oauth.Write(w, s.registrationServerFault("reading a registered client", err))
 		return
 	}
 	switch r.Method {
@@ -187,16 +187,16 @@ func (s *Server) rotateAndAnswer(w http.ResponseWriter, r *http.Request, id, tok
 		updated, secret = &cp, sec
 		return &cp, nil
 	})
-	var fault *registrationFault
+	var fault *oauth.Error
 	switch {
 	case errors.As(err, &fault):
-		s.writeRegistrationFault(w, fault)
+		s.refuseRegistration(w, fault)
 		return false
 	case errors.Is(err, errRegistrationToken), errors.Is(err, store.ErrNotFound):
-		s.writeBearerError(w, "invalid_token", "the registration access token is not valid for this client")
+		oauth.Write(w, s.registrationTokenRefused(true, "the registration access token is not valid for this client"))
 		return false
 	case err != nil:
-		s.registrationServerError(w, "updating a registered client", err)
+		oauth.Write(w, s.registrationServerFault("updating a registered client", err))
 		return false
 	}
 	s.writeClientInformation(w, status, updated, secret, next)
@@ -212,23 +212,23 @@ func (s *Server) updateRegisteredClient(w http.ResponseWriter, r *http.Request, 
 	md, fault := readClientMetadata(w, r)
 	switch {
 	case fault != nil:
-		s.writeRegistrationFault(w, fault)
+		s.refuseRegistration(w, fault)
 		return
 	case md.ClientID != current.ID:
-		s.writeRegistrationFault(w, regFault("invalid_client_metadata", "client_id: the body must name the client being updated"))
+		s.refuseRegistration(w, oauth.New(oauth.CodeInvalidClientMetadata, "client_id: the body must name the client being updated"))
 		return
 	case md.SoftwareStatement != "":
-		s.writeRegistrationFault(w, regFault("invalid_software_statement", "software statements are not supported; send the metadata as plain JSON fields"))
+		s.refuseRegistration(w, oauth.New(oauth.CodeInvalidSoftwareStatement, "software statements are not supported; send the metadata as plain JSON fields"))
 		return
 	}
 	reg, fault := s.checkClientMetadata(md)
 	if fault != nil {
-		s.writeRegistrationFault(w, fault)
+		s.refuseRegistration(w, fault)
 		return
 	}
 	ok := s.rotateAndAnswer(w, r, current.ID, token, http.StatusOK, func(old *store.Client) (*store.Client, string, error) {
 		if md.ClientSecret != "" && (old.SecretHash == "" || !store.VerifySecret(old.SecretHash, md.ClientSecret)) {
-			return nil, "", regFault("invalid_client_metadata", "client_secret: does not match the client's secret")
+			return nil, "", oauth.New(oauth.CodeInvalidClientMetadata, "client_secret: does not match the client's secret")
 		}
 		c := reg.client(old.ID)
 		c.IssuedAt = old.IssuedAt
@@ -264,10 +264,10 @@ func (s *Server) deleteRegisteredClient(w http.ResponseWriter, r *http.Request, 
 	}, until)
 	switch {
 	case errors.Is(err, errRegistrationToken), errors.Is(err, store.ErrNotFound):
-		s.writeBearerError(w, "invalid_token", "the registration access token is not valid for this client")
+		oauth.Write(w, s.registrationTokenRefused(true, "the registration access token is not valid for this client"))
 		return
 	case err != nil:
-		s.registrationServerError(w, "deleting a registered client", err)
+		oauth.Write(w, s.registrationServerFault("deleting a registered client", err))
 		return
 	}
 	s.logger.Info("registered client deleted; its tokens are revoked", zap.String("client_id", id))

@@ -24,9 +24,6 @@ const (
 	authMethodSecretBasic       = "client_secret_basic"
 	authMethodSecretPost        = "client_secret_post"
 	authMethodPrivateKeyJWT     = "private_key_jwt"
-	grantTypeAuthorizationCode  = "authorization_code"
-	grantTypeRefreshToken       = "refresh_token"
-	grantTypeClientCredentials  = "client_credentials"
 	responseTypeCode            = "code"
 	registrationDefaultAuthMeth = authMethodSecretBasic
 )
@@ -56,31 +53,30 @@ type clientMetadata struct {
 
 // readClientMetadata reads a JSON body of at most registrationMaxBody
 // bytes.
-func readClientMetadata(w http.ResponseWriter, r *http.Request) (*clientMetadata, *registrationFault) {
+func readClientMetadata(w http.ResponseWriter, r *http.Request) (*clientMetadata, *oauth.Error) {
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
-		return nil, regFault("invalid_client_metadata", "the request body must be JSON (Content-Type: application/json)")
+		return nil, oauth.New(oauth.CodeInvalidClientMetadata, "the request body must be JSON (Content-Type: application/json)")
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, registrationMaxBody))
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			f := regFault("invalid_client_metadata", fmt.Sprintf("the request body exceeds %d bytes", registrationMaxBody))
-			f.status = http.StatusRequestEntityTooLarge
-			return nil, f
+			return nil, &oauth.Error{Status: http.StatusRequestEntityTooLarge, Code: oauth.CodeInvalidClientMetadata,
+				Description: fmt.Sprintf("the request body exceeds %d bytes", registrationMaxBody)}
 		}
-		return nil, regFault("invalid_client_metadata", "the request body could not be read")
+		return nil, oauth.New(oauth.CodeInvalidClientMetadata, "the request body could not be read")
 	}
 	var md clientMetadata
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if err := dec.Decode(&md); err != nil {
 		var typeErr *json.UnmarshalTypeError
 		if errors.As(err, &typeErr) && typeErr.Field != "" {
-			return nil, regFault("invalid_client_metadata", typeErr.Field+": has the wrong JSON type")
+			return nil, oauth.New(oauth.CodeInvalidClientMetadata, typeErr.Field+": has the wrong JSON type")
 		}
-		return nil, regFault("invalid_client_metadata", "the request body is not a JSON object")
+		return nil, oauth.New(oauth.CodeInvalidClientMetadata, "the request body is not a JSON object")
 	}
 	if dec.More() {
-		return nil, regFault("invalid_client_metadata", "the request body holds more than one JSON value")
+		return nil, oauth.New(oauth.CodeInvalidClientMetadata, "the request body holds more than one JSON value")
 	}
 	return &md, nil
 }
@@ -122,9 +118,9 @@ func (g *registration) client(id string) *store.Client {
 // grant_types authorization_code, response_types code. Errors are RFC
 // 7591 §3.2.2 codes: invalid_redirect_uri for a bad redirect URI,
 // invalid_client_metadata for anything else.
-func (s *Server) checkClientMetadata(md *clientMetadata) (*registration, *registrationFault) {
-	bad := func(format string, a ...any) *registrationFault {
-		return regFault("invalid_client_metadata", fmt.Sprintf(format, a...))
+func (s *Server) checkClientMetadata(md *clientMetadata) (*registration, *oauth.Error) {
+	bad := func(format string, a ...any) *oauth.Error {
+		return oauth.New(oauth.CodeInvalidClientMetadata, fmt.Sprintf(format, a...))
 	}
 	g := &registration{authMethod: md.TokenEndpointAuthMethod}
 	if g.authMethod == "" {
@@ -138,7 +134,7 @@ func (s *Server) checkClientMetadata(md *clientMetadata) (*registration, *regist
 	case authMethodPrivateKeyJWT:
 		g.clientType = store.ClientConfidentialAsymmetric
 	default:
-		return nil, bad("token_endpoint_auth_method: %s is not one of none, client_secret_basic, client_secret_post, private_key_jwt", truncateForError(g.authMethod))
+		return nil, bad("token_endpoint_auth_method: %s is not one of none, client_secret_basic, client_secret_post, private_key_jwt", oauth.Truncate(g.authMethod))
 	}
 
 	if len(md.ClientName) > registrationMaxName || strings.IndexFunc(md.ClientName, unicode.IsControl) >= 0 {
@@ -188,31 +184,29 @@ func (s *Server) checkClientMetadata(md *clientMetadata) (*registration, *regist
 // (SMART Backend Services) and never through open registration;
 // refresh_token only with authorization_code; response_types code exactly
 // when authorization_code is registered.
-func (g *registration) checkGrants(md *clientMetadata, open bool) *registrationFault {
-	bad := func(format string, a ...any) *registrationFault {
-		return regFault("invalid_client_metadata", fmt.Sprintf(format, a...))
+func (g *registration) checkGrants(md *clientMetadata, open bool) *oauth.Error {
+	bad := func(format string, a ...any) *oauth.Error {
+		return oauth.New(oauth.CodeInvalidClientMetadata, fmt.Sprintf(format, a...))
 	}
 	grants := md.GrantTypes
 	if len(grants) == 0 {
-		grants = []string{grantTypeAuthorizationCode}
+		grants = []string{string(oauth.GrantAuthorizationCode)}
 	}
 	for _, gt := range grants {
-		switch gt {
-		case grantTypeAuthorizationCode, grantTypeRefreshToken, grantTypeClientCredentials:
-		default:
-			return bad("grant_types: %s is not one of authorization_code, refresh_token, client_credentials", truncateForError(gt))
+		if !oauth.GrantType(gt).Known() {
+			return bad("grant_types: %s is not one of authorization_code, refresh_token, client_credentials", oauth.Truncate(gt))
 		}
 		if !slices.Contains(g.grantTypes, gt) {
 			g.grantTypes = append(g.grantTypes, gt)
 		}
 	}
-	code := slices.Contains(g.grantTypes, grantTypeAuthorizationCode)
+	code := oauth.GrantAuthorizationCode.In(g.grantTypes)
 	switch {
-	case slices.Contains(g.grantTypes, grantTypeRefreshToken) && !code:
+	case oauth.GrantRefreshToken.In(g.grantTypes) && !code:
 		return bad("grant_types: refresh_token needs authorization_code")
-	case slices.Contains(g.grantTypes, grantTypeClientCredentials) && g.clientType != store.ClientConfidentialAsymmetric:
+	case oauth.GrantClientCredentials.In(g.grantTypes) && g.clientType != store.ClientConfidentialAsymmetric:
 		return bad("grant_types: client_credentials needs token_endpoint_auth_method private_key_jwt (SMART Backend Services)")
-	case slices.Contains(g.grantTypes, grantTypeClientCredentials) && open:
+	case oauth.GrantClientCredentials.In(g.grantTypes) && open:
 		return bad("grant_types: client_credentials cannot be registered without an initial access token")
 	}
 
@@ -222,7 +216,7 @@ func (g *registration) checkGrants(md *clientMetadata, open bool) *registrationF
 	}
 	for _, rt := range responses {
 		if rt != responseTypeCode {
-			return bad("response_types: %s is not supported; the only response type is code", truncateForError(rt))
+			return bad("response_types: %s is not supported; the only response type is code", oauth.Truncate(rt))
 		}
 	}
 	if code != (len(responses) > 0) {
@@ -233,19 +227,19 @@ func (g *registration) checkGrants(md *clientMetadata, open bool) *registrationF
 
 // checkRedirects validates redirect_uris (invalid_redirect_uri) and
 // launch_uri.
-func (g *registration) checkRedirects(md *clientMetadata) *registrationFault {
-	code := slices.Contains(g.grantTypes, grantTypeAuthorizationCode)
+func (g *registration) checkRedirects(md *clientMetadata) *oauth.Error {
+	code := oauth.GrantAuthorizationCode.In(g.grantTypes)
 	switch {
 	case code && len(md.RedirectURIs) == 0:
-		return regFault("invalid_redirect_uri", "redirect_uris: at least one is required for the authorization_code grant")
+		return oauth.New(oauth.CodeInvalidRedirectURI, "redirect_uris: at least one is required for the authorization_code grant")
 	case !code && len(md.RedirectURIs) > 0:
-		return regFault("invalid_redirect_uri", "redirect_uris: only a client using authorization_code has redirect URIs")
+		return oauth.New(oauth.CodeInvalidRedirectURI, "redirect_uris: only a client using authorization_code has redirect URIs")
 	case len(md.RedirectURIs) > registrationMaxRedirects:
-		return regFault("invalid_redirect_uri", fmt.Sprintf("redirect_uris: at most %d", registrationMaxRedirects))
+		return oauth.New(oauth.CodeInvalidRedirectURI, fmt.Sprintf("redirect_uris: at most %d", registrationMaxRedirects))
 	}
 	for _, u := range md.RedirectURIs {
 		if err := checkRegisteredURL(u, true); err != nil {
-			return regFault("invalid_redirect_uri", "redirect_uris: "+err.Error())
+			return oauth.New(oauth.CodeInvalidRedirectURI, "redirect_uris: "+err.Error())
 		}
 		if !slices.Contains(g.redirectURIs, u) {
 			g.redirectURIs = append(g.redirectURIs, u)
@@ -253,10 +247,10 @@ func (g *registration) checkRedirects(md *clientMetadata) *registrationFault {
 	}
 	if md.LaunchURI != "" {
 		if !code {
-			return regFault("invalid_client_metadata", "launch_uri: only a client using authorization_code can be launched")
+			return oauth.New(oauth.CodeInvalidClientMetadata, "launch_uri: only a client using authorization_code can be launched")
 		}
 		if err := checkRegisteredURL(md.LaunchURI, false); err != nil {
-			return regFault("invalid_client_metadata", "launch_uri: "+err.Error())
+			return oauth.New(oauth.CodeInvalidClientMetadata, "launch_uri: "+err.Error())
 		}
 		g.launchURI = md.LaunchURI
 	}
@@ -268,26 +262,26 @@ func (g *registration) checkRedirects(md *clientMetadata) *registrationFault {
 // needs at least one; a client without authorization_code gets system/
 // scopes only. An empty scope lets an authorization_code client ask for
 // any scope the server supports (the user still consents).
-func (g *registration) checkScopes(scope string) *registrationFault {
-	bad := func(format string, a ...any) *registrationFault {
-		return regFault("invalid_client_metadata", fmt.Sprintf(format, a...))
+func (g *registration) checkScopes(scope string) *oauth.Error {
+	bad := func(format string, a ...any) *oauth.Error {
+		return oauth.New(oauth.CodeInvalidClientMetadata, fmt.Sprintf(format, a...))
 	}
 	list := scopes.Split(scope)
 	if len(list) > registrationMaxScopes {
 		return bad("scope: at most %d scopes", registrationMaxScopes)
 	}
-	code := slices.Contains(g.grantTypes, grantTypeAuthorizationCode)
-	backend := slices.Contains(g.grantTypes, grantTypeClientCredentials)
+	code := oauth.GrantAuthorizationCode.In(g.grantTypes)
+	backend := oauth.GrantClientCredentials.In(g.grantTypes)
 	system := 0
 	for _, raw := range list {
 		sc, err := scopes.Parse(raw)
 		switch {
 		case err != nil:
-			return bad("scope: %s is not a scope this server supports", truncateForError(raw))
+			return bad("scope: %s is not a scope this server supports", oauth.Truncate(raw))
 		case sc.Context == "system" && !backend:
-			return bad("scope: %s: system/ scopes are only for the client_credentials grant", truncateForError(raw))
-		case sc.Context != "system" && !code:
-			return bad("scope: %s: a client_credentials client is granted system/ scopes only", truncateForError(raw))
+			return bad("scope: %s: system/ scopes are only for the client_credentials grant", oauth.Truncate(raw))
+		case sc.Context != scopes.System && !code:
+			return bad("scope: %s: a client_credentials client is granted system/ scopes only", oauth.Truncate(raw))
 		}
 		if sc.Context == "system" {
 			system++

@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/smartcaddy/smartauth/handlers/accesstoken"
+	"github.com/smartcaddy/smartauth/handlers/oauth"
 	"github.com/smartcaddy/smartauth/store"
 )
 
@@ -36,32 +37,32 @@ var errNotOwner = errors.New("the token was issued to another client")
 // revocation request. If this validation fails, the request is refused
 // and the client is informed of the error").
 func (s *Server) serveRevoke(w http.ResponseWriter, r *http.Request) {
-	if allowAnyOrigin(w, r, "POST, OPTIONS") {
+	if oauth.AllowAnyOrigin(w, r, "POST, OPTIONS") {
 		return
 	}
 	form, ok := s.readOAuthPost(w, r, "POST, OPTIONS", "the revocation endpoint")
 	if !ok {
 		return
 	}
-	client, f := asFault(s.registry.AuthenticateAt(r, form, s.Endpoint(pathRevoke)))
+	client, f := s.registry.AuthenticateAt(r, form, s.Endpoint(pathRevoke))
 	if f != nil {
-		s.writeFault(w, challenge(f))
+		oauth.Write(w, f.WithBasic(s.cfg.Issuer.String()))
 		return
 	}
 	token := form.Get("token")
 	if token == "" {
-		writeOAuthError(w, http.StatusBadRequest, "invalid_request", "token is required")
+		oauth.Write(w, oauth.New(oauth.CodeInvalidRequest, "token is required"))
 		return
 	}
 	kind, err := s.revoke(r.Context(), client.ID, token, form.Get("token_type_hint"))
 	switch {
 	case errors.Is(err, errNotOwner):
 		s.logger.Info("revocation refused: token of another client", zap.String("client_id", client.ID))
-		writeOAuthError(w, http.StatusBadRequest, "unauthorized_client", "the token was not issued to this client")
+		oauth.Write(w, oauth.New(oauth.CodeUnauthorizedClient, "the token was not issued to this client"))
 		return
 	case err != nil:
 		s.logger.Error("revocation", zap.String("client_id", client.ID), zap.Error(err))
-		writeOAuthError(w, http.StatusInternalServerError, "server_error", "internal error")
+		oauth.Write(w, oauth.New(oauth.CodeServerError, "internal error"))
 		return
 	}
 	s.logger.Debug("revocation", zap.String("client_id", client.ID), zap.String("revoked", kind))

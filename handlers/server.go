@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/smartcaddy/smartauth/handlers/accesstoken"
 	"github.com/smartcaddy/smartauth/handlers/clients"
+	"github.com/smartcaddy/smartauth/handlers/internal/throttle"
 	"github.com/smartcaddy/smartauth/handlers/users"
 	"github.com/smartcaddy/smartauth/keys"
 	"github.com/smartcaddy/smartauth/store"
@@ -151,7 +153,22 @@ type Server struct {
 	tokens *accesstoken.Profile
 	// users is the reach rule (the authorization server and the guard).
 	users *users.Rule
+	// The issuer's state that survives a config reload, from statePool
+	// (state.go): pending authorization requests (pending.go), the
+	// sign-in throttle (login.go) and the open-registration throttle
+	// (register.go). Released once, by Close.
+	pending       *throttle.Map[pendingAuthorization]
+	logins        *throttle.Limiter
+	registrations *throttle.Limiter
+	releaseOnce   sync.Once
 }
+
+// The kinds of reload-surviving state of an issuer (statePool).
+const (
+	statePending       = "pending"
+	stateLogins        = "logins"
+	stateRegistrations = "registrations"
+)
 
 // Endpoint names, appended to the issuer URL.
 const (
@@ -228,7 +245,36 @@ func New(cfg Config) (*Server, error) {
 		_ = s.registry.Close()
 		return nil, err
 	}
+	s.acquireSiteState() // released by Close
 	return s, nil
+}
+
+// acquireSiteState takes the issuer's reload-surviving state from the pool
+// (state.go), sharing it with the Server of the config being replaced.
+func (s *Server) acquireSiteState() {
+	iss := s.cfg.Issuer.String()
+	s.pending = acquireShared(statePending, iss, func() *throttle.Map[pendingAuthorization] {
+		return throttle.NewMap[pendingAuthorization](pendingAuthorizationMax)
+	})
+	s.logins = acquireShared(stateLogins, iss, func() *throttle.Limiter {
+		return throttle.NewLimiter(loginFailureWindow, loginLimiterMaxEntries)
+	})
+	s.registrations = acquireShared(stateRegistrations, iss, func() *throttle.Limiter {
+		return throttle.NewLimiter(openRegistrationWindow, openRegistrationMaxAddresses)
+	})
+}
+
+// releaseSiteState gives the issuer's state back to the pool, once.
+func (s *Server) releaseSiteState() {
+	if s.pending == nil {
+		return // not acquired: New failed
+	}
+	s.releaseOnce.Do(func() {
+		iss := s.cfg.Issuer.String()
+		for _, kind := range []string{statePending, stateLogins, stateRegistrations} {
+			releaseShared(kind, iss)
+		}
+	})
 }
 
 // Endpoint returns the absolute URL of an endpoint under the issuer.

@@ -6,11 +6,11 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
-	"sync"
 	"time"
 
 	"github.com/smartcaddy/smartauth/handlers/clients"
 	"github.com/smartcaddy/smartauth/store"
+	"go.uber.org/zap"
 )
 
 // sessionCookieName names the sign-in session cookie. Its value is a random
@@ -68,7 +68,7 @@ func (s *Server) readSession(r *http.Request) *flowSession {
 	rec, err := s.cfg.Store.GetSession(r.Context(), c.Value)
 	if err != nil {
 		if !errors.Is(err, store.ErrNotFound) {
-			s.logger.Error("reading a sign-in session failed: " + err.Error())
+			s.logger.Error("reading a sign-in session failed", zap.Error(err))
 		}
 		return nil
 	}
@@ -177,104 +177,4 @@ func withQuery(base string, v url.Values) string {
 		u.RawQuery += "&" + v.Encode()
 	}
 	return u.String()
-}
-
-// boundedTTLMap is a small in-memory map whose entries expire and whose
-// size is bounded: when full, expired entries are swept, then the entry
-// closest to expiry is evicted. It is safe for concurrent use.
-type boundedTTLMap[V any] struct {
-	mu      sync.Mutex
-	max     int
-	entries map[string]*boundedTTLEntry[V]
-}
-
-type boundedTTLEntry[V any] struct {
-	val V
-	exp time.Time
-}
-
-func newBoundedTTLMap[V any](maxEntries int) *boundedTTLMap[V] {
-	return &boundedTTLMap[V]{max: maxEntries, entries: make(map[string]*boundedTTLEntry[V])}
-}
-
-// get returns a live entry.
-func (m *boundedTTLMap[V]) get(key string, now time.Time) (V, bool) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	e, ok := m.entries[key]
-	if !ok || !now.Before(e.exp) {
-		var zero V
-		return zero, false
-	}
-	return e.val, true
-}
-
-// set stores an entry until exp.
-func (m *boundedTTLMap[V]) set(key string, val V, exp, now time.Time) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.setLocked(key, val, exp, now)
-}
-
-func (m *boundedTTLMap[V]) setLocked(key string, val V, exp, now time.Time) {
-	if _, ok := m.entries[key]; !ok && len(m.entries) >= m.max {
-		for k, e := range m.entries {
-			if !now.Before(e.exp) {
-				delete(m.entries, k)
-			}
-		}
-		if len(m.entries) >= m.max {
-			var victim string
-			var soonest time.Time
-			for k, e := range m.entries {
-				if victim == "" || e.exp.Before(soonest) {
-					victim, soonest = k, e.exp
-				}
-			}
-			delete(m.entries, victim)
-		}
-	}
-	m.entries[key] = &boundedTTLEntry[V]{val: val, exp: exp}
-}
-
-// update runs fn on the live entry (or the zero value when there is none)
-// and stores what it returns until the expiry it returns; keep false
-// deletes the entry.
-func (m *boundedTTLMap[V]) update(key string, now time.Time, fn func(cur V, found bool) (next V, exp time.Time, keep bool)) V {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	var cur V
-	e, found := m.entries[key]
-	if found && now.Before(e.exp) {
-		cur = e.val
-	} else {
-		found = false
-	}
-	next, exp, keep := fn(cur, found)
-	if keep {
-		m.setLocked(key, next, exp, now)
-	} else {
-		delete(m.entries, key)
-	}
-	return next
-}
-
-// take returns a live entry and deletes it, exactly once.
-func (m *boundedTTLMap[V]) take(key string, now time.Time) (V, bool) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	e, ok := m.entries[key]
-	delete(m.entries, key)
-	if !ok || !now.Before(e.exp) {
-		var zero V
-		return zero, false
-	}
-	return e.val, true
-}
-
-// remove deletes an entry.
-func (m *boundedTTLMap[V]) remove(key string) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	delete(m.entries, key)
 }

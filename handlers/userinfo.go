@@ -2,8 +2,8 @@ package handlers
 
 import (
 	"net/http"
-	"strings"
 
+	"github.com/smartcaddy/smartauth/handlers/oauth"
 	"go.uber.org/zap"
 )
 
@@ -12,7 +12,7 @@ import (
 // §2.1). The token must carry openid. It answers sub and the claims the
 // id_token carries: fhirUser and, with profile, name.
 func (s *Server) serveUserinfo(w http.ResponseWriter, r *http.Request) {
-	if allowAnyOrigin(w, r, "GET, POST, OPTIONS") {
+	if oauth.AllowAnyOrigin(w, r, "GET, POST, OPTIONS") {
 		return
 	}
 	h := w.Header()
@@ -20,35 +20,34 @@ func (s *Server) serveUserinfo(w http.ResponseWriter, r *http.Request) {
 	h.Set("Pragma", "no-cache")
 	if r.Method != http.MethodGet && r.Method != http.MethodPost {
 		h.Set("Allow", "GET, POST, OPTIONS")
-		writeOAuthError(w, http.StatusMethodNotAllowed, "invalid_request", "use GET or POST")
+		oauth.Write(w, &oauth.Error{Status: http.StatusMethodNotAllowed, Code: oauth.CodeInvalidRequest, Description: "use GET or POST"})
 		return
 	}
-	scheme, raw, _ := strings.Cut(r.Header.Get("Authorization"), " ")
-	raw = strings.TrimSpace(raw)
-	if !strings.EqualFold(scheme, "Bearer") || raw == "" {
-		// RFC 6750 §3.1: no error code when no token was sent.
-		h.Set("WWW-Authenticate", `Bearer realm="`+s.cfg.Issuer.String()+`"`)
-		writeOAuthError(w, http.StatusUnauthorized, "invalid_request", "a Bearer access token is required")
+	raw, ok := oauth.BearerToken(r)
+	if !ok {
+		// RFC 6750 §3.1: no error code when no token was sent (the body
+		// says invalid_request).
+		oauth.Write(w, s.userinfoRefusal(http.StatusUnauthorized, "", "a Bearer access token is required"))
 		return
 	}
 	tok, err := s.tokens.Verify(r.Context(), raw)
 	if err != nil {
 		s.logger.Debug("userinfo refused", zap.String("error", "invalid_token"), zap.Error(err))
-		s.userinfoBearerError(w, http.StatusUnauthorized, "invalid_token", "the access token is invalid, expired or revoked")
+		oauth.Write(w, s.userinfoRefusal(http.StatusUnauthorized, oauth.CodeInvalidToken, "the access token is invalid, expired or revoked"))
 		return
 	}
 	clientID := tok.ClientID()
 	scope := tok.Scope()
 	if !scopeHas(scope, "openid") {
 		s.logger.Debug("userinfo refused", zap.String("client_id", clientID), zap.String("error", "insufficient_scope"))
-		s.userinfoBearerError(w, http.StatusForbidden, "insufficient_scope", "the access token was not granted openid")
+		oauth.Write(w, s.userinfoRefusal(http.StatusForbidden, oauth.CodeInsufficientScope, "the access token was not granted openid"))
 		return
 	}
 	sub := tok.Subject()
 	u := s.cfg.Users[sub]
 	if u == nil {
 		s.logger.Debug("userinfo refused", zap.String("client_id", clientID), zap.String("error", "invalid_token"), zap.String("reason", "unknown user"))
-		s.userinfoBearerError(w, http.StatusUnauthorized, "invalid_token", "the access token's user no longer exists")
+		oauth.Write(w, s.userinfoRefusal(http.StatusUnauthorized, oauth.CodeInvalidToken, "the access token's user no longer exists"))
 		return
 	}
 	claims := map[string]any{"sub": sub}
@@ -56,17 +55,17 @@ func (s *Server) serveUserinfo(w http.ResponseWriter, r *http.Request) {
 		claims[c.name] = c.value
 	}
 	s.logger.Debug("userinfo answered", zap.String("client_id", clientID))
-	writeJSON(w, http.StatusOK, claims)
+	oauth.WriteJSON(w, http.StatusOK, claims)
 }
 
-// userinfoBearerError answers a resource request refused per RFC 6750 §3: a
-// WWW-Authenticate challenge with the error code, and the same error as
-// JSON.
-func (s *Server) userinfoBearerError(w http.ResponseWriter, status int, code, description string) {
-	challenge := `Bearer realm="` + s.cfg.Issuer.String() + `", error="` + code + `", error_description="` + description + `"`
-	if code == "insufficient_scope" {
-		challenge += `, scope="openid"`
+// userinfoRefusal is a refused UserInfo request (RFC 6750 §3): the error
+// as JSON and a Bearer challenge (realm: the issuer) with the same code and
+// description; insufficient_scope names the scope needed, openid. code is
+// "" when no token was sent.
+func (s *Server) userinfoRefusal(status int, code, description string) *oauth.Error {
+	e := &oauth.Error{Status: status, Code: code, Description: description}
+	if code == oauth.CodeInsufficientScope {
+		e.Scope = "openid"
 	}
-	w.Header().Set("WWW-Authenticate", challenge)
-	writeOAuthError(w, status, code, description)
+	return e.WithBearer(s.cfg.Issuer.String())
 }

@@ -58,7 +58,8 @@ func quoteSafe(s string) string {
 // BearerToken returns the access token of a request's one Authorization
 // header with the Bearer scheme (case-insensitive, RFC 6750 §2.1). A
 // request with no Authorization header, more than one, another scheme or
-// an empty token has none.
+// an empty token has none. The query string is never read (RFC 6750 §2.3
+// is not supported: URLs end up in logs).
 func BearerToken(r *http.Request) (string, bool) {
 	h := r.Header.Values("Authorization")
 	if len(h) != 1 {

@@ -30,6 +30,14 @@ const (
 	CodeTemporarilyUnavailable = "temporarily_unavailable"
 )
 
+// Error codes of dynamic client registration and client management
+// (RFC 7591 §3.2.2, RFC 7592).
+const (
+	CodeInvalidRedirectURI       = "invalid_redirect_uri"
+	CodeInvalidClientMetadata    = "invalid_client_metadata"
+	CodeInvalidSoftwareStatement = "invalid_software_statement"
+)
+
 // Error is an OAuth 2.0 error to answer, with its HTTP status. It is the
 // one error type of the OAuth endpoints, dynamic registration and the
 // guard (which writes it as an OperationOutcome). It implements error so

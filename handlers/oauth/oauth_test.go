@@ -108,3 +108,24 @@ func TestTruncate(t *testing.T) {
 		t.Errorf("Truncate(invalid) = %q", got)
 	}
 }
+
+func TestGrantTypes(t *testing.T) {
+	want := []GrantType{"authorization_code", "refresh_token", "client_credentials"}
+	got := GrantTypes()
+	if len(got) != len(want) {
+		t.Fatalf("GrantTypes() = %q", got)
+	}
+	for i, g := range got {
+		if g != want[i] || !g.Known() {
+			t.Errorf("GrantTypes()[%d] = %q (known %v), want %q", i, g, g.Known(), want[i])
+		}
+	}
+	if !GrantRefreshToken.In([]string{"authorization_code", "refresh_token"}) || GrantClientCredentials.In([]string{"authorization_code"}) || GrantAuthorizationCode.In(nil) {
+		t.Errorf("GrantType.In")
+	}
+	for _, g := range []GrantType{"", "password", "implicit", "Authorization_code", "urn:ietf:params:oauth:grant-type:jwt-bearer"} {
+		if g.Known() {
+			t.Errorf("%q is known", g)
+		}
+	}
+}

@@ -1,0 +1,124 @@
+package handlers
+
+import (
+	"context"
+	"net/url"
+	"testing"
+	"time"
+
+	"github.com/smartcaddy/smartauth/keys"
+	"github.com/smartcaddy/smartauth/store"
+)
+
+// TestAcquireShared checks the pool's sharing rule: one value per kind
+// and issuer while anyone holds it, a fresh one after the last release.
+func TestAcquireShared(t *testing.T) {
+	made := 0
+	fresh := func() *int { made++; v := made; return &v }
+	const a, b = "https://a.example/test-acquire", "https://b.example/test-acquire"
+	a1 := acquireShared("test", a, fresh)
+	a2 := acquireShared("test", a, fresh)
+	b1 := acquireShared("test", b, fresh)
+	other := acquireShared("test-other", a, fresh)
+	if a1 != a2 || made != 3 {
+		t.Fatalf("second acquire of one issuer: %p %p, %d made", a1, a2, made)
+	}
+	if a1 == b1 || a1 == other {
+		t.Fatal("two issuers, or two kinds, share state")
+	}
+	releaseShared("test", a)
+	if a3 := acquireShared("test", a, fresh); a3 != a1 {
+		t.Fatal("state lost while still held")
+	}
+	releaseShared("test", a)
+	releaseShared("test", a)
+	if a4 := acquireShared("test", a, fresh); a4 == a1 || made != 4 {
+		t.Fatal("state kept after the last release")
+	}
+	releaseShared("test", a)
+	releaseShared("test", b)
+	releaseShared("test-other", a)
+}
+
+// newStateTestServer builds a Server for issuer on its own store.
+func newStateTestServer(t *testing.T, issuer string) *Server {
+	t.Helper()
+	db, err := store.Open(t.TempDir(), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	ring, err := keys.New(context.Background(), keys.Options{Store: db, Retain: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	iss, _ := url.Parse(issuer)
+	fhir, _ := url.Parse(issuer + "/fhir")
+	s, err := New(Config{Issuer: iss, FHIRBase: fhir, Store: db, Keys: ring})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+// TestSiteStateAcrossReload plays a config reload (the new Server is made
+// before the old one is closed) and checks that pending requests and
+// throttles carry over, that a second site with another issuer shares
+// none of them, and that they go when the last Server of the issuer is
+// closed.
+func TestSiteStateAcrossReload(t *testing.T) {
+	const issA, issB = "https://a.example/test-reload", "https://b.example/test-reload"
+	now := time.Now()
+	old := newStateTestServer(t, issA)
+	old.pending.Set("req-1", pendingAuthorization{issuer: issA, clientID: "app"}, now.Add(time.Hour), now)
+	for range loginMaxFailuresPerUser {
+		if _, ok := old.logins.Reserve("u\x00alice", loginMaxFailuresPerUser, now); !ok {
+			t.Fatal("throttled too early")
+		}
+	}
+	for range openRegistrationsPerIP {
+		old.registrations.Reserve("192.0.2.1", openRegistrationsPerIP, now)
+	}
+
+	// The new config is provisioned first, then the old one cleaned up.
+	reloaded := newStateTestServer(t, issA)
+	if err := old.Close(); err != nil {
+		t.Fatal(err)
+	}
+	_ = old.Close() // a second Close releases nothing more
+	if reloaded.pending != old.pending || reloaded.logins != old.logins || reloaded.registrations != old.registrations {
+		t.Fatal("the reloaded Server got new state")
+	}
+	if p, ok := reloaded.pending.Get("req-1", now); !ok || p.clientID != "app" {
+		t.Fatal("a pending authorization was lost in the reload")
+	}
+	if _, ok := reloaded.logins.Reserve("u\x00alice", loginMaxFailuresPerUser, now); ok {
+		t.Fatal("the sign-in throttle was reset by the reload")
+	}
+	if _, ok := reloaded.registrations.Reserve("192.0.2.1", openRegistrationsPerIP, now); ok {
+		t.Fatal("the registration throttle was reset by the reload")
+	}
+
+	other := newStateTestServer(t, issB)
+	if other.pending == reloaded.pending || other.logins == reloaded.logins || other.registrations == reloaded.registrations {
+		t.Fatal("two issuers share state")
+	}
+	if _, ok := other.pending.Get("req-1", now); ok {
+		t.Fatal("another issuer sees a pending authorization")
+	}
+	if _, ok := other.logins.Reserve("u\x00alice", loginMaxFailuresPerUser, now); !ok {
+		t.Fatal("another issuer is throttled")
+	}
+
+	if err := reloaded.Close(); err != nil {
+		t.Fatal(err)
+	}
+	restarted := newStateTestServer(t, issA)
+	if restarted.pending == reloaded.pending || restarted.logins == reloaded.logins {
+		t.Fatal("state outlived the last Server of its issuer")
+	}
+	if _, ok := restarted.pending.Get("req-1", now); ok {
+		t.Fatal("a pending authorization outlived the last Server of its issuer")
+	}
+}
