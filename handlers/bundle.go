@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/smartcaddy/smartauth/handlers/oauth"
+	"github.com/smartcaddy/smartauth/scopes"
 )
 
 // authorizeBundle checks a batch or transaction: every entry on its own
@@ -99,7 +100,7 @@ func (s *Server) authorizeEntry(p *principal, e any) *oauth.Error {
 		return badRequest("use GET for searches inside a Bundle")
 	}
 	ctx, f := s.decide(p, in)
-	if f != nil || ctx != "patient" {
+	if f != nil || ctx != scopes.Patient {
 		return f
 	}
 	act, f := s.compartmentAction(in, p.patient)

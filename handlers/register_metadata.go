@@ -278,12 +278,12 @@ func (g *registration) checkScopes(scope string) *oauth.Error {
 		switch {
 		case err != nil:
 			return bad("scope: %s is not a scope this server supports", oauth.Truncate(raw))
-		case sc.Context == "system" && !backend:
+		case sc.Context == scopes.System && !backend:
 			return bad("scope: %s: system/ scopes are only for the client_credentials grant", oauth.Truncate(raw))
 		case sc.Context != scopes.System && !code:
 			return bad("scope: %s: a client_credentials client is granted system/ scopes only", oauth.Truncate(raw))
 		}
-		if sc.Context == "system" {
+		if sc.Context == scopes.System {
 			system++
 		}
 		if !slices.Contains(g.scopes, raw) {
