@@ -1,4 +1,4 @@
-package handlers
+package authz
 
 import (
 	"net/http"
@@ -51,6 +51,7 @@ func (s *Server) serveConsent(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// renderConsent shows the consent page of a pending request.
 func (s *Server) renderConsent(w http.ResponseWriter, fs *flowSession, id string, p pendingAuthorization) {
 	data := consentPage{
 		Action:     s.Endpoint(pathConsent),
@@ -75,6 +76,8 @@ func (s *Server) flowPageSecurity(p pendingAuthorization) pageSecurity {
 	return pageSecurity{framable: true, formTargets: []string{redirectOrigin(p.redirectURI)}}
 }
 
+// postConsent records the user's consent decision and, when allowed,
+// issues the code with the ticked scopes.
 func (s *Server) postConsent(w http.ResponseWriter, r *http.Request) {
 	fs, id, p, ok := s.readPendingForm(w, r)
 	if !ok {

@@ -1,4 +1,4 @@
-package handlers
+package authz
 
 import (
 	"bytes"
@@ -108,12 +108,9 @@ type openIDConfiguration struct {
 }
 
 // registrationEndpoint is the dynamic registration URL, or "" when
-// registration is off.
+// registration is off (Options.RegistrationEndpoint).
 func (s *Server) registrationEndpoint() string {
-	if !s.cfg.Registration.Enabled {
-		return ""
-	}
-	return s.Endpoint(pathRegister)
+	return s.cfg.RegistrationEndpoint
 }
 
 // grantTypes lists the grants the token endpoint supports.
@@ -125,37 +122,39 @@ func (s *Server) grantTypes() []string {
 	return out
 }
 
+// buildSMARTConfiguration renders the SMART configuration document.
 func (s *Server) buildSMARTConfiguration() ([]byte, error) {
 	return json.MarshalIndent(smartConfiguration{
 		Issuer:                            s.cfg.Issuer.String(),
-		JWKSURI:                           s.Endpoint(pathJWKS),
-		AuthorizationEndpoint:             s.Endpoint(pathAuthorize),
-		TokenEndpoint:                     s.Endpoint(pathToken),
+		JWKSURI:                           s.Endpoint(PathJWKS),
+		AuthorizationEndpoint:             s.Endpoint(PathAuthorize),
+		TokenEndpoint:                     s.Endpoint(PathToken),
 		GrantTypesSupported:               s.grantTypes(),
 		TokenEndpointAuthMethodsSupported: authMethods,
 		TokenEndpointAuthSigningAlgs:      assertionAlgs,
 		ScopesSupported:                   scopesSupported,
 		ResponseTypesSupported:            []string{"code"},
-		UserinfoEndpoint:                  s.Endpoint(pathUserinfo),
+		UserinfoEndpoint:                  s.Endpoint(PathUserinfo),
 		RegistrationEndpoint:              s.registrationEndpoint(),
-		ManagementEndpoint:                s.Endpoint(pathManage),
-		IntrospectionEndpoint:             s.Endpoint(pathIntrospect),
-		RevocationEndpoint:                s.Endpoint(pathRevoke),
+		ManagementEndpoint:                s.Endpoint(PathManage),
+		IntrospectionEndpoint:             s.Endpoint(PathIntrospect),
+		RevocationEndpoint:                s.Endpoint(PathRevoke),
 		Capabilities:                      capabilities,
 		CodeChallengeMethodsSupported:     []string{"S256"},
 	}, "", "  ")
 }
 
+// buildOpenIDConfiguration renders the OpenID Connect Discovery document.
 func (s *Server) buildOpenIDConfiguration() ([]byte, error) {
 	return json.MarshalIndent(openIDConfiguration{
 		Issuer:                            s.cfg.Issuer.String(),
-		AuthorizationEndpoint:             s.Endpoint(pathAuthorize),
-		TokenEndpoint:                     s.Endpoint(pathToken),
-		UserinfoEndpoint:                  s.Endpoint(pathUserinfo),
-		JWKSURI:                           s.Endpoint(pathJWKS),
+		AuthorizationEndpoint:             s.Endpoint(PathAuthorize),
+		TokenEndpoint:                     s.Endpoint(PathToken),
+		UserinfoEndpoint:                  s.Endpoint(PathUserinfo),
+		JWKSURI:                           s.Endpoint(PathJWKS),
 		RegistrationEndpoint:              s.registrationEndpoint(),
-		IntrospectionEndpoint:             s.Endpoint(pathIntrospect),
-		RevocationEndpoint:                s.Endpoint(pathRevoke),
+		IntrospectionEndpoint:             s.Endpoint(PathIntrospect),
+		RevocationEndpoint:                s.Endpoint(PathRevoke),
 		ScopesSupported:                   scopesSupported,
 		ResponseTypesSupported:            []string{"code"},
 		ResponseModesSupported:            []string{"query"},
@@ -169,10 +168,14 @@ func (s *Server) buildOpenIDConfiguration() ([]byte, error) {
 	}, "", "  ")
 }
 
+// serveSMARTConfiguration answers {fhir_base}/.well-known/smart-configuration
+// (and its site-root fallback).
 func (s *Server) serveSMARTConfiguration(w http.ResponseWriter, r *http.Request) {
 	servePublicJSON(w, r, s.smartConfig)
 }
 
+// serveOpenIDConfiguration answers {issuer}/.well-known/openid-configuration
+// and /.well-known/oauth-authorization-server{issuer path}.
 func (s *Server) serveOpenIDConfiguration(w http.ResponseWriter, r *http.Request) {
 	servePublicJSON(w, r, s.oidcConfig)
 }

@@ -1,4 +1,4 @@
-package handlers
+package authz
 
 import (
 	"crypto/sha256"

@@ -1,4 +1,4 @@
-package handlers
+package authz
 
 import (
 	"context"
@@ -122,7 +122,7 @@ func (s *Server) introspectionCaller(w http.ResponseWriter, r *http.Request, for
 		oauth.Write(w, oauth.New(oauth.CodeInvalidClient, "authenticate as a confidential client, or with a bearer token holding "+scopeIntrospect).WithBasic(s.cfg.Issuer.String()))
 		return introspectCaller{}, true
 	}
-	c, f := s.registry.AuthenticateAt(r, form, s.Endpoint(pathIntrospect))
+	c, f := s.registry.AuthenticateAt(r, form, s.Endpoint(PathIntrospect))
 	if f == nil && c.Type == store.ClientPublic {
 		f = oauth.New(oauth.CodeInvalidClient, "a public client may not introspect tokens")
 	}

@@ -1,4 +1,4 @@
-package handlers
+package authz
 
 import (
 	"net/http"
@@ -107,7 +107,7 @@ func launcherPatients(u *users.User) []string {
 // launch URL, by name.
 func (s *Server) launchableClients(r *http.Request) ([]*store.Client, error) {
 	var out []*store.Client
-	for _, c := range s.cfg.Clients {
+	for _, c := range s.registry.Configured() {
 		if c.LaunchURI != "" {
 			out = append(out, c)
 		}
@@ -117,7 +117,7 @@ func (s *Server) launchableClients(r *http.Request) ([]*store.Client, error) {
 		return nil, err
 	}
 	for _, c := range dyn {
-		if c.LaunchURI != "" && s.cfg.Clients[c.ID] == nil {
+		if c.LaunchURI != "" && !s.registry.IsConfigured(c.ID) {
 			out = append(out, c)
 		}
 	}

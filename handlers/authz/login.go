@@ -1,4 +1,4 @@
-package handlers
+package authz
 
 import (
 	"net/http"
@@ -11,6 +11,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/smartcaddy/smartauth/handlers/internal/throttle"
+	"github.com/smartcaddy/smartauth/handlers/users"
 	"github.com/smartcaddy/smartauth/store"
 )
 
@@ -21,7 +22,7 @@ import (
 // An attempt is counted when it starts, so that parallel guesses cannot
 // race past the limit; a successful one gives its count back. The counts
 // (Server.logins, a throttle.Limiter) are the issuer's and live in the
-// reload-surviving state (state.go), so that a Caddy config reload does not
+// reload-surviving state (Options.Logins, made by NewLoginLimiter), so that a Caddy config reload does not
 // reset the throttle and two sites do not share counts.
 const (
 	loginMaxFailuresPerUser = 5
@@ -30,6 +31,11 @@ const (
 	loginLimiterMaxEntries  = 50000
 	loginMaxUsernameLength  = 256
 )
+
+// NewLoginLimiter makes an empty sign-in throttle (Options.Logins).
+func NewLoginLimiter() *throttle.Limiter {
+	return throttle.NewLimiter(loginFailureWindow, loginLimiterMaxEntries)
+}
 
 // loginGenericError is the only message a failed sign-in gets.
 const loginGenericError = "The user name or password is incorrect."
@@ -72,7 +78,7 @@ func (s *Server) serveLogin(w http.ResponseWriter, r *http.Request) {
 // sign-in.
 func (s *Server) loginReturnURL(ret string) string {
 	if ret == loginReturnManage {
-		return s.Endpoint(pathManage)
+		return s.Endpoint(PathManage)
 	}
 	return s.Endpoint(pathLauncher)
 }
@@ -85,6 +91,8 @@ func loginReturn(v string) string {
 	return ""
 }
 
+// showLogin answers GET on the sign-in page: a signed-in user goes on
+// with the pending request or return target, anyone else gets the form.
 func (s *Server) showLogin(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	req, ret := q.Get(pendingFieldName), loginReturn(q.Get("return"))
@@ -139,6 +147,8 @@ func (s *Server) renderLogin(w http.ResponseWriter, r *http.Request, status int,
 	s.renderPage(w, status, pageLogin, sec, data)
 }
 
+// postLogin checks a posted sign-in form (CSRF, throttle, password) and
+// signs the user in with a new session.
 func (s *Server) postLogin(w http.ResponseWriter, r *http.Request) {
 	if !s.cfg.PasswordLogin {
 		s.showMessage(w, http.StatusForbidden, "Sign-in disabled", "Password sign-in is not enabled on this server.")
@@ -222,7 +232,7 @@ func (s *Server) claimPending(fs *flowSession, id, previous string) (pendingAuth
 }
 
 // displayUserName is how a user is named on the pages.
-func displayUserName(u *User) string {
+func displayUserName(u *users.User) string {
 	if u.DisplayName != "" {
 		return u.DisplayName
 	}
@@ -240,7 +250,7 @@ func (s *Server) refuseThrottled(w http.ResponseWriter, r *http.Request, req, re
 // checkPassword returns the configured user whose password this is. An
 // unknown user costs a bcrypt comparison too, so that the time taken does
 // not tell whether the name exists.
-func (s *Server) checkPassword(username, password string) *User {
+func (s *Server) checkPassword(username, password string) *users.User {
 	u := s.cfg.Users[username]
 	if u == nil || u.PasswordHash == "" {
 		_ = bcrypt.CompareHashAndPassword(loginDummyHash(s.typicalBcryptCost()), []byte(password))

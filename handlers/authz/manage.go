@@ -1,4 +1,4 @@
-package handlers
+package authz
 
 import (
 	"net/http"
@@ -66,7 +66,7 @@ func (s *Server) serveManage(w http.ResponseWriter, r *http.Request) {
 		s.showMessage(w, http.StatusInternalServerError, "Server error", "Your apps could not be listed.")
 		return
 	}
-	data := managePage{Action: s.Endpoint(pathManage), CSRF: fs.rec.CSRF, User: displayUserName(user), Notice: notice}
+	data := managePage{Action: s.Endpoint(PathManage), CSRF: fs.rec.CSRF, User: displayUserName(user), Notice: notice}
 	for _, g := range grants {
 		app := manageApp{ID: g.ClientID, Name: g.ClientID, Offline: len(g.Families) > 0, Remembered: g.Remembered != nil}
 		if c, err := s.registry.Lookup(r.Context(), g.ClientID); err == nil {

@@ -1,9 +1,10 @@
-package handlers
+package authz
 
 import (
 	"net/http"
 	"time"
 
+	"github.com/smartcaddy/smartauth/handlers/internal/throttle"
 	"github.com/smartcaddy/smartauth/store"
 )
 
@@ -11,7 +12,7 @@ import (
 // that the login, picker and consent pages carry. Nothing the pages post
 // back about the client, redirect URI or scopes is trusted: they only name
 // the pending request. The table (Server.pending) is the issuer's and
-// lives in the reload-surviving state (state.go), so that a Caddy config
+// lives in the reload-surviving state (Options.Pending), so that a Caddy config
 // reload does not lose requests in flight; it is bounded and entries
 // expire.
 const (
@@ -21,6 +22,19 @@ const (
 	// pending request.
 	pendingFieldName = "req"
 )
+
+// Pending is an issuer's table of pending authorization requests. The
+// router keeps one per issuer across config reloads and passes it in
+// Options.Pending.
+type Pending struct {
+	table *throttle.Map[pendingAuthorization]
+}
+
+// NewPending makes an empty table of pending authorization requests,
+// bounded to pendingAuthorizationMax entries.
+func NewPending() *Pending {
+	return &Pending{table: throttle.NewMap[pendingAuthorization](pendingAuthorizationMax)}
+}
 
 // pendingAuthorization is a validated authorization request waiting for
 // sign-in, a patient choice or consent. Its slices are never modified in

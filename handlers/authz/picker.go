@@ -1,4 +1,4 @@
-package handlers
+package authz
 
 import (
 	"net/http"
@@ -59,6 +59,8 @@ func (s *Server) servePicker(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// renderPicker shows the patient picker of a pending request, with the
+// name search's results when the user searches.
 func (s *Server) renderPicker(w http.ResponseWriter, r *http.Request, fs *flowSession, id string, p pendingAuthorization) {
 	u := fs.user(s)
 	data := pickerPage{

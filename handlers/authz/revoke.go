@@ -1,4 +1,4 @@
-package handlers
+package authz
 
 import (
 	"context"
@@ -44,7 +44,7 @@ func (s *Server) serveRevoke(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	client, f := s.registry.AuthenticateAt(r, form, s.Endpoint(pathRevoke))
+	client, f := s.registry.AuthenticateAt(r, form, s.Endpoint(PathRevoke))
 	if f != nil {
 		oauth.Write(w, f.WithBasic(s.cfg.Issuer.String()))
 		return

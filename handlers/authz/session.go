@@ -1,4 +1,4 @@
-package handlers
+package authz
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/smartcaddy/smartauth/handlers/clients"
+	"github.com/smartcaddy/smartauth/handlers/users"
 	"github.com/smartcaddy/smartauth/store"
 	"go.uber.org/zap"
 )
@@ -51,7 +52,7 @@ func (fs *flowSession) signedIn(s *Server) bool {
 }
 
 // user returns the session's configured user, or nil.
-func (fs *flowSession) user(s *Server) *User {
+func (fs *flowSession) user(s *Server) *users.User {
 	if !fs.signedIn(s) {
 		return nil
 	}

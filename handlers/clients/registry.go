@@ -134,5 +134,22 @@ func (r *Registry) Lookup(ctx context.Context, id string) (*store.Client, error)
 	return r.opts.Store.GetClient(ctx, id)
 }
 
+// Configured returns the clients from the configuration, in no particular
+// order. The slice is the caller's; the clients are shared and must not
+// be modified.
+func (r *Registry) Configured() []*store.Client {
+	out := make([]*store.Client, 0, len(r.opts.Configured))
+	for _, c := range r.opts.Configured {
+		out = append(out, c)
+	}
+	return out
+}
+
+// IsConfigured tells whether a client id names a client from the
+// configuration (which takes precedence over a registered one).
+func (r *Registry) IsConfigured(id string) bool {
+	return r.opts.Configured[id] != nil
+}
+
 // Interface guards
 var _ caddy.Destructor = (*sharedState)(nil)

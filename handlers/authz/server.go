@@ -1,0 +1,233 @@
+// Package authz is the authorization server of SMART App Launch: the
+// authorization endpoint and its pages (sign-in, patient picker, consent,
+// launcher, the user's authorized apps), the EHR launch API, the token
+// endpoint and its grants, userinfo, introspection (RFC 7662), revocation
+// (RFC 7009), the discovery documents and the JWKS.
+//
+// A Server answers nothing by itself: Routes gives the router (package
+// handlers) a handler per request path. The parts it shares with the guard
+// and registration come in through Options: the client registry
+// (clients.Registry), the access-token profile (accesstoken.Profile), the
+// reach rule (users.Rule), and the issuer's state that survives a Caddy
+// reload (Pending, the sign-in limiter), which the router keeps.
+package authz
+
+import (
+	"errors"
+	"maps"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/smartcaddy/smartauth/handlers/accesstoken"
+	"github.com/smartcaddy/smartauth/handlers/clients"
+	"github.com/smartcaddy/smartauth/handlers/internal/throttle"
+	"github.com/smartcaddy/smartauth/handlers/users"
+	"github.com/smartcaddy/smartauth/keys"
+)
+
+// Endpoint names, appended to the issuer URL.
+const (
+	PathAuthorize  = "/authorize"
+	PathToken      = "/token"
+	PathUserinfo   = "/userinfo"
+	PathJWKS       = "/jwks"
+	PathIntrospect = "/introspect"
+	PathRevoke     = "/revoke"
+	PathLaunch     = "/launch"
+	PathManage     = "/manage"
+)
+
+// Paths of the pages under the issuer.
+const (
+	pathLogin    = "/login"
+	pathLogout   = "/logout"
+	pathConsent  = "/consent"
+	pathPicker   = "/select-patient"
+	pathLauncher = "/launcher"
+)
+
+// Options configure a Server. Issuer, FHIRBase, Store, Keys, Clients,
+// Tokens, Rule, Pending and Logins are required.
+type Options struct {
+	// Issuer is the authorization server's URL, without a trailing
+	// slash: the iss of its tokens and the base of its endpoints.
+	Issuer *url.URL
+	// FHIRBase is the FHIR server's base URL, without a trailing slash:
+	// the aud an authorization request must name, the base of fhirUser
+	// and of the discovery document at
+	// {FHIRBase}/.well-known/smart-configuration.
+	FHIRBase *url.URL
+	// Store holds sessions, codes, launches, refresh tokens, consents
+	// and revocations, and lists the registered clients.
+	Store Store
+	// Keys sign the id_tokens and are published at the JWKS endpoint.
+	Keys *keys.Ring
+	// Clients finds and authenticates the clients, configured or
+	// registered.
+	Clients *clients.Registry
+	// Tokens mints and verifies the access tokens (shared with the
+	// guard).
+	Tokens *accesstoken.Profile
+	// Users are the users from the configuration, by name.
+	Users map[string]*users.User
+	// Rule is the reach rule: which patients a user may have in context
+	// and which scopes a user may grant (shared with the guard).
+	Rule *users.Rule
+	// Lifetimes are how long issued artifacts live; zero fields take
+	// DefaultLifetimes.
+	Lifetimes Lifetimes
+	// PasswordLogin enables the built-in sign-in form.
+	PasswordLogin bool
+	// TrustedIdentity signs a user in from {http.auth.user.id}, set by a
+	// preceding Caddy authentication handler, mapped to a configured
+	// user by name.
+	TrustedIdentity bool
+	// RememberConsent, when positive, remembers a user's consent for a
+	// client and scope set for this long.
+	RememberConsent time.Duration
+	// FrameAncestors are the origins allowed to frame the consent,
+	// picker and launcher pages (an EHR embedding apps). The login page
+	// is only ever framable by 'self'. Empty: 'self' only.
+	FrameAncestors []string
+	// TemplatesDir, when set, holds operator templates that replace the
+	// embedded ones by file name.
+	TemplatesDir string
+	// PatientSearch, when set, is the FHIR base URL the patient picker
+	// searches by name (GET Patient?name=…) for users without a
+	// configured patient list. The server calls it directly, without a
+	// token.
+	PatientSearch *url.URL
+	// RegistrationEndpoint is the URL of dynamic client registration,
+	// listed in the discovery documents; empty when registration is off.
+	RegistrationEndpoint string
+	// Pending is the issuer's table of pending authorization requests
+	// (NewPending). The router keeps it across config reloads.
+	Pending *Pending
+	// Logins is the issuer's sign-in throttle (NewLoginLimiter). The
+	// router keeps it across config reloads.
+	Logins *throttle.Limiter
+	// Logger receives the server's logs; nil for none.
+	Logger *zap.Logger
+}
+
+// Server is the authorization server of one issuer. It is immutable after
+// New and safe for concurrent use. It holds nothing that needs releasing:
+// its reload-surviving state and the client registry are the caller's.
+type Server struct {
+	cfg    Options
+	logger *zap.Logger
+
+	issuerPath string // issuer path without trailing slash, "" for the root
+	fhirPath   string // FHIR base path without trailing slash
+
+	// routes maps exact request paths to endpoint handlers.
+	routes map[string]http.HandlerFunc
+
+	smartConfig []byte
+	oidcConfig  []byte
+
+	// pages are the parsed page templates (pages.go).
+	pages *pages
+
+	// registry finds and authenticates clients (Options.Clients).
+	registry *clients.Registry
+	// tokens mints and verifies access tokens (Options.Tokens).
+	tokens *accesstoken.Profile
+	// users is the reach rule (Options.Rule).
+	users *users.Rule
+	// pending are the pending authorization requests (pending.go) and
+	// logins the sign-in throttle (login.go): the issuer's, from
+	// Options.
+	pending *throttle.Map[pendingAuthorization]
+	logins  *throttle.Limiter
+}
+
+// New builds a Server: it parses the page templates and the discovery
+// documents and lays out the routes.
+func New(opts Options) (*Server, error) {
+	if opts.Issuer == nil || opts.FHIRBase == nil || opts.Store == nil || opts.Keys == nil ||
+		opts.Clients == nil || opts.Tokens == nil || opts.Rule == nil || opts.Pending == nil || opts.Logins == nil {
+		return nil, errors.New("authz: issuer, FHIR base, store, keys, clients, tokens, rule, pending table and sign-in limiter are required")
+	}
+	if opts.Logger == nil {
+		opts.Logger = zap.NewNop()
+	}
+	opts.Lifetimes = opts.Lifetimes.WithDefaults()
+	s := &Server{
+		cfg:        opts,
+		logger:     opts.Logger,
+		issuerPath: strings.TrimSuffix(opts.Issuer.Path, "/"),
+		fhirPath:   strings.TrimSuffix(opts.FHIRBase.Path, "/"),
+		registry:   opts.Clients,
+		tokens:     opts.Tokens,
+		users:      opts.Rule,
+		pending:    opts.Pending.table,
+		logins:     opts.Logins,
+	}
+	var err error
+	if s.smartConfig, err = s.buildSMARTConfiguration(); err != nil {
+		return nil, err
+	}
+	if s.oidcConfig, err = s.buildOpenIDConfiguration(); err != nil {
+		return nil, err
+	}
+	if s.pages, err = loadPages(opts.TemplatesDir); err != nil {
+		return nil, err
+	}
+	s.addRoutes()
+	return s, nil
+}
+
+// addRoutes lays out the routes: the discovery documents and the JWKS
+// first, then SMART's site-root fallback, then the OAuth and OpenID
+// endpoints and the pages under the issuer's path, each only where no
+// earlier route took its path. Each endpoint lives in its own file.
+func (s *Server) addRoutes() {
+	s.routes = map[string]http.HandlerFunc{
+		s.fhirPath + "/.well-known/smart-configuration":          s.serveSMARTConfiguration,
+		s.issuerPath + "/.well-known/openid-configuration":       s.serveOpenIDConfiguration,
+		"/.well-known/oauth-authorization-server" + s.issuerPath: s.serveOpenIDConfiguration,
+		s.issuerPath + PathJWKS:                                  s.serveJWKS,
+	}
+	// SMART clients that strip the base path look at the site root too.
+	if s.fhirPath != "" {
+		if _, taken := s.routes["/.well-known/smart-configuration"]; !taken {
+			s.routes["/.well-known/smart-configuration"] = s.serveSMARTConfiguration
+		}
+	}
+	for p, h := range map[string]http.HandlerFunc{
+		PathAuthorize:  s.serveAuthorize,  // authorize.go
+		pathLogin:      s.serveLogin,      // login.go
+		pathLogout:     s.serveLogout,     // login.go
+		pathConsent:    s.serveConsent,    // consent.go
+		pathPicker:     s.servePicker,     // picker.go
+		PathLaunch:     s.serveLaunch,     // launch.go: the EHR launch API
+		pathLauncher:   s.serveLauncher,   // launcher.go: the launcher page
+		PathToken:      s.serveToken,      // token.go (grants in grant_*.go)
+		PathUserinfo:   s.serveUserinfo,   // userinfo.go
+		PathManage:     s.serveManage,     // manage.go: the user's authorized apps
+		PathIntrospect: s.serveIntrospect, // introspect.go: RFC 7662
+		PathRevoke:     s.serveRevoke,     // revoke.go: RFC 7009
+	} {
+		if _, taken := s.routes[s.issuerPath+p]; !taken {
+			s.routes[s.issuerPath+p] = h
+		}
+	}
+}
+
+// Routes returns the server's handlers keyed by the exact request path
+// they answer: the discovery documents (at the FHIR base, the issuer and
+// the site root), the JWKS, the OAuth endpoints and the pages. The map is
+// the caller's.
+func (s *Server) Routes() map[string]http.HandlerFunc {
+	return maps.Clone(s.routes)
+}
+
+// Endpoint returns the absolute URL of an endpoint under the issuer.
+func (s *Server) Endpoint(name string) string {
+	return s.cfg.Issuer.String() + name
+}
