@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/smartcaddy/smartauth/handlers"
+	"github.com/smartcaddy/smartauth/handlers/authz"
 	"github.com/smartcaddy/smartauth/handlers/users"
 	"github.com/smartcaddy/smartauth/keys"
 	"github.com/smartcaddy/smartauth/store"
@@ -29,7 +30,7 @@ func init() {
 	caddy.RegisterModule(&SmartAuth{})
 }
 
-// Defaults; the lifetimes' defaults are handlers.DefaultLifetimes.
+// Defaults; the lifetimes' defaults are authz.DefaultLifetimes.
 const (
 	defaultKeyRotation = 30 * 24 * time.Hour
 	// keyPublishAhead is how long a new signing key is in the JWKS before
@@ -264,7 +265,7 @@ func (s *SmartAuth) Provision(ctx caddy.Context) error {
 		Keys:     ring,
 		Clients:  clients,
 		Users:    people,
-		Lifetimes: handlers.Lifetimes{
+		Lifetimes: authz.Lifetimes{
 			AccessToken:  time.Duration(s.AccessTokenLifetime),
 			RefreshToken: time.Duration(s.RefreshTokenLifetime),
 			Code:         time.Duration(s.CodeLifetime),
@@ -293,12 +294,12 @@ func (s *SmartAuth) setDefaults() {
 		v   *caddy.Duration
 		def time.Duration
 	}{
-		{&s.AccessTokenLifetime, handlers.DefaultLifetimes.AccessToken},
-		{&s.RefreshTokenLifetime, handlers.DefaultLifetimes.RefreshToken},
-		{&s.CodeLifetime, handlers.DefaultLifetimes.Code},
-		{&s.LaunchLifetime, handlers.DefaultLifetimes.Launch},
-		{&s.SessionLifetime, handlers.DefaultLifetimes.Session},
-		{&s.BackendTokenLifetime, handlers.DefaultLifetimes.Backend},
+		{&s.AccessTokenLifetime, authz.DefaultLifetimes.AccessToken},
+		{&s.RefreshTokenLifetime, authz.DefaultLifetimes.RefreshToken},
+		{&s.CodeLifetime, authz.DefaultLifetimes.Code},
+		{&s.LaunchLifetime, authz.DefaultLifetimes.Launch},
+		{&s.SessionLifetime, authz.DefaultLifetimes.Session},
+		{&s.BackendTokenLifetime, authz.DefaultLifetimes.Backend},
 		{&s.KeyRotation, defaultKeyRotation},
 	} {
 		if *d.v == 0 {

@@ -19,65 +19,13 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/smartcaddy/smartauth/handlers/accesstoken"
+	"github.com/smartcaddy/smartauth/handlers/authz"
 	"github.com/smartcaddy/smartauth/handlers/clients"
 	"github.com/smartcaddy/smartauth/handlers/internal/throttle"
 	"github.com/smartcaddy/smartauth/handlers/users"
 	"github.com/smartcaddy/smartauth/keys"
 	"github.com/smartcaddy/smartauth/store"
 )
-
-// User is a person who can sign in, from the configuration (users.User;
-// the alias keeps the files of the authorization server short until they
-// move to their own package).
-type User = users.User
-
-// Lifetimes are how long issued artifacts live.
-type Lifetimes struct {
-	AccessToken  time.Duration
-	RefreshToken time.Duration
-	Code         time.Duration
-	Launch       time.Duration
-	Session      time.Duration
-	// Backend is the access-token lifetime of the client_credentials
-	// grant (SMART Backend Services: 5 minutes).
-	Backend time.Duration
-	// RefreshGrace, when positive, lets a client present a refresh token
-	// again this long after it was rotated (its answer was lost) and get
-	// a new successor instead of having the family revoked, as long as
-	// the previous successor was not used (store.Rotation.Grace). Zero,
-	// also by default: strict rotation.
-	RefreshGrace time.Duration
-}
-
-// DefaultLifetimes apply to every lifetime the configuration leaves zero.
-var DefaultLifetimes = Lifetimes{
-	AccessToken:  time.Hour,
-	RefreshToken: 90 * 24 * time.Hour,
-	Code:         time.Minute,
-	Launch:       5 * time.Minute,
-	Session:      8 * time.Hour,
-	Backend:      5 * time.Minute,
-}
-
-// withDefaults fills zero lifetimes from DefaultLifetimes.
-func (l Lifetimes) withDefaults() Lifetimes {
-	for _, f := range []struct {
-		v   *time.Duration
-		def time.Duration
-	}{
-		{&l.AccessToken, DefaultLifetimes.AccessToken},
-		{&l.RefreshToken, DefaultLifetimes.RefreshToken},
-		{&l.Code, DefaultLifetimes.Code},
-		{&l.Launch, DefaultLifetimes.Launch},
-		{&l.Session, DefaultLifetimes.Session},
-		{&l.Backend, DefaultLifetimes.Backend},
-	} {
-		if *f.v <= 0 {
-			*f.v = f.def
-		}
-	}
-	return l
-}
 
 // Config is everything a Server needs, provisioned by the Caddy module.
 type Config struct {
@@ -91,7 +39,7 @@ type Config struct {
 	Clients map[string]*store.Client
 	// Users are the users from the configuration, by name.
 	Users     map[string]*users.User
-	Lifetimes Lifetimes
+	Lifetimes authz.Lifetimes
 	Logger    *zap.Logger
 
 	// AccessTokenAlg signs access tokens: "ES256" (default) or "RS256".
@@ -137,11 +85,8 @@ type Server struct {
 	// routes maps exact request paths to endpoint handlers.
 	routes map[string]http.HandlerFunc
 
-	smartConfig []byte
-	oidcConfig  []byte
-
-	// Filled by the endpoint files' init functions (see routes.go).
-	pages *pages
+	// authz is the authorization server (handlers/authz).
+	authz *authz.Server
 
 	// gs is the guard's cache and revocation poller (guard_cache.go).
 	gs *guardState
@@ -154,10 +99,10 @@ type Server struct {
 	// users is the reach rule (the authorization server and the guard).
 	users *users.Rule
 	// The issuer's state that survives a config reload, from statePool
-	// (state.go): pending authorization requests (pending.go), the
-	// sign-in throttle (login.go) and the open-registration throttle
+	// (state.go): pending authorization requests and the sign-in
+	// throttle (authz.Options) and the open-registration throttle
 	// (register.go). Released once, by Close.
-	pending       *throttle.Map[pendingAuthorization]
+	pending       *authz.Pending
 	logins        *throttle.Limiter
 	registrations *throttle.Limiter
 	releaseOnce   sync.Once
@@ -170,17 +115,18 @@ const (
 	stateRegistrations = "registrations"
 )
 
-// Endpoint names, appended to the issuer URL.
+// Endpoint names, appended to the issuer URL (the authorization server's
+// are authz's).
 const (
-	pathAuthorize  = "/authorize"
-	pathToken      = "/token"
-	pathUserinfo   = "/userinfo"
-	pathJWKS       = "/jwks"
+	pathAuthorize  = authz.PathAuthorize
+	pathToken      = authz.PathToken
+	pathUserinfo   = authz.PathUserinfo
+	pathJWKS       = authz.PathJWKS
 	pathRegister   = "/register"
-	pathIntrospect = "/introspect"
-	pathRevoke     = "/revoke"
-	pathLaunch     = "/launch"
-	pathManage     = "/manage"
+	pathIntrospect = authz.PathIntrospect
+	pathRevoke     = authz.PathRevoke
+	pathLaunch     = authz.PathLaunch
+	pathManage     = authz.PathManage
 )
 
 // New builds a Server from a provisioned configuration.
@@ -191,7 +137,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
-	cfg.Lifetimes = cfg.Lifetimes.withDefaults()
+	cfg.Lifetimes = cfg.Lifetimes.WithDefaults()
 	s := &Server{
 		cfg:        cfg,
 		logger:     cfg.Logger,
@@ -210,27 +156,6 @@ func New(cfg Config) (*Server, error) {
 	}); err != nil {
 		return nil, err
 	}
-	if s.smartConfig, err = s.buildSMARTConfiguration(); err != nil {
-		return nil, err
-	}
-	if s.oidcConfig, err = s.buildOpenIDConfiguration(); err != nil {
-		return nil, err
-	}
-	s.routes = map[string]http.HandlerFunc{
-		s.fhirPath + "/.well-known/smart-configuration":          s.serveSMARTConfiguration,
-		s.issuerPath + "/.well-known/openid-configuration":       s.serveOpenIDConfiguration,
-		"/.well-known/oauth-authorization-server" + s.issuerPath: s.serveOpenIDConfiguration,
-		s.issuerPath + pathJWKS:                                  s.serveJWKS,
-	}
-	// SMART clients that strip the base path look at the site root too.
-	if s.fhirPath != "" {
-		if _, taken := s.routes["/.well-known/smart-configuration"]; !taken {
-			s.routes["/.well-known/smart-configuration"] = s.serveSMARTConfiguration
-		}
-	}
-	if err := s.addRoutes(); err != nil {
-		return nil, err
-	}
 	if s.registry, err = clients.New(clients.Options{
 		Issuer:              cfg.Issuer.String(),
 		TokenEndpoint:       s.Endpoint(pathToken),
@@ -246,6 +171,34 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.acquireSiteState() // released by Close
+	if s.authz, err = authz.New(authz.Options{
+		Issuer:               cfg.Issuer,
+		FHIRBase:             cfg.FHIRBase,
+		Store:                cfg.Store,
+		Keys:                 cfg.Keys,
+		Clients:              s.registry,
+		Tokens:               s.tokens,
+		Users:                cfg.Users,
+		Rule:                 s.users,
+		Lifetimes:            cfg.Lifetimes,
+		PasswordLogin:        cfg.PasswordLogin,
+		TrustedIdentity:      cfg.TrustedIdentity,
+		RememberConsent:      cfg.RememberConsent,
+		FrameAncestors:       cfg.FrameAncestors,
+		TemplatesDir:         cfg.TemplatesDir,
+		PatientSearch:        cfg.PatientSearch,
+		RegistrationEndpoint: s.registrationEndpoint(),
+		Pending:              s.pending,
+		Logins:               s.logins,
+		Logger:               cfg.Logger,
+	}); err != nil {
+		_ = s.Close()
+		return nil, err
+	}
+	// The authorization server's routes (discovery, JWKS, OAuth
+	// endpoints, pages) come first; routes.go adds the rest.
+	s.routes = s.authz.Routes()
+	s.addRoutes()
 	return s, nil
 }
 
@@ -253,12 +206,8 @@ func New(cfg Config) (*Server, error) {
 // (state.go), sharing it with the Server of the config being replaced.
 func (s *Server) acquireSiteState() {
 	iss := s.cfg.Issuer.String()
-	s.pending = acquireShared(statePending, iss, func() *throttle.Map[pendingAuthorization] {
-		return throttle.NewMap[pendingAuthorization](pendingAuthorizationMax)
-	})
-	s.logins = acquireShared(stateLogins, iss, func() *throttle.Limiter {
-		return throttle.NewLimiter(loginFailureWindow, loginLimiterMaxEntries)
-	})
+	s.pending = acquireShared(statePending, iss, authz.NewPending)
+	s.logins = acquireShared(stateLogins, iss, authz.NewLoginLimiter)
 	s.registrations = acquireShared(stateRegistrations, iss, func() *throttle.Limiter {
 		return throttle.NewLimiter(openRegistrationWindow, openRegistrationMaxAddresses)
 	})
@@ -275,6 +224,15 @@ func (s *Server) releaseSiteState() {
 			releaseShared(kind, iss)
 		}
 	})
+}
+
+// registrationEndpoint is the dynamic registration URL, or "" when
+// registration is off.
+func (s *Server) registrationEndpoint() string {
+	if !s.cfg.Registration.Enabled {
+		return ""
+	}
+	return s.Endpoint(pathRegister)
 }
 
 // Endpoint returns the absolute URL of an endpoint under the issuer.
