@@ -18,6 +18,8 @@ import (
 	"golang.org/x/net/html"
 
 	"github.com/smartcaddy/smartauth/handlers"
+	"github.com/smartcaddy/smartauth/handlers/authz"
+	"github.com/smartcaddy/smartauth/handlers/users"
 	"github.com/smartcaddy/smartauth/keys"
 	"github.com/smartcaddy/smartauth/store"
 )
@@ -90,7 +92,7 @@ func newFlowConfig(t *testing.T, db *store.DB, base string) handlers.Config {
 				SecretHash: store.HashSecret(ehrSecret), RedirectURIs: []string{"https://backend.example/cb"},
 				GrantTypes: []string{"client_credentials"}},
 		},
-		Users: map[string]*handlers.User{
+		Users: map[string]*users.User{
 			"alice": {Name: "alice", PasswordHash: testPasswordHash(t, alicePassword),
 				FHIRUser: "Practitioner/p1", DisplayName: "Dr Alice", Patients: []string{"pat1", "pat2"}},
 			"bob": {Name: "bob", PasswordHash: testPasswordHash(t, bobPassword), FHIRUser: "Patient/pat9"},
@@ -98,7 +100,7 @@ func newFlowConfig(t *testing.T, db *store.DB, base string) handlers.Config {
 			"carol": {Name: "carol", PasswordHash: testPasswordHash(t, alicePassword),
 				FHIRUser: "Practitioner/p3", Scopes: []string{"user/*.rs", "patient/*.rs"}},
 		},
-		Lifetimes: handlers.Lifetimes{
+		Lifetimes: authz.Lifetimes{
 			AccessToken: 5 * time.Minute, RefreshToken: time.Hour,
 			Code: time.Minute, Launch: 5 * time.Minute, Session: time.Hour,
 		},

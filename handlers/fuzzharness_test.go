@@ -22,6 +22,8 @@ import (
 	"golang.org/x/net/http/httpguts"
 
 	"github.com/smartcaddy/smartauth/handlers/accesstoken"
+	"github.com/smartcaddy/smartauth/handlers/authz"
+	"github.com/smartcaddy/smartauth/handlers/users"
 	"github.com/smartcaddy/smartauth/keys"
 	"github.com/smartcaddy/smartauth/store"
 )
@@ -121,11 +123,11 @@ func newFuzzEnv(tb testing.TB) *fuzzEnv {
 			fzBackend: {ID: fzBackend, Type: store.ClientConfidentialAsymmetric, JWKS: jwks,
 				GrantTypes: []string{"client_credentials"}, Scopes: []string{"system/*.rs"}},
 		},
-		Users: map[string]*User{
+		Users: map[string]*users.User{
 			fzUser:  {Name: fzUser, FHIRUser: "Patient/" + fzPatient},
 			"alice": {Name: "alice", FHIRUser: "Practitioner/pr1", Patients: []string{fzPatient, "p2"}},
 		},
-		Lifetimes:    Lifetimes{AccessToken: time.Hour, Launch: time.Hour},
+		Lifetimes:    authz.Lifetimes{AccessToken: time.Hour, Launch: time.Hour},
 		Registration: RegistrationOptions{Enabled: true, InitialAccessTokenHash: store.HashSecret(fzIAT)},
 	})
 	if err != nil {

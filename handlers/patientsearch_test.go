@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/smartcaddy/smartauth/handlers"
+	"github.com/smartcaddy/smartauth/handlers/users"
 )
 
 // fakeFHIR is a small FHIR server with two patients, answering name
@@ -65,7 +66,7 @@ func TestPickerPatientSearch(t *testing.T) {
 	upstream := fakeFHIR(t, &requests)
 	env := newFlowEnv(t, flowOptions{config: func(c *handlers.Config) {
 		c.PatientSearch, _ = url.Parse(upstream.URL + "/r4")
-		c.Users["carol"] = &handlers.User{Name: "carol", PasswordHash: testPasswordHash(t, "carol-pw"), FHIRUser: "Practitioner/c"}
+		c.Users["carol"] = &users.User{Name: "carol", PasswordHash: testPasswordHash(t, "carol-pw"), FHIRUser: "Practitioner/c"}
 	}})
 	b := env.browser()
 	params := env.authParams("openid launch/patient patient/*.rs")

@@ -25,6 +25,8 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/smartcaddy/smartauth/handlers"
+	"github.com/smartcaddy/smartauth/handlers/authz"
+	"github.com/smartcaddy/smartauth/handlers/users"
 	"github.com/smartcaddy/smartauth/keys"
 	"github.com/smartcaddy/smartauth/store"
 )
@@ -180,11 +182,11 @@ func newTokenEnv(t *testing.T) *tokenEnv {
 		Store:    db,
 		Keys:     e.ring,
 		Clients:  clients,
-		Users: map[string]*handlers.User{
+		Users: map[string]*users.User{
 			tkUser: {Name: tkUser, FHIRUser: tkUserFHIR, DisplayName: tkUserName, Patients: []string{"pat-1"}},
 			"bob":  {Name: "bob"},
 		},
-		Lifetimes: handlers.Lifetimes{
+		Lifetimes: authz.Lifetimes{
 			AccessToken:  10 * time.Minute,
 			RefreshToken: 24 * time.Hour,
 			Code:         time.Minute,

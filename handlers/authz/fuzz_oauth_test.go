@@ -1,4 +1,4 @@
-package handlers
+package authz
 
 import (
 	"bytes"
@@ -55,7 +55,7 @@ func (e *fuzzEnv) postForm(path, ctype string, auth uint8, body string) *httptes
 	case 3:
 		req.Header.Set("Authorization", "Bearer "+e.token)
 	}
-	return e.serve(req, nil)
+	return e.serve(req)
 }
 
 // FuzzOAuthForm checks the form preamble of the token, introspection and
@@ -211,7 +211,7 @@ func FuzzLaunchAPI(f *testing.F) {
 		case 4:
 			req.SetBasicAuth(fzConf, fzSecret) // may not create launches
 		}
-		w := e.serve(req, nil)
+		w := e.serve(req)
 		var b launchBody
 		decoded := len(bytes.TrimSpace(body)) == 0 || json.Unmarshal(body, &b) == nil
 		if w.Code != http.StatusCreated {

@@ -1,4 +1,4 @@
-package handlers
+package authz
 
 import (
 	"encoding/base64"
