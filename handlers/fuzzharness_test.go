@@ -22,6 +22,7 @@ import (
 	"golang.org/x/net/http/httpguts"
 
 	"github.com/smartcaddy/smartauth/handlers/accesstoken"
+	"github.com/smartcaddy/smartauth/handlers/register"
 	"github.com/smartcaddy/smartauth/keys"
 	"github.com/smartcaddy/smartauth/store"
 )
@@ -126,7 +127,7 @@ func newFuzzEnv(tb testing.TB) *fuzzEnv {
 			"alice": {Name: "alice", FHIRUser: "Practitioner/pr1", Patients: []string{fzPatient, "p2"}},
 		},
 		Lifetimes:    Lifetimes{AccessToken: time.Hour, Launch: time.Hour},
-		Registration: RegistrationOptions{Enabled: true, InitialAccessTokenHash: store.HashSecret(fzIAT)},
+		Registration: register.Settings{Enabled: true, InitialAccessTokenHash: store.HashSecret(fzIAT)},
 	})
 	if err != nil {
 		tb.Fatal(err)

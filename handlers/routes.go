@@ -31,7 +31,7 @@ func (s *Server) addRoutes() error {
 		pathManage:     s.serveManage,     // manage.go: the user's authorized apps
 		pathIntrospect: s.serveIntrospect, // introspect.go: RFC 7662
 		pathRevoke:     s.serveRevoke,     // revoke.go: RFC 7009
-		pathRegister:   s.serveRegister,   // register.go: RFC 7591 (register_manage.go: RFC 7592)
+		// pathRegister: handlers/register, added by New
 	} {
 		if _, taken := s.routes[s.issuerPath+p]; !taken {
 			s.routes[s.issuerPath+p] = h

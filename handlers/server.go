@@ -21,6 +21,7 @@ import (
 	"github.com/smartcaddy/smartauth/handlers/accesstoken"
 	"github.com/smartcaddy/smartauth/handlers/clients"
 	"github.com/smartcaddy/smartauth/handlers/internal/throttle"
+	"github.com/smartcaddy/smartauth/handlers/register"
 	"github.com/smartcaddy/smartauth/handlers/users"
 	"github.com/smartcaddy/smartauth/keys"
 	"github.com/smartcaddy/smartauth/store"
@@ -121,8 +122,9 @@ type Config struct {
 
 	// Guard configures the FHIR API guard (guard.go).
 	Guard GuardOptions
-	// Registration configures dynamic client registration (register.go).
-	Registration RegistrationOptions
+	// Registration configures dynamic client registration
+	// (handlers/register).
+	Registration register.Settings
 }
 
 // Server serves the authorization server's endpoints and guards the FHIR
@@ -153,10 +155,12 @@ type Server struct {
 	tokens *accesstoken.Profile
 	// users is the reach rule (the authorization server and the guard).
 	users *users.Rule
+	// registrar serves dynamic client registration (RFC 7591/7592).
+	registrar *register.Registrar
 	// The issuer's state that survives a config reload, from statePool
 	// (state.go): pending authorization requests (pending.go), the
 	// sign-in throttle (login.go) and the open-registration throttle
-	// (register.go). Released once, by Close.
+	// (handlers/register). Released once, by Close.
 	pending       *throttle.Map[pendingAuthorization]
 	logins        *throttle.Limiter
 	registrations *throttle.Limiter
@@ -246,6 +250,24 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.acquireSiteState() // released by Close
+	if s.registrar, err = register.New(register.Options{
+		Settings:      cfg.Registration,
+		Issuer:        cfg.Issuer.String(),
+		Endpoint:      s.Endpoint(pathRegister),
+		Path:          s.issuerPath + pathRegister,
+		Configured:    cfg.Clients,
+		Store:         cfg.Store,
+		Limiter:       s.registrations,
+		TokenLifetime: max(cfg.Lifetimes.AccessToken, cfg.Lifetimes.RefreshToken, cfg.Lifetimes.Backend),
+		Logger:        cfg.Logger,
+	}); err != nil {
+		_ = s.Close()
+		return nil, err
+	}
+	// RFC 7591 at {issuer}/register (RFC 7592 under it: ServeHTTP).
+	if _, taken := s.routes[s.issuerPath+pathRegister]; !taken {
+		s.routes[s.issuerPath+pathRegister] = s.registrar.ServeRegister
+	}
 	return s, nil
 }
 
@@ -259,9 +281,7 @@ func (s *Server) acquireSiteState() {
 	s.logins = acquireShared(stateLogins, iss, func() *throttle.Limiter {
 		return throttle.NewLimiter(loginFailureWindow, loginLimiterMaxEntries)
 	})
-	s.registrations = acquireShared(stateRegistrations, iss, func() *throttle.Limiter {
-		return throttle.NewLimiter(openRegistrationWindow, openRegistrationMaxAddresses)
-	})
+	s.registrations = acquireShared(stateRegistrations, iss, register.NewLimiter)
 }
 
 // releaseSiteState gives the issuer's state back to the pool, once.
@@ -290,7 +310,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhtt
 		return nil
 	}
 	if s.cfg.Registration.Enabled && strings.HasPrefix(r.URL.Path, s.issuerPath+pathRegister+"/") {
-		s.serveClientConfiguration(w, r) // register_manage.go: RFC 7592
+		s.registrar.ServeClientConfiguration(w, r) // handlers/register: RFC 7592
 		return nil
 	}
 	if s.underFHIRBase(r.URL.Path) {
