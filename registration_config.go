@@ -8,7 +8,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
-	"github.com/smartcaddy/smartauth/handlers"
+	"github.com/smartcaddy/smartauth/handlers/register"
 	"github.com/smartcaddy/smartauth/store"
 )
 
@@ -131,25 +131,25 @@ func (r *RegistrationConfig) validate() error {
 	return nil
 }
 
-// options converts the configuration for the handlers package, resolving
+// options converts the configuration for the register package, resolving
 // placeholders in the initial access token. The token is never logged.
-func (r *RegistrationConfig) options() (handlers.RegistrationOptions, error) {
+func (r *RegistrationConfig) options() (register.Settings, error) {
 	if r == nil {
-		return handlers.RegistrationOptions{}, nil
+		return register.Settings{}, nil
 	}
 	if err := r.validate(); err != nil {
-		return handlers.RegistrationOptions{}, err
+		return register.Settings{}, err
 	}
-	opts := handlers.RegistrationOptions{Enabled: true, Open: r.Open, InitialAccessTokenHash: r.InitialAccessTokenHash,
+	opts := register.Settings{Enabled: true, Open: r.Open, InitialAccessTokenHash: r.InitialAccessTokenHash,
 		AllowPrivateJWKSURI: r.AllowPrivateJWKSURI}
 	if r.InitialAccessToken != "" {
 		tok, err := caddy.NewReplacer().ReplaceOrErr(r.InitialAccessToken, true, true)
 		if err != nil {
-			return handlers.RegistrationOptions{}, fmt.Errorf("initial_access_token: %w", err)
+			return register.Settings{}, fmt.Errorf("initial_access_token: %w", err)
 		}
 		tok = strings.TrimSpace(tok)
 		if len(tok) < minInitialAccessToken {
-			return handlers.RegistrationOptions{}, fmt.Errorf("initial_access_token: resolves to fewer than %d characters", minInitialAccessToken)
+			return register.Settings{}, fmt.Errorf("initial_access_token: resolves to fewer than %d characters", minInitialAccessToken)
 		}
 		if tok == r.InitialAccessToken {
 			caddy.Log().Named("http.handlers.smart_auth").Warn("registration: initial_access_token written in the configuration: use {env.*} or {file.*} so it stays out of the JSON config")

@@ -23,6 +23,7 @@ import (
 
 	"github.com/smartcaddy/smartauth/handlers/accesstoken"
 	"github.com/smartcaddy/smartauth/handlers/authz"
+	"github.com/smartcaddy/smartauth/handlers/register"
 	"github.com/smartcaddy/smartauth/handlers/users"
 	"github.com/smartcaddy/smartauth/keys"
 	"github.com/smartcaddy/smartauth/store"
@@ -128,7 +129,7 @@ func newFuzzEnv(tb testing.TB) *fuzzEnv {
 			"alice": {Name: "alice", FHIRUser: "Practitioner/pr1", Patients: []string{fzPatient, "p2"}},
 		},
 		Lifetimes:    authz.Lifetimes{AccessToken: time.Hour, Launch: time.Hour},
-		Registration: RegistrationOptions{Enabled: true, InitialAccessTokenHash: store.HashSecret(fzIAT)},
+		Registration: register.Settings{Enabled: true, InitialAccessTokenHash: store.HashSecret(fzIAT)},
 	})
 	if err != nil {
 		tb.Fatal(err)

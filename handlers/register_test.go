@@ -20,6 +20,7 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwk"
 
 	"github.com/smartcaddy/smartauth/handlers"
+	"github.com/smartcaddy/smartauth/handlers/register"
 	"github.com/smartcaddy/smartauth/keys"
 	"github.com/smartcaddy/smartauth/store"
 )
@@ -31,7 +32,7 @@ const regIAT = "initial-access-token-for-the-tests-0123456789"
 func newRegEnv(t *testing.T, open bool) *tokenEnv {
 	t.Helper()
 	e := newTokenEnv(t)
-	e.cfg.Registration = handlers.RegistrationOptions{Enabled: true, Open: open}
+	e.cfg.Registration = register.Settings{Enabled: true, Open: open}
 	if !open {
 		e.cfg.Registration.InitialAccessTokenHash = store.HashSecret(regIAT)
 	}
@@ -477,7 +478,7 @@ func BenchmarkRegister(b *testing.B) {
 	iss, _ := url.Parse(srv.URL + "/auth")
 	fhir, _ := url.Parse(srv.URL + "/fhir")
 	s, err := handlers.New(handlers.Config{Issuer: iss, FHIRBase: fhir, Store: db, Keys: ring,
-		Registration: handlers.RegistrationOptions{Enabled: true, InitialAccessTokenHash: store.HashSecret(regIAT)}})
+		Registration: register.Settings{Enabled: true, InitialAccessTokenHash: store.HashSecret(regIAT)}})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -514,7 +515,7 @@ func TestRegisteredJWKSURIMustBePublic(t *testing.T) {
 			_, _ = w.Write(keys)
 		}))
 		defer srv.Close()
-		e.cfg.Registration = handlers.RegistrationOptions{Enabled: true, InitialAccessTokenHash: store.HashSecret(regIAT), AllowPrivateJWKSURI: allow}
+		e.cfg.Registration = register.Settings{Enabled: true, InitialAccessTokenHash: store.HashSecret(regIAT), AllowPrivateJWKSURI: allow}
 		s, err := handlers.New(e.cfg)
 		if err != nil {
 			t.Fatal(err)

@@ -22,6 +22,7 @@ import (
 	"github.com/smartcaddy/smartauth/handlers/authz"
 	"github.com/smartcaddy/smartauth/handlers/clients"
 	"github.com/smartcaddy/smartauth/handlers/internal/throttle"
+	"github.com/smartcaddy/smartauth/handlers/register"
 	"github.com/smartcaddy/smartauth/handlers/users"
 	"github.com/smartcaddy/smartauth/keys"
 	"github.com/smartcaddy/smartauth/store"
@@ -69,8 +70,9 @@ type Config struct {
 
 	// Guard configures the FHIR API guard (guard.go).
 	Guard GuardOptions
-	// Registration configures dynamic client registration (register.go).
-	Registration RegistrationOptions
+	// Registration configures dynamic client registration
+	// (handlers/register).
+	Registration register.Settings
 }
 
 // Server serves the authorization server's endpoints and guards the FHIR
@@ -98,6 +100,8 @@ type Server struct {
 	tokens *accesstoken.Profile
 	// users is the reach rule (the authorization server and the guard).
 	users *users.Rule
+	// registrar serves dynamic client registration (RFC 7591/7592).
+	registrar *register.Registrar
 	// The issuer's state that survives a config reload, from statePool
 	// (state.go): pending authorization requests and the sign-in
 	// throttle (authz.Options) and the open-registration throttle
@@ -195,10 +199,21 @@ func New(cfg Config) (*Server, error) {
 		_ = s.Close()
 		return nil, err
 	}
-	// The authorization server's routes (discovery, JWKS, OAuth
-	// endpoints, pages) come first; routes.go adds the rest.
-	s.routes = s.authz.Routes()
-	s.addRoutes()
+	if s.registrar, err = register.New(register.Options{
+		Settings:      cfg.Registration,
+		Issuer:        cfg.Issuer.String(),
+		Endpoint:      s.Endpoint(pathRegister),
+		Path:          s.issuerPath + pathRegister,
+		Configured:    cfg.Clients,
+		Store:         cfg.Store,
+		Limiter:       s.registrations,
+		TokenLifetime: max(cfg.Lifetimes.AccessToken, cfg.Lifetimes.RefreshToken, cfg.Lifetimes.Backend),
+		Logger:        cfg.Logger,
+	}); err != nil {
+		_ = s.Close()
+		return nil, err
+	}
+	s.routes = s.buildRoutes() // routes.go
 	return s, nil
 }
 
@@ -208,9 +223,7 @@ func (s *Server) acquireSiteState() {
 	iss := s.cfg.Issuer.String()
 	s.pending = acquireShared(statePending, iss, authz.NewPending)
 	s.logins = acquireShared(stateLogins, iss, authz.NewLoginLimiter)
-	s.registrations = acquireShared(stateRegistrations, iss, func() *throttle.Limiter {
-		return throttle.NewLimiter(openRegistrationWindow, openRegistrationMaxAddresses)
-	})
+	s.registrations = acquireShared(stateRegistrations, iss, register.NewLimiter)
 }
 
 // releaseSiteState gives the issuer's state back to the pool, once.
@@ -248,7 +261,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhtt
 		return nil
 	}
 	if s.cfg.Registration.Enabled && strings.HasPrefix(r.URL.Path, s.issuerPath+pathRegister+"/") {
-		s.serveClientConfiguration(w, r) // register_manage.go: RFC 7592
+		s.registrar.ServeClientConfiguration(w, r) // handlers/register: RFC 7592
 		return nil
 	}
 	if s.underFHIRBase(r.URL.Path) {

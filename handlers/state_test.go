@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/smartcaddy/smartauth/handlers/register"
 	"github.com/smartcaddy/smartauth/keys"
 	"github.com/smartcaddy/smartauth/store"
 )
@@ -81,8 +82,8 @@ func TestSiteStateAcrossReload(t *testing.T) {
 			t.Fatal("throttled too early")
 		}
 	}
-	for range openRegistrationsPerIP {
-		old.registrations.Reserve("192.0.2.1", openRegistrationsPerIP, now)
+	for range register.OpenRegistrationsPerIP {
+		old.registrations.Reserve("192.0.2.1", register.OpenRegistrationsPerIP, now)
 	}
 
 	// The new config is provisioned first, then the old one cleaned up.
@@ -97,7 +98,7 @@ func TestSiteStateAcrossReload(t *testing.T) {
 	if _, ok := reloaded.logins.Reserve("u\x00alice", loginMaxFailuresPerUser, now); ok {
 		t.Fatal("the sign-in throttle was reset by the reload")
 	}
-	if _, ok := reloaded.registrations.Reserve("192.0.2.1", openRegistrationsPerIP, now); ok {
+	if _, ok := reloaded.registrations.Reserve("192.0.2.1", register.OpenRegistrationsPerIP, now); ok {
 		t.Fatal("the registration throttle was reset by the reload")
 	}
 

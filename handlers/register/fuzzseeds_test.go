@@ -1,4 +1,4 @@
-package handlers
+package register
 
 // Public JWKs for the seed corpus of FuzzRegister (generated once; no
 // private half is kept, except for ecPrivateJWK, which is a private key on

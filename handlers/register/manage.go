@@ -1,4 +1,4 @@
-package handlers
+package register
 
 import (
 	"crypto/subtle"
@@ -54,13 +54,13 @@ func authMethodOf(c *store.Client) string {
 // writeClientInformation answers with a client's registered metadata, the
 // secret when one was just issued, and the current registration access
 // token. The response is never cached.
-func (s *Server) writeClientInformation(w http.ResponseWriter, status int, c *store.Client, secret, regToken string) {
+func (s *Registrar) writeClientInformation(w http.ResponseWriter, status int, c *store.Client, secret, regToken string) {
 	info := clientInformation{
 		ClientID:                c.ID,
 		ClientSecret:            secret,
 		ClientIDIssuedAt:        c.IssuedAt.Unix(),
 		RegistrationAccessToken: regToken,
-		RegistrationClientURI:   s.Endpoint(pathRegister) + "/" + c.ID,
+		RegistrationClientURI:   s.opts.Endpoint + "/" + c.ID,
 		ClientName:              c.Name,
 		RedirectURIs:            c.RedirectURIs,
 		TokenEndpointAuthMethod: authMethodOf(c),
@@ -96,22 +96,22 @@ func registrationTokenOpens(c *store.Client, token string) bool {
 	return subtle.ConstantTimeCompare([]byte(store.HashID(token)), []byte(c.RegistrationTokenHash)) == 1
 }
 
-// serveClientConfiguration is the client configuration endpoint (RFC
+// ServeClientConfiguration is the client configuration endpoint (RFC
 // 7592) at {issuer}/register/{client_id}, authenticated with the
 // registration access token as a Bearer token: GET reads the client, PUT
 // replaces its metadata, DELETE removes it and revokes every token issued
 // to it. GET and PUT answer with a new registration access token, which
 // replaces the one presented (only its hash is stored, so it cannot be
 // shown again). Clients from the configuration are never found here.
-func (s *Server) serveClientConfiguration(w http.ResponseWriter, r *http.Request) {
-	if !s.cfg.Registration.Enabled {
+func (s *Registrar) ServeClientConfiguration(w http.ResponseWriter, r *http.Request) {
+	if !s.opts.Enabled {
 		oauth.Write(w, registrationDisabled())
 		return
 	}
 	if oauth.AllowAnyOrigin(w, r, "GET, PUT, DELETE, OPTIONS") {
 		return
 	}
-	id := strings.TrimPrefix(r.URL.Path, s.issuerPath+pathRegister+"/")
+	id := strings.TrimPrefix(r.URL.Path, s.opts.Path+"/")
 	token, ok := oauth.BearerToken(r)
 	switch {
 	case r.Method != http.MethodGet && r.Method != http.MethodPut && r.Method != http.MethodDelete:
@@ -148,11 +148,11 @@ func (s *Server) serveClientConfiguration(w http.ResponseWriter, r *http.Request
 
 // registeredClient returns the dynamically registered client id if token
 // opens it, else errRegistrationToken.
-func (s *Server) registeredClient(r *http.Request, id, token string) (*store.Client, error) {
-	if id == "" || strings.Contains(id, "/") || s.cfg.Clients[id] != nil {
+func (s *Registrar) registeredClient(r *http.Request, id, token string) (*store.Client, error) {
+	if id == "" || strings.Contains(id, "/") || s.opts.Configured[id] != nil {
 		return nil, errRegistrationToken
 	}
-	c, err := s.cfg.Store.GetClient(r.Context(), id)
+	c, err := s.opts.Store.GetClient(r.Context(), id)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return nil, errRegistrationToken
@@ -169,12 +169,12 @@ func (s *Server) registeredClient(r *http.Request, id, token string) (*store.Cli
 // and replaces it with a new one, then answers with the client's
 // information. change returns the new record and a client secret it
 // issued, if any. It reports whether the change was made.
-func (s *Server) rotateAndAnswer(w http.ResponseWriter, r *http.Request, id, token string, status int,
+func (s *Registrar) rotateAndAnswer(w http.ResponseWriter, r *http.Request, id, token string, status int,
 	change func(c *store.Client) (*store.Client, string, error)) bool {
 	next := store.NewSecret()
 	var updated *store.Client
 	var secret string
-	err := s.cfg.Store.UpdateClient(r.Context(), id, func(c *store.Client) (*store.Client, error) {
+	err := s.opts.Store.UpdateClient(r.Context(), id, func(c *store.Client) (*store.Client, error) {
 		if !registrationTokenOpens(c, token) {
 			return nil, errRegistrationToken
 		}
@@ -208,7 +208,7 @@ func (s *Server) rotateAndAnswer(w http.ResponseWriter, r *http.Request, id, tok
 // defaults. client_id must be the client's; client_secret, when sent, must
 // be its current secret. A symmetric client keeps its secret; a client
 // that becomes symmetric gets a new one, returned once.
-func (s *Server) updateRegisteredClient(w http.ResponseWriter, r *http.Request, current *store.Client, token string) {
+func (s *Registrar) updateRegisteredClient(w http.ResponseWriter, r *http.Request, current *store.Client, token string) {
 	md, fault := readClientMetadata(w, r)
 	switch {
 	case fault != nil:
@@ -253,10 +253,9 @@ func (s *Server) updateRegisteredClient(w http.ResponseWriter, r *http.Request, 
 // them can live, in one store transaction that also checks the
 // registration access token: of concurrent deletions with one token
 // exactly one succeeds, and a token replaced meanwhile revokes nothing.
-func (s *Server) deleteRegisteredClient(w http.ResponseWriter, r *http.Request, id, token string) {
-	l := s.cfg.Lifetimes
-	until := time.Now().Add(max(l.AccessToken, l.RefreshToken, l.Backend) + 5*time.Minute)
-	err := s.cfg.Store.RemoveClient(r.Context(), id, func(c *store.Client) error {
+func (s *Registrar) deleteRegisteredClient(w http.ResponseWriter, r *http.Request, id, token string) {
+	until := time.Now().Add(s.opts.TokenLifetime + 5*time.Minute)
+	err := s.opts.Store.RemoveClient(r.Context(), id, func(c *store.Client) error {
 		if !registrationTokenOpens(c, token) {
 			return errRegistrationToken
 		}

@@ -1,4 +1,4 @@
-package handlers
+package register
 
 import (
 	"bytes"

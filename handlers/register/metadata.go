@@ -1,4 +1,4 @@
-package handlers
+package register
 
 import (
 	"bytes"
@@ -118,7 +118,7 @@ func (g *registration) client(id string) *store.Client {
 // grant_types authorization_code, response_types code. Errors are RFC
 // 7591 §3.2.2 codes: invalid_redirect_uri for a bad redirect URI,
 // invalid_client_metadata for anything else.
-func (s *Server) checkClientMetadata(md *clientMetadata) (*registration, *oauth.Error) {
+func (s *Registrar) checkClientMetadata(md *clientMetadata) (*registration, *oauth.Error) {
 	bad := func(format string, a ...any) *oauth.Error {
 		return oauth.New(oauth.CodeInvalidClientMetadata, fmt.Sprintf(format, a...))
 	}
@@ -167,7 +167,7 @@ func (s *Server) checkClientMetadata(md *clientMetadata) (*registration, *oauth.
 		g.jwksURI = md.JWKSURI
 	}
 
-	if f := g.checkGrants(md, s.cfg.Registration.Open); f != nil {
+	if f := g.checkGrants(md, s.opts.Open); f != nil {
 		return nil, f
 	}
 	if f := g.checkRedirects(md); f != nil {

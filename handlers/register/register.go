@@ -1,6 +1,17 @@
-package handlers
+// Package register is dynamic client registration: the registration
+// endpoint of RFC 7591 at {issuer}/register (register.go), the client
+// configuration endpoint of RFC 7592 at {issuer}/register/{client_id}
+// (manage.go), the checks on a client's metadata (metadata.go) and on an
+// inline JWK Set (jwks.go). A Registrar, built by New from Options, serves
+// both endpoints; the router (package handlers) routes to it.
+//
+// The rules on a client's URLs and keys are the clients package's, the
+// same the configuration and the token endpoint apply. It never imports
+// the authorization server, the guard nor the router.
+package register
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/base32"
 	"errors"
@@ -16,10 +27,10 @@ import (
 	"github.com/smartcaddy/smartauth/store"
 )
 
-// RegistrationOptions configure dynamic client registration (RFC 7591)
-// and the management of registered clients (RFC 7592); the zero value
-// leaves it off.
-type RegistrationOptions struct {
+// Settings are the operator's choices for dynamic client registration
+// (RFC 7591) and the management of registered clients (RFC 7592), from the
+// configuration; the zero value leaves registration off.
+type Settings struct {
 	// Enabled turns the registration endpoint on.
 	Enabled bool
 	// Open lets anyone register a client, without an initial access
@@ -33,10 +44,88 @@ type RegistrationOptions struct {
 	InitialAccessTokenHash string
 	// AllowPrivateJWKSURI lets registered clients' jwks_uri reach private
 	// and loopback addresses. Off: they are fetched only from public
-	// addresses (publicnet.go), so that registering cannot make the
-	// server call internal services.
+	// addresses (clients/publicnet.go), so that registering cannot make
+	// the server call internal services. The client registry
+	// (clients.Options) applies it when it fetches the keys.
 	AllowPrivateJWKSURI bool
 }
+
+// Store is the part of the store registration uses: dynamically
+// registered clients. *store.DB satisfies it.
+type Store interface {
+	// GetClient returns a dynamically registered client or
+	// store.ErrNotFound.
+	GetClient(ctx context.Context, id string) (*store.Client, error)
+	// PutClient creates or replaces a dynamically registered client.
+	PutClient(ctx context.Context, c *store.Client) error
+	// UpdateClient reads a dynamically registered client and writes back
+	// what fn returns, in one transaction (store.Store.UpdateClient).
+	UpdateClient(ctx context.Context, id string, fn func(c *store.Client) (*store.Client, error)) error
+	// RemoveClient deletes a dynamically registered client and revokes
+	// every token issued to it until revokeUntil, in one transaction
+	// that check may refuse (store.Store.RemoveClient).
+	RemoveClient(ctx context.Context, id string, check func(c *store.Client) error, revokeUntil time.Time) error
+}
+
+// Options configure a Registrar: the operator's Settings and what the
+// router wires in.
+type Options struct {
+	Settings
+
+	// Issuer is the authorization server's URL: the realm of the Bearer
+	// challenges of the registration and client configuration endpoints.
+	Issuer string
+	// Endpoint is the registration endpoint's URL ({issuer}/register).
+	// A registered client's configuration endpoint, its
+	// registration_client_uri, is Endpoint + "/" + client_id.
+	Endpoint string
+	// Path is the registration endpoint's request path (Endpoint's path,
+	// without a trailing slash). The client configuration endpoint takes
+	// the client id from what follows Path + "/".
+	Path string
+	// Configured are the clients from the configuration, by id: a new
+	// client never takes one of their ids, and the client configuration
+	// endpoint never finds them.
+	Configured map[string]*store.Client
+	// Store holds the registered clients.
+	Store Store
+	// Limiter counts open registrations per address
+	// (OpenRegistrationsPerIP in OpenRegistrationWindow). It is the
+	// issuer's and survives config reloads (the router keeps it); make
+	// one with NewLimiter. Used only when Open is set.
+	Limiter *throttle.Limiter
+	// TokenLifetime is the longest any token issued to a client can live
+	// (access, refresh and backend tokens): deleting a registered client
+	// revokes its tokens for this long, plus a margin.
+	TokenLifetime time.Duration
+	// Logger receives registrations, updates, deletions and refusals
+	// (never a secret); nil for none.
+	Logger *zap.Logger
+}
+
+// Registrar serves dynamic client registration (RFC 7591) and the client
+// configuration endpoint (RFC 7592). It is immutable after New and safe
+// for concurrent use; it holds no background work and needs no closing.
+type Registrar struct {
+	opts   Options
+	logger *zap.Logger
+}
+
+// New builds a Registrar. With registration off (Settings.Enabled false)
+// it answers every request with a 404 error.
+func New(o Options) (*Registrar, error) {
+	if o.Store == nil || o.Limiter == nil || o.Issuer == "" || o.Endpoint == "" || o.Path == "" {
+		return nil, errors.New("register: issuer, endpoint and its path, store and limiter are required")
+	}
+	logger := o.Logger
+	if logger == nil {
+		logger = zap.NewNop()
+	}
+	return &Registrar{opts: o, logger: logger}, nil
+}
+
+// Enabled tells whether registration is on.
+func (s *Registrar) Enabled() bool { return s.opts.Enabled }
 
 // Limits on registration requests.
 const (
@@ -52,13 +141,13 @@ const (
 	registrationMaxName = 200
 )
 
-// serveRegister is the client registration endpoint (RFC 7591): POST
+// ServeRegister is the client registration endpoint (RFC 7591): POST
 // {issuer}/register with the client's metadata as JSON. It answers 201
 // with the registered metadata, the new client_id, a client_secret for a
 // symmetric client, and a registration access token for the client
-// configuration endpoint at registration_client_uri (register_manage.go).
-func (s *Server) serveRegister(w http.ResponseWriter, r *http.Request) {
-	if !s.cfg.Registration.Enabled {
+// configuration endpoint at registration_client_uri (manage.go).
+func (s *Registrar) ServeRegister(w http.ResponseWriter, r *http.Request) {
+	if !s.opts.Enabled {
 		oauth.Write(w, registrationDisabled())
 		return
 	}
@@ -110,7 +199,7 @@ func (s *Server) serveRegister(w http.ResponseWriter, r *http.Request) {
 		secret = store.NewSecret()
 		c.SecretHash = store.HashSecret(secret)
 	}
-	if err := s.cfg.Store.PutClient(r.Context(), c); err != nil {
+	if err := s.opts.Store.PutClient(r.Context(), c); err != nil {
 		oauth.Write(w, s.registrationServerFault("storing a registered client", err))
 		return
 	}
@@ -122,31 +211,41 @@ func (s *Server) serveRegister(w http.ResponseWriter, r *http.Request) {
 	s.writeClientInformation(w, http.StatusCreated, c, secret, regToken)
 }
 
-// Open registration throttling: openRegistrationsPerIP bounds the clients
-// one address may register in openRegistrationWindow when registration is
+// Open registration throttling: OpenRegistrationsPerIP bounds the clients
+// one address may register in OpenRegistrationWindow when registration is
 // open: each is a synced write to the store that nobody had to
-// authenticate for. The counts (Server.registrations, a throttle.Limiter)
-// are the issuer's and live in the reload-surviving state (state.go).
+// authenticate for. The counts (Options.Limiter, made by NewLimiter) are
+// the issuer's and live in the router's reload-surviving state.
 const (
-	openRegistrationsPerIP       = 20
-	openRegistrationWindow       = 15 * time.Minute
+	// OpenRegistrationsPerIP is how many clients one address may register
+	// in a window.
+	OpenRegistrationsPerIP = 20
+	// OpenRegistrationWindow is the window of OpenRegistrationsPerIP.
+	OpenRegistrationWindow = 15 * time.Minute
+	// openRegistrationMaxAddresses bounds the addresses counted at once.
 	openRegistrationMaxAddresses = 50000
 )
+
+// NewLimiter returns a fresh throttle of open registrations, for
+// Options.Limiter.
+func NewLimiter() *throttle.Limiter {
+	return throttle.NewLimiter(OpenRegistrationWindow, openRegistrationMaxAddresses)
+}
 
 // reserveOpenRegistration counts a registration against the caller's
 // address when registration is open; with an initial access token the
 // caller is trusted and nothing is counted.
-func (s *Server) reserveOpenRegistration(r *http.Request) (time.Duration, bool) {
-	if !s.cfg.Registration.Open {
+func (s *Registrar) reserveOpenRegistration(r *http.Request) (time.Duration, bool) {
+	if !s.opts.Open {
 		return 0, true
 	}
-	return s.registrations.Reserve(throttle.ClientIP(r), openRegistrationsPerIP, time.Now())
+	return s.opts.Limiter.Reserve(throttle.ClientIP(r), OpenRegistrationsPerIP, time.Now())
 }
 
 // registrationAllowed checks the initial access token, unless
 // registration is open. It writes the error response when it refuses.
-func (s *Server) registrationAllowed(w http.ResponseWriter, r *http.Request) bool {
-	opts := s.cfg.Registration
+func (s *Registrar) registrationAllowed(w http.ResponseWriter, r *http.Request) bool {
+	opts := s.opts
 	if opts.Open {
 		return true
 	}
@@ -169,13 +268,13 @@ func (s *Server) registrationAllowed(w http.ResponseWriter, r *http.Request) boo
 // as the realm and carries invalid_token only when a token was presented
 // (§3.1), never a description; the body's error is invalid_token either
 // way.
-func (s *Server) registrationTokenRefused(presented bool, description string) *oauth.Error {
+func (s *Registrar) registrationTokenRefused(presented bool, description string) *oauth.Error {
 	code := ""
 	if presented {
 		code = oauth.CodeInvalidToken
 	}
 	return &oauth.Error{Status: http.StatusUnauthorized, Code: oauth.CodeInvalidToken, Description: description,
-		Challenge: oauth.BearerChallenge(s.cfg.Issuer.String(), code, "", "")}
+		Challenge: oauth.BearerChallenge(s.opts.Issuer, code, "", "")}
 }
 
 // registrationDisabled is the 404 answer of the registration and client
@@ -187,17 +286,17 @@ func registrationDisabled() *oauth.Error {
 
 // newClientID returns a random client id (128 bits) that no configured or
 // registered client has.
-func (s *Server) newClientID(r *http.Request) (string, error) {
+func (s *Registrar) newClientID(r *http.Request) (string, error) {
 	for range 3 {
 		var b [16]byte
 		_, _ = rand.Read(b[:])
 		// Lower-case base32: 26 characters of [a-z2-7], safe in URLs and
 		// on a command line (never starting with '-').
 		id := strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:]))
-		if s.cfg.Clients[id] != nil {
+		if s.opts.Configured[id] != nil {
 			continue
 		}
-		_, err := s.cfg.Store.GetClient(r.Context(), id)
+		_, err := s.opts.Store.GetClient(r.Context(), id)
 		switch {
 		case errors.Is(err, store.ErrNotFound):
 			return id, nil
@@ -210,14 +309,14 @@ func (s *Server) newClientID(r *http.Request) (string, error) {
 
 // refuseRegistration logs a refused registration or client update and
 // writes its RFC 7591 §3.2.2 error.
-func (s *Server) refuseRegistration(w http.ResponseWriter, f *oauth.Error) {
+func (s *Registrar) refuseRegistration(w http.ResponseWriter, f *oauth.Error) {
 	s.logger.Debug("registration request refused", zap.String("error", f.Code), zap.String("error_description", f.Description))
 	oauth.Write(w, f)
 }
 
 // registrationServerFault answers a failure of the server itself; the
 // cause is logged, never sent.
-func (s *Server) registrationServerFault(what string, err error) *oauth.Error {
+func (s *Registrar) registrationServerFault(what string, err error) *oauth.Error {
 	s.logger.Error("registration: "+what, zap.Error(err))
 	return oauth.New(oauth.CodeServerError, "internal error")
 }
