@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -251,47 +252,9 @@ func validTarget(t string) bool {
 	return true
 }
 
-// validHeader tells whether v may be sent as a header field value.
-func validHeader(v string) bool { return httpguts.ValidHeaderFieldValue(v) }
-
-// decodeJSONObject decodes a JSON object as the guard reads one (numbers
-// kept as they are), or nil.
-func decodeJSONObject(b []byte) map[string]any {
-	m, ok := parseJSONObject(b)
-	if !ok {
-		return nil
-	}
-	return m
-}
-
-// decodeCheckedJSON decodes a body the guard must check (resources sent,
-// upstream answers, stored resources) as the guard does: strictly
-// (guard_json.go: no duplicate or case-variant keys, nothing after the
-// object). What the guard refuses there is refused safely, and
-// FuzzParseCheckedJSON checks that reader against encoding/json.
-func decodeCheckedJSON(b []byte) map[string]any {
-	m, _, err := parseCheckedJSON(b)
-	if err != nil {
-		return nil
-	}
-	return m
-}
-
-// checkOutcome fails unless w is a guard refusal: a 4xx or 5xx
-// OperationOutcome, never cached.
-func checkOutcome(t *testing.T, w *httptest.ResponseRecorder) {
-	t.Helper()
-	if w.Code < 400 {
-		t.Fatalf("refusal with status %d", w.Code)
-	}
-	if ct := w.Header().Get("Content-Type"); ct != "application/fhir+json" {
-		t.Fatalf("refusal %d with Content-Type %q: %s", w.Code, ct, w.Body)
-	}
-	m := decodeJSONObject(w.Body.Bytes())
-	if m == nil || m["resourceType"] != "OperationOutcome" {
-		t.Fatalf("refusal %d is not an OperationOutcome: %s", w.Code, w.Body)
-	}
-}
+// fhirIDOracle is a FHIR id (R4 datatypes: [A-Za-z0-9\-\.]{1,64}); the
+// guard's fuzz targets have their own copy.
+var fhirIDOracle = regexp.MustCompile(`^[A-Za-z0-9\-.]{1,64}$`)
 
 // checkOAuthError fails unless w is an OAuth error response (RFC 6749
 // §5.2): JSON with an error code, never cached, and returns the code.
