@@ -36,9 +36,6 @@ const (
 	fzRedirect = "https://app.example.org/cb"
 )
 
-// Interface guards: the store satisfies the guard's view of it.
-var _ Store = (*store.DB)(nil)
-
 // fuzzEnv is a Guard over a real Badger store and key ring, with the
 // access-token profile and client registry the router would give it, set
 // up once per fuzzing process.
@@ -55,6 +52,13 @@ type fuzzEnv struct {
 // newFuzzEnv builds the fuzz deployment. Its store lives in tb's
 // temporary directory.
 func newFuzzEnv(tb testing.TB) *fuzzEnv {
+	tb.Helper()
+	return newGuardEnv(tb, nil)
+}
+
+// newGuardEnv builds the fuzz deployment with stop as the guard's
+// Deps.Context (nil: none).
+func newGuardEnv(tb testing.TB, stop context.Context) *fuzzEnv {
 	tb.Helper()
 	ctx := context.Background()
 	db, err := store.Open(tb.TempDir(), store.Options{})
@@ -90,8 +94,9 @@ func newFuzzEnv(tb testing.TB) *fuzzEnv {
 			fzUser:  {Name: fzUser, FHIRUser: "Patient/" + fzPatient},
 			"alice": {Name: "alice", FHIRUser: "Practitioner/pr1", Patients: []string{fzPatient, "p2"}},
 		},
-		Reach: users.New(users.Options{}),
-		Store: db,
+		Reach:   users.New(users.Options{}),
+		Store:   db,
+		Context: stop,
 		Endpoints: Endpoints{
 			Authorize: fzIssuer + "/authorize", Token: fzIssuer + "/token", Register: fzIssuer + "/register",
 			Manage: fzIssuer + "/manage", Introspect: fzIssuer + "/introspect", Revoke: fzIssuer + "/revoke",
