@@ -261,6 +261,7 @@ type operationOutcome struct {
 	Issue        []outcomeIssue `json:"issue"`
 }
 
+// outcomeIssue is one issue of an OperationOutcome.
 type outcomeIssue struct {
 	Severity    string `json:"severity"`
 	Code        string `json:"code"`

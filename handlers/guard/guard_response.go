@@ -23,6 +23,7 @@ type checkWriter struct {
 	buf       bytes.Buffer
 }
 
+// newCheckWriter wraps w, buffering a 2xx answer of up to limit bytes.
 func newCheckWriter(w http.ResponseWriter, limit int) *checkWriter {
 	return &checkWriter{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}, limit: limit}
 }
@@ -180,14 +181,18 @@ type captureWriter struct {
 	buf    bytes.Buffer
 }
 
+// Header is the captured answer's header.
 func (c *captureWriter) Header() http.Header { return c.header }
 
+// WriteHeader records the first final status.
 func (c *captureWriter) WriteHeader(status int) {
 	if c.status == 0 && status >= 200 {
 		c.status = status
 	}
 }
 
+// Write captures up to maxCheckedBody bytes; beyond, it discards and
+// remembers.
 func (c *captureWriter) Write(b []byte) (int, error) {
 	if c.status == 0 {
 		c.status = http.StatusOK
