@@ -246,13 +246,17 @@ func New(cfg Config) (*Server, error) {
 	}); err != nil {
 		return nil, err
 	}
+	advertised := guard.Endpoints{ // in the CapabilityStatement
+		Authorize: s.Endpoint(pathAuthorize), Token: s.Endpoint(pathToken), Manage: s.Endpoint(pathManage),
+		Introspect: s.Endpoint(pathIntrospect), Revoke: s.Endpoint(pathRevoke),
+	}
+	if cfg.Registration.Enabled {
+		advertised.Register = s.Endpoint(pathRegister)
+	}
 	if s.guard, err = guard.New(cfg.Guard, guard.Deps{ // stopped by Close
 		FHIRBase: cfg.FHIRBase, Tokens: s.tokens, Clients: s.registry, ConfiguredClients: cfg.Clients,
 		Users: cfg.Users, Reach: s.users, Store: cfg.Store, Logger: cfg.Logger, Context: cfg.Context,
-		Endpoints: guard.Endpoints{
-			Authorize: s.Endpoint(pathAuthorize), Token: s.Endpoint(pathToken), Register: s.registrationEndpoint(),
-			Manage: s.Endpoint(pathManage), Introspect: s.Endpoint(pathIntrospect), Revoke: s.Endpoint(pathRevoke),
-		},
+		Endpoints: advertised,
 	}); err != nil {
 		_ = s.registry.Close()
 		return nil, err
