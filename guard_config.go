@@ -9,7 +9,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
-	"github.com/smartcaddy/smartauth/handlers"
+	"github.com/smartcaddy/smartauth/handlers/guard"
 	"github.com/smartcaddy/smartauth/scopes"
 )
 
@@ -206,12 +206,12 @@ func (h GuardHeader) check() error {
 	return nil
 }
 
-// options converts the configuration for the handlers package.
-func (g *GuardConfig) options() (handlers.GuardOptions, error) {
+// options converts the configuration for the guard (guard.Options).
+func (g *GuardConfig) options() (guard.Options, error) {
 	if g == nil {
-		return handlers.GuardOptions{}, nil
+		return guard.Options{}, nil
 	}
-	o := handlers.GuardOptions{
+	o := guard.Options{
 		CORSOrigins:        g.CORSOrigins,
 		OutsideCompartment: g.AllowOutsideCompartment,
 	}
@@ -220,10 +220,10 @@ func (g *GuardConfig) options() (handlers.GuardOptions, error) {
 		if err != nil {
 			return o, fmt.Errorf("operation %s: %w", op.Name, err)
 		}
-		o.Operations = append(o.Operations, handlers.OperationRule{Name: op.Name, ResourceType: op.ResourceType, Perms: sc.Perms})
+		o.Operations = append(o.Operations, guard.OperationRule{Name: op.Name, ResourceType: op.ResourceType, Perms: sc.Perms})
 	}
 	for _, h := range g.Headers {
-		o.Headers = append(o.Headers, handlers.HeaderRule{Name: textproto.CanonicalMIMEHeaderKey(h.Name), Value: h.Value})
+		o.Headers = append(o.Headers, guard.HeaderRule{Name: textproto.CanonicalMIMEHeaderKey(h.Name), Value: h.Value})
 	}
 	return o, nil
 }

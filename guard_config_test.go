@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/smartcaddy/smartauth/handlers"
+	"github.com/smartcaddy/smartauth/handlers/guard"
 	"github.com/smartcaddy/smartauth/scopes"
 )
 
@@ -34,11 +34,11 @@ func TestGuardCaddyfileOptions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := handlers.GuardOptions{
+	want := guard.Options{
 		CORSOrigins:        []string{"https://app.example.org", "http://localhost:3000", "https://other.example.org"},
-		Operations:         []handlers.OperationRule{{Name: "$validate", ResourceType: "*", Perms: scopes.Read}, {Name: "$lastn", ResourceType: "Observation", Perms: scopes.Search}},
+		Operations:         []guard.OperationRule{{Name: "$validate", ResourceType: "*", Perms: scopes.Read}, {Name: "$lastn", ResourceType: "Observation", Perms: scopes.Search}},
 		OutsideCompartment: []string{"Medication", "Organization", "Location"},
-		Headers:            []handlers.HeaderRule{{Name: "X-Smart-Patient", Value: "{smart.patient}"}, {Name: "X-Smart-User", Value: "{smart.user}"}},
+		Headers:            []guard.HeaderRule{{Name: "X-Smart-Patient", Value: "{smart.patient}"}, {Name: "X-Smart-User", Value: "{smart.user}"}},
 	}
 	gotJS, _ := json.Marshal(o)
 	wantJS, _ := json.Marshal(want)

@@ -275,6 +275,7 @@ func (s *SmartAuth) Provision(ctx caddy.Context) error {
 			RefreshGrace: time.Duration(s.RefreshGracePeriod),
 		},
 		Logger:          s.logger,
+		Context:         ctx,
 		AccessTokenAlg:  s.AccessTokenAlg,
 		PasswordLogin:   slices.Contains(s.SignIn, signInPassword),
 		TrustedIdentity: slices.Contains(s.SignIn, signInTrusted),

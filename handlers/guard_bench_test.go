@@ -13,6 +13,7 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwt"
 
 	"github.com/smartcaddy/smartauth/handlers"
+	"github.com/smartcaddy/smartauth/handlers/guard"
 	"github.com/smartcaddy/smartauth/handlers/users"
 	"github.com/smartcaddy/smartauth/keys"
 	"github.com/smartcaddy/smartauth/store"
@@ -42,7 +43,7 @@ func newGuardBench(b *testing.B) *guardBench {
 		Issuer: iss, FHIRBase: fhir, Store: db, Keys: ring,
 		Clients: map[string]*store.Client{"app": {ID: "app", Type: store.ClientPublic, RedirectURIs: []string{"https://app.example.org/cb"}}},
 		Users:   map[string]*users.User{"alice": {Name: "alice", Patients: []string{"p1"}}},
-		Guard:   handlers.GuardOptions{Headers: []handlers.HeaderRule{{Name: "X-Smart-Patient", Value: "{smart.patient}"}}},
+		Guard:   guard.Options{Headers: []guard.HeaderRule{{Name: "X-Smart-Patient", Value: "{smart.patient}"}}},
 	})
 	if err != nil {
 		b.Fatal(err)

@@ -8,6 +8,7 @@
 package handlers
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"net/url"
@@ -21,6 +22,7 @@ import (
 	"github.com/smartcaddy/smartauth/handlers/accesstoken"
 	"github.com/smartcaddy/smartauth/handlers/authz"
 	"github.com/smartcaddy/smartauth/handlers/clients"
+	"github.com/smartcaddy/smartauth/handlers/guard"
 	"github.com/smartcaddy/smartauth/handlers/internal/throttle"
 	"github.com/smartcaddy/smartauth/handlers/register"
 	"github.com/smartcaddy/smartauth/handlers/users"
@@ -42,6 +44,9 @@ type Config struct {
 	Users     map[string]*users.User
 	Lifetimes authz.Lifetimes
 	Logger    *zap.Logger
+	// Context, when set (Caddy's), also stops the guard's background
+	// work when it is done; Close stops it in any case.
+	Context context.Context
 
 	// AccessTokenAlg signs access tokens: "ES256" (default) or "RS256".
 	// id_tokens are always RS256.
@@ -68,8 +73,8 @@ type Config struct {
 	// patient list. The server calls it directly, without a token.
 	PatientSearch *url.URL
 
-	// Guard configures the FHIR API guard (guard.go).
-	Guard GuardOptions
+	// Guard configures the FHIR API guard (handlers/guard).
+	Guard guard.Options
 	// Registration configures dynamic client registration
 	// (handlers/register).
 	Registration register.Settings
@@ -90,8 +95,8 @@ type Server struct {
 	// authz is the authorization server (handlers/authz).
 	authz *authz.Server
 
-	// gs is the guard's cache and revocation poller (guard_cache.go).
-	gs *guardState
+	// guard stands in front of the FHIR API; Close stops its poller.
+	guard *guard.Guard
 
 	// registry finds and authenticates clients; New acquires its shared
 	// state (the JWKS caches), Close releases it.
@@ -170,7 +175,18 @@ func New(cfg Config) (*Server, error) {
 	}); err != nil {
 		return nil, err
 	}
-	if err := s.initGuard(); err != nil { // guard_cache.go; stopped by Close
+	advertised := guard.Endpoints{ // in the CapabilityStatement
+		Authorize: s.Endpoint(pathAuthorize), Token: s.Endpoint(pathToken), Manage: s.Endpoint(pathManage),
+		Introspect: s.Endpoint(pathIntrospect), Revoke: s.Endpoint(pathRevoke),
+	}
+	if cfg.Registration.Enabled {
+		advertised.Register = s.Endpoint(pathRegister)
+	}
+	if s.guard, err = guard.New(cfg.Guard, guard.Deps{ // stopped by Close
+		FHIRBase: cfg.FHIRBase, Tokens: s.tokens, Clients: s.registry, ConfiguredClients: cfg.Clients,
+		Users: cfg.Users, Reach: s.users, Store: cfg.Store, Logger: cfg.Logger, Context: cfg.Context,
+		Endpoints: advertised,
+	}); err != nil {
 		_ = s.registry.Close()
 		return nil, err
 	}
@@ -264,13 +280,22 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhtt
 		s.registrar.ServeClientConfiguration(w, r) // handlers/register: RFC 7592
 		return nil
 	}
-	if s.underFHIRBase(r.URL.Path) {
-		return s.guard(w, r, next)
+	if s.guard.Guards(r.URL.Path) { // also non-canonical spellings of the base
+		return s.guard.ServeHTTP(w, r, next)
 	}
 	return next.ServeHTTP(w, r)
 }
 
-// underFHIRBase tells whether a request path is the FHIR API's.
-func (s *Server) underFHIRBase(p string) bool {
-	return s.guardsPath(p) // guard.go: also non-canonical spellings of the base
+// Close stops the guard's background work, gives back the issuer's
+// reload-surviving state (state.go) and releases the client registry's
+// shared state. It is safe to call more than once.
+func (s *Server) Close() error {
+	s.releaseSiteState()
+	if s.guard != nil {
+		_ = s.guard.Close()
+	}
+	if s.registry != nil {
+		return s.registry.Close()
+	}
+	return nil
 }

@@ -1,4 +1,4 @@
-package handlers
+package guard
 
 import "net/http"
 
@@ -13,13 +13,13 @@ const (
 // an allowed origin (so that an app sees a 401 or 403 rather than a
 // network error), and answers a CORS preflight without a token. It tells
 // whether the request was answered.
-func (s *Server) guardCORS(w http.ResponseWriter, r *http.Request) bool {
+func (g *Guard) guardCORS(w http.ResponseWriter, r *http.Request) bool {
 	h := w.Header()
 	h.Add("Vary", "Origin")
 	origin := r.Header.Get("Origin")
-	allowed := origin != "" && s.gs.originAllowed(origin)
+	allowed := origin != "" && g.gs.originAllowed(origin)
 	if allowed {
-		if s.gs.anyOrigin {
+		if g.gs.anyOrigin {
 			h.Set("Access-Control-Allow-Origin", "*")
 		} else {
 			h.Set("Access-Control-Allow-Origin", origin)

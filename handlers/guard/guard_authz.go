@@ -1,4 +1,4 @@
-package handlers
+package guard
 
 import (
 	"net/url"
@@ -17,8 +17,8 @@ var scopeContexts = [...]scopes.Context{scopes.System, scopes.User, scopes.Patie
 // answers scopes.Patient whenever the patient compartment's rules apply:
 // for patient/ scopes, and for user/ scopes of a user confined to their
 // own record (a Patient user, users.Rule).
-func (s *Server) decide(p *principal, in *interaction) (scopes.Context, *oauth.Error) {
-	need, rtype, contexts, fault := s.interactionNeed(in)
+func (g *Guard) decide(p *principal, in *interaction) (scopes.Context, *oauth.Error) {
+	need, rtype, contexts, fault := g.interactionNeed(in)
 	if fault != nil {
 		return "", fault
 	}
@@ -56,7 +56,7 @@ func describeInteraction(in *interaction) string {
 // interactionNeed returns what an interaction needs: permissions, the
 // resource type the scopes must name ("*" for the system level), and the
 // scope contexts that may allow it.
-func (s *Server) interactionNeed(in *interaction) (scopes.Perms, string, []scopes.Context, *oauth.Error) {
+func (g *Guard) interactionNeed(in *interaction) (scopes.Perms, string, []scopes.Context, *oauth.Error) {
 	rtype := in.resourceType
 	if rtype == "" {
 		rtype = "*"
@@ -75,7 +75,7 @@ func (s *Server) interactionNeed(in *interaction) (scopes.Perms, string, []scope
 			in.level == "instance" && in.resourceType == "Group"):
 		return everything, "*", all[:2], nil
 	}
-	for _, rule := range s.cfg.Guard.Operations {
+	for _, rule := range g.opts.Operations {
 		if rule.Name == in.op && (rule.ResourceType == "*" || rule.ResourceType == in.resourceType) {
 			return rule.Perms, rtype, all, nil
 		}

@@ -1,4 +1,4 @@
-package handlers
+package guard
 
 import (
 	"context"
@@ -36,7 +36,7 @@ type principal struct {
 	granted                []scopes.Scope
 	userBound, clientBound []scopes.Scope // nil: no bound
 	hasUser                bool           // sub is a configured user
-	// userScopes: the user's reach allows user/ scopes (reach.go);
+	// userScopes: the user's reach allows user/ scopes (users.Rule);
 	// confined: the user is a patient, and every scope is confined to
 	// their own compartment (patient is then their own record).
 	userScopes, confined bool
@@ -44,7 +44,7 @@ type principal struct {
 
 // guardState is the guard's mutable state: the verified-token cache, the
 // revocations seen in the store's log, and the dynamic clients' origins.
-// One lives per Server; Close stops its poller.
+// One lives per Guard; Close stops its poller.
 type guardState struct {
 	mu        sync.RWMutex
 	tokens    map[[sha256.Size]byte]*principal
@@ -67,11 +67,11 @@ type guardState struct {
 	stopOnce sync.Once
 }
 
-// initGuard builds the guard state: it loads the revocation log and the
+// initState builds the guard state: it loads the revocation log and the
 // dynamic clients' origins, then starts the poller that keeps them up to
-// date until Close.
-func (s *Server) initGuard() error {
-	g := &guardState{
+// date until Close or until ctx (when not nil) is done.
+func (g *Guard) initState(ctx context.Context, configured map[string]*store.Client) error {
+	gs := &guardState{
 		tokens:     map[[sha256.Size]byte]*principal{},
 		revJTI:     map[string]time.Time{},
 		revFamily:  map[string]time.Time{},
@@ -79,71 +79,71 @@ func (s *Server) initGuard() error {
 		origins:    map[string]bool{},
 		dynOrigins: map[string]bool{},
 		outside:    map[string]bool{},
-		audit:      s.logger.Named("guard"),
+		audit:      g.logger.Named("guard"),
 		since:      time.Unix(0, 0),
 		stop:       make(chan struct{}),
 		done:       make(chan struct{}),
 	}
-	for _, t := range s.cfg.Guard.OutsideCompartment {
-		g.outside[t] = true
+	for _, t := range g.opts.OutsideCompartment {
+		gs.outside[t] = true
 	}
-	if len(s.cfg.Guard.CORSOrigins) > 0 {
-		for _, o := range s.cfg.Guard.CORSOrigins {
+	if len(g.opts.CORSOrigins) > 0 {
+		for _, o := range g.opts.CORSOrigins {
 			if o == "*" {
-				g.anyOrigin = true
+				gs.anyOrigin = true
 			}
-			g.origins[o] = true
+			gs.origins[o] = true
 		}
 	} else {
-		for _, c := range s.cfg.Clients {
-			addClientOrigins(g.origins, c)
+		for _, c := range configured {
+			addClientOrigins(gs.origins, c)
 		}
 	}
-	s.gs = g
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	g.gs = gs
+	load, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := s.pollRevocations(ctx); err != nil {
+	if err := g.pollRevocations(load); err != nil {
 		return err
 	}
-	s.refreshOrigins(ctx)
-	go s.guardPoller()
+	g.refreshOrigins(load)
+	var stopped <-chan struct{} // nil: only Close stops the poller
+	if ctx != nil {
+		stopped = ctx.Done()
+	}
+	go g.poll(stopped)
 	return nil
 }
 
-// Close stops the guard's background work, gives back the issuer's
-// reload-surviving state (state.go) and releases the client registry's
-// shared state. It is safe to call more than once.
-func (s *Server) Close() error {
-	s.releaseSiteState()
-	if s.gs != nil {
-		s.gs.stopOnce.Do(func() { close(s.gs.stop) })
-		<-s.gs.done
-	}
-	if s.registry != nil {
-		return s.registry.Close()
-	}
+// Close stops the guard's background work (the revocation poller and the
+// refresh of the dynamic clients' origins). It is safe to call more than
+// once, and after the context given in Deps is done.
+func (g *Guard) Close() error {
+	g.gs.stopOnce.Do(func() { close(g.gs.stop) })
+	<-g.gs.done
 	return nil
 }
 
-// guardPoller reads the revocation log every revocationPoll and the
-// dynamic clients' origins every originsRefresh polls.
-func (s *Server) guardPoller() {
-	g := s.gs
-	defer close(g.done)
+// poll reads the revocation log every revocationPoll and the dynamic
+// clients' origins every originsRefresh polls, until Close or until
+// stopped is closed.
+func (g *Guard) poll(stopped <-chan struct{}) {
+	defer close(g.gs.done)
 	t := time.NewTicker(revocationPoll)
 	defer t.Stop()
 	for n := 1; ; n++ {
 		select {
-		case <-g.stop:
+		case <-g.gs.stop:
+			return
+		case <-stopped:
 			return
 		case <-t.C:
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		if err := s.pollRevocations(ctx); err != nil {
-			s.logger.Error("guard: reading the revocation log", zap.Error(err))
+		if err := g.pollRevocations(ctx); err != nil {
+			g.logger.Error("guard: reading the revocation log", zap.Error(err))
 		}
 		if n%originsRefresh == 0 {
-			s.refreshOrigins(ctx)
+			g.refreshOrigins(ctx)
 		}
 		cancel()
 	}
@@ -151,45 +151,45 @@ func (s *Server) guardPoller() {
 
 // pollRevocations reads the revocations recorded since the last read,
 // remembers them and drops the cached tokens they hit.
-func (s *Server) pollRevocations(ctx context.Context) error {
-	g := s.gs
-	revs, err := s.cfg.Store.RevokedSince(ctx, g.since)
+func (g *Guard) pollRevocations(ctx context.Context) error {
+	gs := g.gs
+	revs, err := g.store.RevokedSince(ctx, gs.since)
 	if err != nil {
 		return err
 	}
 	now := time.Now()
-	g.mu.Lock()
-	defer g.mu.Unlock()
+	gs.mu.Lock()
+	defer gs.mu.Unlock()
 	for _, rev := range revs {
 		switch rev.Kind {
 		case store.RevokedToken:
-			g.revJTI[rev.ID] = rev.Until
+			gs.revJTI[rev.ID] = rev.Until
 		case store.RevokedFamily:
-			g.revFamily[rev.ID] = rev.Until
+			gs.revFamily[rev.ID] = rev.Until
 		case store.RevokedClient:
-			if rev.At.After(g.revClient[rev.ID]) {
-				g.revClient[rev.ID] = rev.At
+			if rev.At.After(gs.revClient[rev.ID]) {
+				gs.revClient[rev.ID] = rev.At
 			}
 		}
-		if rev.At.After(g.since) {
-			g.since = rev.At
+		if rev.At.After(gs.since) {
+			gs.since = rev.At
 		}
 	}
 	if len(revs) > 0 {
-		for k, p := range g.tokens {
-			if g.revokedLocked(p) {
-				delete(g.tokens, k)
+		for k, p := range gs.tokens {
+			if gs.revokedLocked(p) {
+				delete(gs.tokens, k)
 			}
 		}
 	}
-	for id, until := range g.revJTI {
+	for id, until := range gs.revJTI {
 		if until.Before(now) {
-			delete(g.revJTI, id)
+			delete(gs.revJTI, id)
 		}
 	}
-	for id, until := range g.revFamily {
+	for id, until := range gs.revFamily {
 		if until.Before(now) {
-			delete(g.revFamily, id)
+			delete(gs.revFamily, id)
 		}
 	}
 	return nil
@@ -246,22 +246,22 @@ func (g *guardState) remember(key [sha256.Size]byte, p *principal, now time.Time
 
 // refreshOrigins reloads the origins of dynamically registered clients
 // (only when CORS origins are not configured).
-func (s *Server) refreshOrigins(ctx context.Context) {
-	if len(s.cfg.Guard.CORSOrigins) > 0 {
+func (g *Guard) refreshOrigins(ctx context.Context) {
+	if len(g.opts.CORSOrigins) > 0 {
 		return
 	}
-	clients, err := s.cfg.Store.ListClients(ctx)
+	clients, err := g.store.ListClients(ctx)
 	if err != nil {
-		s.logger.Error("guard: listing registered clients", zap.Error(err))
+		g.logger.Error("guard: listing registered clients", zap.Error(err))
 		return
 	}
 	dyn := map[string]bool{}
 	for _, c := range clients {
 		addClientOrigins(dyn, c)
 	}
-	s.gs.mu.Lock()
-	s.gs.dynOrigins = dyn
-	s.gs.mu.Unlock()
+	g.gs.mu.Lock()
+	g.gs.dynOrigins = dyn
+	g.gs.mu.Unlock()
 }
 
 // addClientOrigins adds the origins of a client's redirect and launch URIs.

@@ -1,4 +1,4 @@
-package handlers
+package guard
 
 import (
 	"net/http"
@@ -30,7 +30,7 @@ type compAction struct {
 
 // compartmentAction decides how an interaction allowed by patient/ scopes
 // stays inside the compartment of patient pid, or refuses it.
-func (s *Server) compartmentAction(in *interaction, pid string) (*compAction, *oauth.Error) {
+func (g *Guard) compartmentAction(in *interaction, pid string) (*compAction, *oauth.Error) {
 	out := func(why string) (*compAction, *oauth.Error) {
 		return nil, forbidden("", describeInteraction(in)+" is outside the patient compartment: "+why)
 	}
@@ -55,7 +55,7 @@ func (s *Server) compartmentAction(in *interaction, pid string) (*compAction, *o
 	case t == "":
 		return out("system-level interactions reach every patient")
 	case !inCompartment:
-		if s.gs.outside[t] {
+		if g.gs.outside[t] {
 			return &compAction{}, nil
 		}
 		return out(t + " is not in the Patient compartment (allow_outside_compartment)")
@@ -64,11 +64,11 @@ func (s *Server) compartmentAction(in *interaction, pid string) (*compAction, *o
 	}
 	switch in.name {
 	case ixSearchType, ixCondDelete:
-		return restrictSearch(t, pid, in.params, s.cfg.FHIRBase.String())
+		return restrictSearch(t, pid, in.params, g.base)
 	case ixCondUpdate, ixCondPatch:
 		// An update may create the resource sent: that must be the
 		// patient's; a patch may not move what it patches elsewhere.
-		a, f := restrictSearch(t, pid, in.params, s.cfg.FHIRBase.String())
+		a, f := restrictSearch(t, pid, in.params, g.base)
 		if f != nil {
 			return nil, f
 		}
@@ -76,7 +76,7 @@ func (s *Server) compartmentAction(in *interaction, pid string) (*compAction, *o
 		return a, nil
 	case ixOperation:
 		if in.level == "type" && in.method == http.MethodGet {
-			return restrictSearch(t, pid, in.params, s.cfg.FHIRBase.String())
+			return restrictSearch(t, pid, in.params, g.base)
 		}
 		if in.level == "type" {
 			return out("type-level operations are only allowed with GET, whose parameters the guard restricts")
@@ -85,7 +85,7 @@ func (s *Server) compartmentAction(in *interaction, pid string) (*compAction, *o
 	case ixCreate:
 		return &compAction{bodyWritable: true}, nil
 	case ixCondCreate:
-		a, f := restrictSearch(t, pid, in.ifNoneExist, s.cfg.FHIRBase.String())
+		a, f := restrictSearch(t, pid, in.ifNoneExist, g.base)
 		if f != nil {
 			return nil, f
 		}

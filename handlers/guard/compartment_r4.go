@@ -1,4 +1,4 @@
-package handlers
+package guard
 
 // patientCompartmentR4 is the FHIR R4 (4.0.1) Patient CompartmentDefinition
 // (http://hl7.org/fhir/R4/compartmentdefinition-patient.html): each

@@ -1,12 +1,7 @@
-package handlers
+package guard
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/rsa"
-	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -17,21 +12,18 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
-	"github.com/lestrrat-go/jwx/v3/jwk"
-	"github.com/lestrrat-go/jwx/v3/jwt"
 	"golang.org/x/net/http/httpguts"
 
 	"github.com/smartcaddy/smartauth/handlers/accesstoken"
-	"github.com/smartcaddy/smartauth/handlers/authz"
-	"github.com/smartcaddy/smartauth/handlers/register"
+	"github.com/smartcaddy/smartauth/handlers/clients"
 	"github.com/smartcaddy/smartauth/handlers/users"
 	"github.com/smartcaddy/smartauth/keys"
 	"github.com/smartcaddy/smartauth/store"
 )
 
 // The deployment the HTTP-level fuzz targets run against: fixed URLs, so
-// that committed corpus entries (absolute Bundle URLs, assertion
-// audiences) stay meaningful; requests go to Server.ServeHTTP in process.
+// that committed corpus entries (absolute Bundle URLs) stay meaningful;
+// requests go to Guard.ServeHTTP in process.
 const (
 	fzIssuer   = "https://auth.example.org/auth"
 	fzFHIRBase = "https://fhir.example.org/fhir"
@@ -41,32 +33,32 @@ const (
 	fzPatient  = "p1"
 	fzUser     = "pat"
 	fzApp      = "app"
-	fzEHR      = "ehr"
-	fzConf     = "conf"
-	fzBackend  = "backend"
-	fzSecret   = "fuzz-secret-0123456789"
-	fzIAT      = "fuzz-initial-access-token"
 	fzRedirect = "https://app.example.org/cb"
 )
 
-// fuzzEnv is a Server over a real Badger store and key ring, set up once
-// per fuzzing process.
+// fuzzEnv is a Guard over a real Badger store and key ring, with the
+// access-token profile and client registry the router would give it, set
+// up once per fuzzing process.
 type fuzzEnv struct {
-	s    *Server
-	db   *store.DB
-	ring *keys.Ring
+	g      *Guard
+	db     *store.DB
+	ring   *keys.Ring
+	tokens *accesstoken.Profile
 	// token is an access token of fzUser through fzApp with
 	// patient/*.cruds and patient fzPatient.
 	token string
-	// Private keys of the fzBackend client: P-384 "ec1", P-256 "ec256",
-	// RSA 2048 "rs1"; other is a P-384 key the client never registered.
-	ec384, ec256, other *ecdsa.PrivateKey
-	rsa                 *rsa.PrivateKey
 }
 
 // newFuzzEnv builds the fuzz deployment. Its store lives in tb's
 // temporary directory.
 func newFuzzEnv(tb testing.TB) *fuzzEnv {
+	tb.Helper()
+	return newGuardEnv(tb, nil)
+}
+
+// newGuardEnv builds the fuzz deployment with stop as the guard's
+// Deps.Context (nil: none).
+func newGuardEnv(tb testing.TB, stop context.Context) *fuzzEnv {
 	tb.Helper()
 	ctx := context.Background()
 	db, err := store.Open(tb.TempDir(), store.Options{})
@@ -79,89 +71,59 @@ func newFuzzEnv(tb testing.TB) *fuzzEnv {
 		tb.Fatal(err)
 	}
 	e := &fuzzEnv{db: db, ring: ring}
-	if e.ec384, err = ecdsa.GenerateKey(elliptic.P384(), rand.Reader); err != nil {
+	if e.tokens, err = accesstoken.New(accesstoken.Options{
+		Issuer: fzIssuer, Audience: fzFHIRBase, Keys: ring, Lifetime: time.Hour, Store: db,
+	}); err != nil {
 		tb.Fatal(err)
 	}
-	if e.ec256, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader); err != nil {
-		tb.Fatal(err)
+	configured := map[string]*store.Client{
+		fzApp: {ID: fzApp, Name: "App", Type: store.ClientPublic, RedirectURIs: []string{fzRedirect},
+			LaunchURI: "https://app.example.org/launch", GrantTypes: []string{"authorization_code", "refresh_token"}},
 	}
-	if e.other, err = ecdsa.GenerateKey(elliptic.P384(), rand.Reader); err != nil {
-		tb.Fatal(err)
-	}
-	if e.rsa, err = rsa.GenerateKey(rand.Reader, 2048); err != nil {
-		tb.Fatal(err)
-	}
-	set := jwk.NewSet()
-	for kid, k := range map[string]any{"ec1": &e.ec384.PublicKey, "ec256": &e.ec256.PublicKey, "rs1": &e.rsa.PublicKey} {
-		jk, err := jwk.Import(k)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		if err := jk.Set(jwk.KeyIDKey, kid); err != nil {
-			tb.Fatal(err)
-		}
-		if err := set.AddKey(jk); err != nil {
-			tb.Fatal(err)
-		}
-	}
-	jwks, err := json.Marshal(set)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	iss, _ := url.Parse(fzIssuer)
-	fhir, _ := url.Parse(fzFHIRBase)
-	secret := store.HashSecret(fzSecret)
-	code := []string{"authorization_code", "refresh_token"}
-	e.s, err = New(Config{
-		Issuer: iss, FHIRBase: fhir, Store: db, Keys: ring,
-		Clients: map[string]*store.Client{
-			fzApp: {ID: fzApp, Name: "App", Type: store.ClientPublic, RedirectURIs: []string{fzRedirect},
-				LaunchURI: "https://app.example.org/launch", GrantTypes: code},
-			fzEHR: {ID: fzEHR, Type: store.ClientConfidentialSymmetric, SecretHash: secret, CanCreateLaunch: true,
-				GrantTypes: []string{"client_credentials"}, AllowSecretForClientCredentials: true, Scopes: []string{"system/*.rs"}},
-			fzConf: {ID: fzConf, Type: store.ClientConfidentialSymmetric, SecretHash: secret,
-				RedirectURIs: []string{fzRedirect}, GrantTypes: code},
-			fzBackend: {ID: fzBackend, Type: store.ClientConfidentialAsymmetric, JWKS: jwks,
-				GrantTypes: []string{"client_credentials"}, Scopes: []string{"system/*.rs"}},
-		},
-		Users: map[string]*users.User{
-			fzUser:  {Name: fzUser, FHIRUser: "Patient/" + fzPatient},
-			"alice": {Name: "alice", FHIRUser: "Practitioner/pr1", Patients: []string{fzPatient, "p2"}},
-		},
-		Lifetimes:    authz.Lifetimes{AccessToken: time.Hour, Launch: time.Hour},
-		Registration: register.Settings{Enabled: true, InitialAccessTokenHash: store.HashSecret(fzIAT)},
+	registry, err := clients.New(clients.Options{
+		Issuer: fzIssuer, TokenEndpoint: fzIssuer + "/token", Configured: configured, Store: db,
 	})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	tb.Cleanup(func() { _ = e.s.Close() })
+	tb.Cleanup(func() { _ = registry.Close() })
+	fhir, _ := url.Parse(fzFHIRBase)
+	e.g, err = New(Options{}, Deps{
+		FHIRBase: fhir, Tokens: e.tokens, Clients: registry, ConfiguredClients: configured,
+		Users: map[string]*users.User{
+			fzUser:  {Name: fzUser, FHIRUser: "Patient/" + fzPatient},
+			"alice": {Name: "alice", FHIRUser: "Practitioner/pr1", Patients: []string{fzPatient, "p2"}},
+		},
+		Reach:   users.New(users.Options{}),
+		Store:   db,
+		Context: stop,
+		Endpoints: Endpoints{
+			Authorize: fzIssuer + "/authorize", Token: fzIssuer + "/token", Register: fzIssuer + "/register",
+			Manage: fzIssuer + "/manage", Introspect: fzIssuer + "/introspect", Revoke: fzIssuer + "/revoke",
+		},
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = e.g.Close() })
 	e.token = e.accessToken(tb, fzUser, fzApp, "launch/patient patient/*.cruds", fzPatient)
 	return e
 }
 
-// accessToken signs an access token as the token endpoint does, valid
+// accessToken mints an access token as the token endpoint does, valid
 // for a day (long fuzzing runs reuse it).
 func (e *fuzzEnv) accessToken(tb testing.TB, sub, client, scope, patient string) string {
 	tb.Helper()
-	now := time.Now()
-	b := jwt.NewBuilder().Issuer(fzIssuer).Subject(sub).Audience([]string{fzFHIRBase}).
-		IssuedAt(now).NotBefore(now).Expiration(now.Add(24*time.Hour)).JwtID(store.NewSecret()).
-		Claim(accesstoken.ClaimClientID, client).Claim(accesstoken.ClaimScope, scope)
-	if patient != "" {
-		b = b.Claim(accesstoken.ClaimPatient, patient)
-	}
+	g := accesstoken.Grant{ClientID: client, Subject: sub, Scope: scope, TTL: 24 * time.Hour}
+	g.Context.Patient = patient
 	if sub == fzUser {
-		b = b.Claim(accesstoken.ClaimFHIRUser, fzFHIRBase+"/Patient/"+fzPatient)
+		g.FHIRUser = fzFHIRBase + "/Patient/" + fzPatient
 	}
-	tok, err := b.Build()
+	tok, _, err := e.tokens.Mint(g)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	raw, err := e.ring.Sign(tok, keys.ES256, accesstoken.Type)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return string(raw)
+	return tok
 }
 
 // upstreamCall is one request that reached the next handler (the FHIR
@@ -196,15 +158,20 @@ func (u *upstream) ServeHTTP(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// serve runs one request through the Server with a Caddy replacer, as
-// Caddy would, and returns the response.
+// serve runs one request through the Guard with a Caddy replacer, as
+// Caddy would, and returns the response. The router sends a request to
+// the guard when Guard.Guards its path; so does serve.
 func (e *fuzzEnv) serve(r *http.Request, next caddyhttp.Handler) *httptest.ResponseRecorder {
 	if next == nil {
 		next = &upstream{}
 	}
 	r = r.WithContext(context.WithValue(r.Context(), caddy.ReplacerCtxKey, caddy.NewReplacer()))
 	w := httptest.NewRecorder()
-	_ = e.s.ServeHTTP(w, r, next)
+	if !e.g.Guards(r.URL.Path) {
+		_ = next.ServeHTTP(w, r)
+		return w
+	}
+	_ = e.g.ServeHTTP(w, r, next)
 	return w
 }
 
@@ -294,21 +261,4 @@ func checkOutcome(t *testing.T, w *httptest.ResponseRecorder) {
 	if m == nil || m["resourceType"] != "OperationOutcome" {
 		t.Fatalf("refusal %d is not an OperationOutcome: %s", w.Code, w.Body)
 	}
-}
-
-// checkOAuthError fails unless w is an OAuth error response (RFC 6749
-// §5.2): JSON with an error code, never cached, and returns the code.
-func checkOAuthError(t *testing.T, w *httptest.ResponseRecorder) string {
-	t.Helper()
-	var body struct {
-		Error       string `json:"error"`
-		Description string `json:"error_description"`
-	}
-	if err := json.Unmarshal(w.Body.Bytes(), &body); err != nil || body.Error == "" {
-		t.Fatalf("status %d without an OAuth error body: %q", w.Code, w.Body)
-	}
-	if !strings.HasPrefix(w.Header().Get("Content-Type"), "application/json") || w.Header().Get("Cache-Control") != "no-store" {
-		t.Fatalf("error %s: Content-Type %q, Cache-Control %q", body.Error, w.Header().Get("Content-Type"), w.Header().Get("Cache-Control"))
-	}
-	return body.Error
 }

@@ -1,4 +1,4 @@
-package handlers
+package guard
 
 import (
 	"bytes"
@@ -47,9 +47,9 @@ type plan struct {
 // authorizeRequest decides an authenticated request: batches entry by
 // entry, everything else by its interaction, then confines patient/ access
 // to the compartment, rewriting the search or checking bodies.
-func (s *Server) authorizeRequest(r *http.Request, p *principal, in *interaction) (*plan, *oauth.Error) {
+func (g *Guard) authorizeRequest(r *http.Request, p *principal, in *interaction) (*plan, *oauth.Error) {
 	if in.name == ixBatch {
-		return s.authorizeBundle(r, p)
+		return g.authorizeBundle(r, p)
 	}
 	if r.Method == http.MethodPost && (in.name == ixSearchType || in.name == ixSearchSystem) {
 		if f := mergeSearchForm(r, in.params); f != nil {
@@ -59,7 +59,7 @@ func (s *Server) authorizeRequest(r *http.Request, p *principal, in *interaction
 	if f := refuseMethodParams(in.params, "the search"); f != nil {
 		return nil, f
 	}
-	ctx, f := s.decide(p, in)
+	ctx, f := g.decide(p, in)
 	if f != nil {
 		return nil, f
 	}
@@ -67,7 +67,7 @@ func (s *Server) authorizeRequest(r *http.Request, p *principal, in *interaction
 	if ctx != scopes.Patient {
 		return pl, nil
 	}
-	act, f := s.compartmentAction(in, p.patient)
+	act, f := g.compartmentAction(in, p.patient)
 	if f != nil {
 		return nil, f
 	}
@@ -85,7 +85,7 @@ func (s *Server) authorizeRequest(r *http.Request, p *principal, in *interaction
 		if f != nil {
 			return nil, f
 		}
-		if !resourceWritable(in.resourceType, res, p.patient, s.cfg.FHIRBase.String()) {
+		if !resourceWritable(in.resourceType, res, p.patient, g.base) {
 			return nil, forbidden("", "the resource sent is not the patient's: its "+primaryName(in.resourceType)+" must name the patient, and no compartment element another patient")
 		}
 		if f := setJSONBody(r, res); f != nil {

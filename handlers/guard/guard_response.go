@@ -1,4 +1,4 @@
-package handlers
+package guard
 
 import (
 	"bytes"
@@ -23,6 +23,7 @@ type checkWriter struct {
 	buf       bytes.Buffer
 }
 
+// newCheckWriter wraps w, buffering a 2xx answer of up to limit bytes.
 func newCheckWriter(w http.ResponseWriter, limit int) *checkWriter {
 	return &checkWriter{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}, limit: limit}
 }
@@ -85,13 +86,13 @@ func (c *checkWriter) release() error {
 
 // replace throws the buffered response away, with every header the
 // upstream set, and writes a refusal instead.
-func (s *Server) replaceResponse(w http.ResponseWriter, saved http.Header, f *oauth.Error) {
+func (g *Guard) replaceResponse(w http.ResponseWriter, saved http.Header, f *oauth.Error) {
 	h := w.Header()
 	clear(h)
 	for k, v := range saved {
 		h[k] = v
 	}
-	s.writeGuardFault(w, f)
+	g.writeGuardFault(w, f)
 }
 
 // prepareForCheck makes the upstream answer in plain JSON: no
@@ -108,18 +109,18 @@ func prepareForCheck(r *http.Request) {
 // serveChecked passes an allowed request on under the compartment checks
 // that need the upstream: a write first reads the stored resource, a read
 // has its answer checked before it is released.
-func (s *Server) serveChecked(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, pl *plan, a *audit) error {
-	base := s.cfg.FHIRBase.String()
+func (g *Guard) serveChecked(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, pl *plan, a *audit) error {
+	base := g.base
 	if pl.precheck {
-		if f := s.precheck(r, next, pl); f != nil {
+		if f := g.precheck(r, next, pl); f != nil {
 			a.reason = f.Description
-			s.refuse(w, a, f)
+			g.refuse(w, a, f)
 			return nil
 		}
 	}
 	if !pl.checkResponse {
 		a.allowed, a.reason = true, pl.reason
-		s.logDecision(a)
+		g.logDecision(a)
 		return next.ServeHTTP(w, r)
 	}
 	prepareForCheck(r)
@@ -135,7 +136,7 @@ func (s *Server) serveChecked(w http.ResponseWriter, r *http.Request, next caddy
 	}
 	if !cw.buffering {
 		a.allowed, a.reason = true, pl.reason+" (upstream answered "+strconv.Itoa(cw.status)+")"
-		s.logDecision(a)
+		g.logDecision(a)
 		return nil
 	}
 	var f *oauth.Error
@@ -159,12 +160,12 @@ func (s *Server) serveChecked(w http.ResponseWriter, r *http.Request, next caddy
 	if f != nil {
 		a.reason = f.Description
 		a.allowed = false
-		s.logDecision(a)
-		s.replaceResponse(w, saved, f)
+		g.logDecision(a)
+		g.replaceResponse(w, saved, f)
 		return nil
 	}
 	a.allowed, a.reason = true, pl.reason+" (response checked)"
-	s.logDecision(a)
+	g.logDecision(a)
 	if head {
 		cw.buf.Reset()
 	}
@@ -180,14 +181,18 @@ type captureWriter struct {
 	buf    bytes.Buffer
 }
 
+// Header is the captured answer's header.
 func (c *captureWriter) Header() http.Header { return c.header }
 
+// WriteHeader records the first final status.
 func (c *captureWriter) WriteHeader(status int) {
 	if c.status == 0 && status >= 200 {
 		c.status = status
 	}
 }
 
+// Write captures up to maxCheckedBody bytes; beyond, it discards and
+// remembers.
 func (c *captureWriter) Write(b []byte) (int, error) {
 	if c.status == 0 {
 		c.status = http.StatusOK
@@ -204,7 +209,7 @@ func (c *captureWriter) Write(b []byte) (int, error) {
 // patient may write it (resourceWritable: its primary patient reference
 // is the patient, no compartment element names another), or (for an
 // update, which may create it) it does not exist.
-func (s *Server) precheck(r *http.Request, next caddyhttp.Handler, pl *plan) *oauth.Error {
+func (g *Guard) precheck(r *http.Request, next caddyhttp.Handler, pl *plan) *oauth.Error {
 	get := r.Clone(r.Context())
 	get.Method = http.MethodGet
 	get.Body = http.NoBody
@@ -229,7 +234,7 @@ func (s *Server) precheck(r *http.Request, next caddyhttp.Handler, pl *plan) *oa
 	switch {
 	case errors.Is(err, errJSONKeys):
 		return &oauth.Error{Status: http.StatusBadGateway, Description: "the stored resource cannot be checked: " + msg}
-	case err != nil, !resourceWritable(pl.resourceType, res, pl.patient, s.cfg.FHIRBase.String()):
+	case err != nil, !resourceWritable(pl.resourceType, res, pl.patient, g.base):
 		return forbidden("", "the stored resource is not the patient's: its "+primaryName(pl.resourceType)+" must name the patient, and no compartment element another patient")
 	}
 	return nil

@@ -1,4 +1,4 @@
-package handlers
+package guard
 
 import (
 	"go.uber.org/zap"
@@ -19,8 +19,8 @@ type audit struct {
 // logDecision writes the audit entry of a decision through Caddy's logger
 // (logger "http.handlers.smart_auth.guard", message "guard decision", at
 // INFO).
-func (s *Server) logDecision(a *audit) {
-	ce := s.gs.audit.Check(zapcore.InfoLevel, "guard decision")
+func (g *Guard) logDecision(a *audit) {
+	ce := g.gs.audit.Check(zapcore.InfoLevel, "guard decision")
 	if ce == nil {
 		return
 	}

@@ -1,4 +1,4 @@
-package handlers
+package guard
 
 import (
 	"fmt"
@@ -19,7 +19,7 @@ import (
 // patient) or a stored resource read first (update, patch and delete of
 // them) are refused: send them on their own. The Bundle goes upstream
 // re-encoded from what was checked.
-func (s *Server) authorizeBundle(r *http.Request, p *principal) (*plan, *oauth.Error) {
+func (g *Guard) authorizeBundle(r *http.Request, p *principal) (*plan, *oauth.Error) {
 	bundle, f := readJSONBody(r)
 	if f != nil {
 		return nil, f
@@ -33,7 +33,7 @@ func (s *Server) authorizeBundle(r *http.Request, p *principal) (*plan, *oauth.E
 		return nil, badRequest("the Bundle's entry is not a list")
 	}
 	for i, e := range entries {
-		if f := s.authorizeEntry(p, e); f != nil {
+		if f := g.authorizeEntry(p, e); f != nil {
 			f.Description = fmt.Sprintf("Bundle entry %d: %s", i, f.Description)
 			return nil, f
 		}
@@ -46,7 +46,7 @@ func (s *Server) authorizeBundle(r *http.Request, p *principal) (*plan, *oauth.E
 
 // authorizeEntry checks one Bundle entry and rewrites it as the
 // compartment requires.
-func (s *Server) authorizeEntry(p *principal, e any) *oauth.Error {
+func (g *Guard) authorizeEntry(p *principal, e any) *oauth.Error {
 	entry, _ := e.(map[string]any)
 	req, _ := entry["request"].(map[string]any)
 	method, _ := req["method"].(string)
@@ -54,7 +54,7 @@ func (s *Server) authorizeEntry(p *principal, e any) *oauth.Error {
 	if method == "" || raw == "" {
 		return badRequest("the entry has no request method and url")
 	}
-	base := s.cfg.FHIRBase.String()
+	base := g.base
 	if strings.Contains(raw, "://") {
 		if !strings.HasPrefix(raw, base+"/") {
 			return badRequest("the entry's url is not on this FHIR server")
@@ -99,11 +99,11 @@ func (s *Server) authorizeEntry(p *principal, e any) *oauth.Error {
 	case method == http.MethodPost && (in.name == ixSearchType || in.name == ixSearchSystem):
 		return badRequest("use GET for searches inside a Bundle")
 	}
-	ctx, f := s.decide(p, in)
+	ctx, f := g.decide(p, in)
 	if f != nil || ctx != scopes.Patient {
 		return f
 	}
-	act, f := s.compartmentAction(in, p.patient)
+	act, f := g.compartmentAction(in, p.patient)
 	switch {
 	case f != nil:
 		return f

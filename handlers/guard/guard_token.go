@@ -1,4 +1,4 @@
-package handlers
+package guard
 
 import (
 	"crypto/sha256"
@@ -19,7 +19,7 @@ import (
 // for: from the cache when the token was verified before (and no
 // revocation has hit it since), else by a full check (signature, typ,
 // iss, aud, exp, nbf, revocation), after which it is cached until exp.
-func (s *Server) authenticate(r *http.Request) (*principal, *oauth.Error) {
+func (g *Guard) authenticate(r *http.Request) (*principal, *oauth.Error) {
 	raw, ok := oauth.BearerToken(r)
 	if !ok {
 		return nil, missingToken("an access token is required (Authorization: Bearer)")
@@ -27,10 +27,10 @@ func (s *Server) authenticate(r *http.Request) (*principal, *oauth.Error) {
 	now := time.Now()
 	// Hash the token in place (no copy): sha256 only reads its input.
 	key := sha256.Sum256(unsafe.Slice(unsafe.StringData(raw), len(raw)))
-	if p := s.gs.cached(key, now); p != nil {
+	if p := g.gs.cached(key, now); p != nil {
 		return p, nil
 	}
-	tok, err := s.tokens.Verify(r.Context(), raw)
+	tok, err := g.tokens.Verify(r.Context(), raw)
 	switch {
 	case errors.Is(err, accesstoken.ErrRevoked):
 		return nil, invalidToken("the access token was revoked")
@@ -39,11 +39,11 @@ func (s *Server) authenticate(r *http.Request) (*principal, *oauth.Error) {
 	case err != nil:
 		return nil, invalidToken("the access token is not valid")
 	}
-	p, fault := s.newPrincipal(r, tok)
+	p, fault := g.newPrincipal(r, tok)
 	if fault != nil {
 		return nil, fault
 	}
-	if !s.gs.remember(key, p, now) {
+	if !g.gs.remember(key, p, now) {
 		return nil, invalidToken("the access token was revoked")
 	}
 	return p, nil
@@ -51,7 +51,7 @@ func (s *Server) authenticate(r *http.Request) (*principal, *oauth.Error) {
 
 // newPrincipal reads a verified token's claims and the bounds that apply
 // to it: the configured user's scopes and the client's current scopes.
-func (s *Server) newPrincipal(r *http.Request, tok accesstoken.Claims) (*principal, *oauth.Error) {
+func (g *Guard) newPrincipal(r *http.Request, tok accesstoken.Claims) (*principal, *oauth.Error) {
 	p := &principal{
 		clientID:  tok.ClientID(),
 		scope:     tok.Scope(),
@@ -71,7 +71,7 @@ func (s *Server) newPrincipal(r *http.Request, tok accesstoken.Claims) (*princip
 	// keeps it until exp plus the same leeway.
 	p.exp = p.exp.Add(accesstoken.Skew)
 	p.granted, _ = scopes.ParseAll(scopes.Split(p.scope))
-	client, err := s.registry.Lookup(r.Context(), p.clientID)
+	client, err := g.registry.Lookup(r.Context(), p.clientID)
 	if err != nil || client == nil {
 		return nil, invalidToken("the access token's client is no longer registered")
 	}
@@ -82,14 +82,14 @@ func (s *Server) newPrincipal(r *http.Request, tok accesstoken.Claims) (*princip
 		}
 	}
 	if p.sub != p.clientID {
-		u := s.cfg.Users[p.sub]
+		u := g.users[p.sub]
 		if u == nil {
 			return nil, invalidToken("the access token's user is no longer configured")
 		}
 		p.hasUser = true
 		// The user's reach, from the current configuration, whatever
 		// the token carries (users.Rule).
-		rc := s.users.Reach(u)
+		rc := g.reach.Reach(u)
 		p.userScopes = rc.UserScopes()
 		switch own := rc.Own(); {
 		case own != "":

@@ -1,4 +1,18 @@
-package handlers
+// Package guard is the FHIR resource server's side of smartauth: the guard
+// in front of the FHIR API. For every request under the FHIR base it
+// answers CORS, passes the public CapabilityStatement (with the SMART
+// markers added), checks the access token (with a cache that the store's
+// revocation log keeps honest), decides the FHIR interaction against the
+// token's scopes and the patient compartment, sets the placeholders and
+// configured headers of an allowed request, and logs one audit entry per
+// decision. Refusals are OperationOutcomes with a Bearer challenge.
+//
+// A Guard is built by New from the operator's Options and its run-time
+// Deps (the FHIR base, the access-token profile, the client registry, the
+// configured users and the reach rule, the store's revocation log and
+// clients, the logger, the endpoint URLs it advertises). It never imports
+// the authorization server, registration or the router.
+package guard
 
 import (
 	"net/http"
@@ -12,11 +26,14 @@ import (
 	"github.com/smartcaddy/smartauth/scopes"
 )
 
-// GuardOptions configure the guard in front of the FHIR API. The zero
-// value is the safe default: registered apps' origins for CORS, no
-// operations beyond $everything and $export, nothing outside the patient
-// compartment for patient/ scopes, no headers set upstream.
-type GuardOptions struct {
+// Options are the operator's settings of the guard (the Caddyfile's
+// `guard { … }` block, handlers.Config.Guard). The zero value is the safe
+// default: registered apps' origins for CORS, no operations beyond
+// $everything and $export, nothing outside the patient compartment for
+// patient/ scopes, no headers set upstream. What the guard needs at run
+// time besides (the FHIR base, the token profile, the clients, the users,
+// the store) comes through Deps.
+type Options struct {
 	// CORSOrigins are the origins browser apps may call the FHIR API from;
 	// "*" allows any origin. Empty: the origins of the registered
 	// clients' redirect and launch URIs.
@@ -50,83 +67,84 @@ type HeaderRule struct {
 	Value string
 }
 
-// guard stands in front of every request under the FHIR base: CORS, the
-// public CapabilityStatement, the token check, the interaction and scope
-// check with the patient compartment, placeholders and configured headers,
-// and one audit entry per decision. Refusals are written here as an
-// OperationOutcome with a Bearer challenge; allowed requests go to next.
-func (s *Server) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	s.dropConfiguredHeaders(r.Header)
-	if !strings.HasPrefix(r.URL.Path, s.fhirPath) || (len(r.URL.Path) > len(s.fhirPath) && r.URL.Path[len(s.fhirPath)] != '/') {
+// ServeHTTP stands in front of every request under the FHIR base (those
+// for which Guards is true): CORS, the public CapabilityStatement, the
+// token check, the interaction and scope check with the patient
+// compartment, placeholders and configured headers, and one audit entry
+// per decision. Refusals are written here as an OperationOutcome with a
+// Bearer challenge; allowed requests go to next.
+func (g *Guard) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	g.dropConfiguredHeaders(r.Header)
+	if !strings.HasPrefix(r.URL.Path, g.fhirPath) || (len(r.URL.Path) > len(g.fhirPath) && r.URL.Path[len(g.fhirPath)] != '/') {
 		// A spelling of the base that Caddy's path matchers (case-
 		// insensitive, on the cleaned path) would still send upstream.
-		if s.guardCORS(w, r) {
+		if g.guardCORS(w, r) {
 			return nil
 		}
-		s.refuse(w, &audit{method: r.Method}, badRequest("the request path must spell the FHIR base exactly, without dot segments or double slashes"))
+		g.refuse(w, &audit{method: r.Method}, badRequest("the request path must spell the FHIR base exactly, without dot segments or double slashes"))
 		return nil
 	}
-	rel := strings.TrimPrefix(r.URL.Path[len(s.fhirPath):], "/")
+	rel := strings.TrimPrefix(r.URL.Path[len(g.fhirPath):], "/")
 	rp, fault := refuseOverride(r, rel)
 	if fault != nil {
-		if s.guardCORS(w, r) {
+		if g.guardCORS(w, r) {
 			return nil // a preflight: answered here, never forwarded
 		}
 		a := &audit{method: r.Method, reason: fault.Description}
-		if p, f := s.authenticate(r); f == nil {
+		if p, f := g.authenticate(r); f == nil {
 			a.p = p // who tried, when the token is good
 		}
-		s.refuse(w, a, fault)
+		g.refuse(w, a, fault)
 		return nil
 	}
 	// Only the plain spelling is public: a percent-encoded one goes on to
 	// the token check and parseRequestInteraction, which refuses it.
 	if rel == "metadata" && r.URL.RawPath == "" && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
-		return s.serveCapability(w, r, next)
+		return g.serveCapability(w, r, next)
 	}
-	if s.guardCORS(w, r) {
+	if g.guardCORS(w, r) {
 		return nil
 	}
 	a := &audit{method: r.Method}
-	p, fault := s.authenticate(r)
+	p, fault := g.authenticate(r)
 	if fault != nil {
 		a.reason = fault.Description
-		s.refuse(w, a, fault)
+		g.refuse(w, a, fault)
 		return nil
 	}
 	a.p = p
 	in, fault := parseRequestInteraction(r, rel, rp)
 	if fault != nil {
 		a.reason = fault.Description
-		s.refuse(w, a, fault)
+		g.refuse(w, a, fault)
 		return nil
 	}
 	a.in = in
-	pl, fault := s.authorizeRequest(r, p, in)
+	pl, fault := g.authorizeRequest(r, p, in)
 	if fault != nil {
 		a.reason = fault.Description
-		s.refuse(w, a, fault)
+		g.refuse(w, a, fault)
 		return nil
 	}
-	s.setIdentity(r, p)
+	g.setIdentity(r, p)
 	if !pl.checkResponse && !pl.precheck {
 		a.allowed, a.reason = true, pl.reason
-		s.logDecision(a)
+		g.logDecision(a)
 		return next.ServeHTTP(w, r)
 	}
-	return s.serveChecked(w, r, next, pl, a)
+	return g.serveChecked(w, r, next, pl, a)
 }
 
 // dropConfiguredHeaders removes from an incoming request the headers the
 // guard sets (guard { header … }), in every spelling a server could read
 // as the same name: any case, and '_' or '.' for '-' (CGI, PHP and WSGI read
 // X_Smart_Patient as X-Smart-Patient).
-func (s *Server) dropConfiguredHeaders(h http.Header) {
-	if len(s.cfg.Guard.Headers) == 0 {
+func (g *Guard) dropConfiguredHeaders(h http.Header) {
+	if len(g.opts.Headers) == 0 {
 		return
 	}
 	for name := range h {
-		for _, c := range s.cfg.Guard.Headers {
+		for _, c := range g.opts.Headers {
 			if sameHeaderName(name, c.Name) {
 				delete(h, name)
 				break
@@ -135,17 +153,17 @@ func (s *Server) dropConfiguredHeaders(h http.Header) {
 	}
 }
 
-// guardsPath tells whether a request path is the FHIR API's: under the
+// Guards tells whether a request path is the FHIR API's: under the
 // FHIR base's path compared as Caddy's path matchers do (case-insensitive,
 // on the cleaned path), so that no spelling of a FHIR path that a later
 // `reverse_proxy /fhir/*` would proxy gets past the guard. The guard then
 // refuses any spelling but the exact one.
-func (s *Server) guardsPath(p string) bool {
-	if s.fhirPath == "" {
+func (g *Guard) Guards(p string) bool {
+	if g.fhirPath == "" {
 		return true
 	}
 	c := strings.ToLower(path.Clean("/" + p))
-	base := strings.ToLower(s.fhirPath)
+	base := strings.ToLower(g.fhirPath)
 	return c == base || strings.HasPrefix(c, base+"/") || strings.HasPrefix(strings.ToLower(p), base+"/")
 }
 
@@ -196,25 +214,25 @@ func badRequest(desc string) *oauth.Error {
 
 // refuse writes a refusal with its Bearer challenge (RFC 6750 §3) and an
 // OperationOutcome, and logs the decision.
-func (s *Server) refuse(w http.ResponseWriter, a *audit, f *oauth.Error) {
+func (g *Guard) refuse(w http.ResponseWriter, a *audit, f *oauth.Error) {
 	a.allowed = false
-	s.logDecision(a)
-	s.writeGuardFault(w, f)
+	g.logDecision(a)
+	g.writeGuardFault(w, f)
 }
 
 // writeGuardFault writes a refusal without logging it: an OperationOutcome
 // and, for a 401 or a refusal with an error code, a Bearer challenge whose
 // realm is the FHIR base.
-func (s *Server) writeGuardFault(w http.ResponseWriter, f *oauth.Error) {
+func (g *Guard) writeGuardFault(w http.ResponseWriter, f *oauth.Error) {
 	if f.Status == http.StatusUnauthorized || f.Code != "" {
-		w.Header().Set("WWW-Authenticate", oauth.BearerChallenge(s.cfg.FHIRBase.String(), f.Code, f.Description, f.Scope))
+		w.Header().Set("WWW-Authenticate", oauth.BearerChallenge(g.base, f.Code, f.Description, f.Scope))
 	}
 	writeOutcome(w, f.Status, issueCode(f.Status), f.Description)
 }
 
 // setIdentity sets the placeholders of an allowed request and the headers
 // the configuration asks for.
-func (s *Server) setIdentity(r *http.Request, p *principal) {
+func (g *Guard) setIdentity(r *http.Request, p *principal) {
 	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	if repl == nil {
 		return
@@ -230,7 +248,7 @@ func (s *Server) setIdentity(r *http.Request, p *principal) {
 			repl.Set(kv[0], kv[1])
 		}
 	}
-	for _, h := range s.cfg.Guard.Headers {
+	for _, h := range g.opts.Headers {
 		if v := repl.ReplaceAll(h.Value, ""); v != "" {
 			r.Header.Set(h.Name, v)
 		}
@@ -243,6 +261,7 @@ type operationOutcome struct {
 	Issue        []outcomeIssue `json:"issue"`
 }
 
+// outcomeIssue is one issue of an OperationOutcome.
 type outcomeIssue struct {
 	Severity    string `json:"severity"`
 	Code        string `json:"code"`

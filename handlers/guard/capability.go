@@ -1,4 +1,4 @@
-package handlers
+package guard
 
 import (
 	"bytes"
@@ -24,7 +24,7 @@ const (
 // revoke) and the SMART-on-FHIR service coding. Anything else the
 // upstream answers (an error, XML, not a CapabilityStatement) passes
 // unchanged.
-func (s *Server) serveCapability(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+func (g *Guard) serveCapability(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	w.Header().Set("Access-Control-Allow-Origin", "*")
 	r.Header.Del("Accept-Encoding")
 	cw := newCheckWriter(w, maxCheckedBody)
@@ -39,7 +39,7 @@ func (s *Server) serveCapability(w http.ResponseWriter, r *http.Request, next ca
 		return nil
 	}
 	cs, ok := parseJSONObject(cw.buf.Bytes())
-	if !ok || cs["resourceType"] != "CapabilityStatement" || !s.addSMARTSecurity(cs) {
+	if !ok || cs["resourceType"] != "CapabilityStatement" || !g.addSMARTSecurity(cs) {
 		return cw.release()
 	}
 	// Keep the upstream's layout: indented in, indented out.
@@ -63,7 +63,7 @@ func (s *Server) serveCapability(w http.ResponseWriter, r *http.Request, next ca
 
 // addSMARTSecurity adds the missing SMART markers to a CapabilityStatement
 // and tells whether it changed anything.
-func (s *Server) addSMARTSecurity(cs map[string]any) bool {
+func (g *Guard) addSMARTSecurity(cs map[string]any) bool {
 	rest, _ := cs["rest"].([]any)
 	if len(rest) == 0 {
 		rest = []any{map[string]any{"mode": "server"}}
@@ -83,12 +83,12 @@ func (s *Server) addSMARTSecurity(cs map[string]any) bool {
 	if !hasURL(exts, oauthURIsExtension) {
 		uris := []any{}
 		for _, e := range []struct{ name, url string }{
-			{"authorize", s.Endpoint(pathAuthorize)},
-			{"token", s.Endpoint(pathToken)},
-			{"register", s.registrationEndpoint()},
-			{"manage", s.Endpoint(pathManage)},
-			{"introspect", s.Endpoint(pathIntrospect)},
-			{"revoke", s.Endpoint(pathRevoke)},
+			{"authorize", g.endpoints.Authorize},
+			{"token", g.endpoints.Token},
+			{"register", g.endpoints.Register},
+			{"manage", g.endpoints.Manage},
+			{"introspect", g.endpoints.Introspect},
+			{"revoke", g.endpoints.Revoke},
 		} {
 			if e.url != "" {
 				uris = append(uris, map[string]any{"url": e.name, "valueUri": e.url})
