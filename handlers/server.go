@@ -1,10 +1,26 @@
-// Package handlers holds the HTTP endpoints of the authorization server and
-// the guard in front of the FHIR API, one file per endpoint or concern.
+// Package handlers is smart_auth's router: it builds the parts of the
+// authorization server and the guard from one Config and sends each
+// request to the one that answers it.
 //
-// Server routes a request by path: the discovery documents and the JWKS,
-// the OAuth endpoints under the issuer's path, and everything under the
-// FHIR base to the guard. Requests for any other path go to the next
-// handler untouched.
+// The parts live in sub-packages, one per concern, which never import one
+// another (internal/depcheck enforces it):
+//
+//   - authz: the authorization server (authorize, sign-in, consent,
+//     picker, launcher, EHR launch API, token and one file per grant,
+//     userinfo, introspection, revocation, management, discovery, JWKS);
+//   - register: dynamic client registration (RFC 7591/7592);
+//   - guard: the FHIR resource server in front of the upstream.
+//
+// Below them, what two of them share: clients (who a client is and how it
+// authenticates), accesstoken (the access-token profile: mint, verify,
+// revocation check), users (the configured users and the reach rule),
+// oauth (the one error type, its writer and the Bearer challenge) and
+// internal/throttle (bounded maps and limiters).
+//
+// Server routes by path: exact paths first (authz's routes, then
+// {issuer}/register), then the RFC 7592 client configuration endpoints
+// under {issuer}/register/, then everything under the FHIR base to the
+// guard. Requests for any other path go to the next handler untouched.
 package handlers
 
 import (

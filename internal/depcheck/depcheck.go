@@ -34,6 +34,11 @@ type Rule struct {
 	NotImport []string
 	// StdOnly forbids every package outside the standard library.
 	StdOnly bool
+	// OnlyModule, when set, is an allow-list: of the module's own
+	// packages, only those matching one of these patterns may be
+	// depended on (the constrained packages' own sub-packages always
+	// may). Packages outside the module are not affected.
+	OnlyModule []string
 }
 
 // Rules are the import rules of issue 11's design (rules 1 to 4).
@@ -46,7 +51,9 @@ var Rules = []Rule{
 		NotImport: []string{"handlers/authz/...", "handlers/register/..."}},
 	{Name: "2: authz, register and guard import only the shared packages, scopes, store and keys (not the router nor the module)",
 		From:      []string{"handlers/authz/...", "handlers/register/...", "handlers/guard/..."},
-		NotImport: []string{"handlers", ".", "smartcli/...", "cmd/...", "integration/..."}},
+		NotImport: []string{"handlers", ".", "smartcli/...", "cmd/...", "integration/..."},
+		OnlyModule: []string{"handlers/oauth/...", "handlers/internal/...", "handlers/accesstoken/...", "handlers/users/...",
+			"handlers/clients/...", "scopes/...", "store/...", "keys/..."}},
 	{Name: "3: the shared packages do not import authz, register, guard nor the router",
 		From: []string{"handlers/oauth/...", "handlers/internal/...", "handlers/accesstoken/...", "handlers/users/...",
 			"handlers/clients/...", "internal/..."},
@@ -99,9 +106,15 @@ func matchAny(patterns []string, importPath string) bool {
 	return slices.ContainsFunc(patterns, func(p string) bool { return Match(p, importPath) })
 }
 
-// forbids tells whether the rule forbids depending on pkg.
-func (r Rule) forbids(pkg *Package) bool {
-	return (r.StdOnly && !pkg.Standard) || matchAny(r.NotImport, pkg.ImportPath)
+// forbids tells whether the rule forbids a package constrained as from
+// to depend on pkg.
+func (r Rule) forbids(from string, pkg *Package) bool {
+	if (r.StdOnly && !pkg.Standard) || matchAny(r.NotImport, pkg.ImportPath) {
+		return true
+	}
+	inModule := pkg.ImportPath == Module || strings.HasPrefix(pkg.ImportPath, Module+"/")
+	own := strings.HasPrefix(pkg.ImportPath, from+"/")
+	return r.OnlyModule != nil && inModule && !own && !matchAny(r.OnlyModule, pkg.ImportPath)
 }
 
 // Constrained lists, in order, the packages of g a rule constrains: none
@@ -155,7 +168,7 @@ func forbiddenPath(g Graph, r Rule, from string) []string {
 				// Not in the graph: a leaf; "C" is cgo's pseudo-package.
 				dep = &Package{ImportPath: imp, Standard: imp == "C"}
 			}
-			if r.forbids(dep) {
+			if r.forbids(from, dep) {
 				var path []string
 				for at := imp; at != ""; at = parent[at] {
 					path = append(path, at)
