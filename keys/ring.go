@@ -59,10 +59,21 @@ func jwaAlg(alg string) (jwa.SignatureAlgorithm, bool) {
 // DefaultPublishAhead is the PublishAhead used when Options leaves it zero.
 const DefaultPublishAhead = 5 * time.Minute
 
+// Storage is the store view the key ring needs: the key records, read and
+// updated in one transaction. *store.DB satisfies it (ring_test.go), and
+// so must any other store.
+type Storage interface {
+	// Keys returns every key record.
+	Keys(ctx context.Context) ([]*store.KeyRecord, error)
+	// UpdateKeys reads the key records and writes back what fn returns,
+	// in one transaction.
+	UpdateKeys(ctx context.Context, fn func(keys []*store.KeyRecord) ([]*store.KeyRecord, error)) error
+}
+
 // Options configure a Ring.
 type Options struct {
 	// Store persists the key records. Required.
-	Store store.Store
+	Store Storage
 	// Logger receives key lifecycle events and errors, never key
 	// material. Nil: no logging.
 	Logger *zap.Logger
@@ -91,7 +102,7 @@ type Options struct {
 // concurrent use; Sign, JWKS, PublicKey and KIDs read an immutable snapshot
 // and take no lock.
 type Ring struct {
-	store    store.Store
+	store    Storage
 	log      *zap.Logger
 	now      func() time.Time
 	rotation time.Duration

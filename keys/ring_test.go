@@ -342,3 +342,6 @@ func TestOptionsValidation(t *testing.T) {
 		t.Error("a failed New wrote key records")
 	}
 }
+
+// The key ring's store view is satisfied by the Badger store.
+var _ Storage = (*store.DB)(nil)

@@ -364,7 +364,7 @@ type storeLock struct {
 }
 
 // lockStore locks s and returns the unlock function.
-func lockStore(s store.Store) func() {
+func lockStore(s Storage) func() {
 	if !reflect.TypeOf(s).Comparable() {
 		return func() {}
 	}
