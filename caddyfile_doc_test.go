@@ -25,7 +25,7 @@ var parserBlocks = map[string]string{
 }
 
 // parserSources are the files that hold the functions of parserBlocks.
-var parserSources = []string{"caddyfile.go", "guard_config.go", "registration_config.go"}
+var parserSources = []string{"caddyfile.go", "caddyfile_blocks.go", "guard_config.go", "registration_config.go"}
 
 // optionSet is a set of "block option" pairs, e.g. "client jwks_uri".
 type optionSet map[string]bool
