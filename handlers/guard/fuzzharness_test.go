@@ -6,16 +6,15 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
-	"golang.org/x/net/http/httpguts"
 
 	"github.com/smartcaddy/smartauth/handlers/accesstoken"
 	"github.com/smartcaddy/smartauth/handlers/clients"
+	"github.com/smartcaddy/smartauth/handlers/internal/fuzzhttp"
 	"github.com/smartcaddy/smartauth/handlers/users"
 	"github.com/smartcaddy/smartauth/keys"
 	"github.com/smartcaddy/smartauth/store"
@@ -175,55 +174,6 @@ func (e *fuzzEnv) serve(r *http.Request, next caddyhttp.Handler) *httptest.Respo
 	return w
 }
 
-// newFuzzRequest builds a request as net/http's server would hand it to
-// a handler: target is the request-target of the request line. ok is
-// false when net/http would refuse the request line itself.
-func newFuzzRequest(method, target string, body []byte) (*http.Request, bool) {
-	if !validMethod(method) || !strings.HasPrefix(target, "/") || !validTarget(target) {
-		return nil, false
-	}
-	u, err := url.ParseRequestURI(target)
-	if err != nil {
-		return nil, false
-	}
-	r := &http.Request{
-		Method: method, URL: u, RequestURI: target, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
-		Header: http.Header{}, Host: u.Host, RemoteAddr: "192.0.2.1:1234",
-		Body: io.NopCloser(strings.NewReader(string(body))), ContentLength: int64(len(body)),
-	}
-	if r.Host == "" {
-		r.Host = "fhir.example.org"
-	}
-	return r.WithContext(context.Background()), true
-}
-
-// validMethod tells whether m is an HTTP method token.
-func validMethod(m string) bool {
-	if m == "" || len(m) > 20 {
-		return false
-	}
-	for _, c := range []byte(m) {
-		if !httpguts.IsTokenRune(rune(c)) {
-			return false
-		}
-	}
-	return true
-}
-
-// validTarget tells whether a request-target has no bytes a request line
-// cannot carry (controls, spaces, non-ASCII).
-func validTarget(t string) bool {
-	for _, c := range []byte(t) {
-		if c <= ' ' || c >= 0x7f {
-			return false
-		}
-	}
-	return true
-}
-
-// validHeader tells whether v may be sent as a header field value.
-func validHeader(v string) bool { return httpguts.ValidHeaderFieldValue(v) }
-
 // decodeJSONObject decodes a JSON object as the guard reads one (numbers
 // kept as they are), or nil.
 func decodeJSONObject(b []byte) map[string]any {
@@ -262,3 +212,12 @@ func checkOutcome(t *testing.T, w *httptest.ResponseRecorder) {
 		t.Fatalf("refusal %d is not an OperationOutcome: %s", w.Code, w.Body)
 	}
 }
+
+// newFuzzRequest builds a request for the guard from fuzzed request-line
+// parts (fuzzhttp.NewRequest); ok is false when net/http would refuse it.
+func newFuzzRequest(method, target string, body []byte) (*http.Request, bool) {
+	return fuzzhttp.NewRequest(method, target, "fhir.example.org", body)
+}
+
+// validHeader tells whether v may be sent as a header field value.
+func validHeader(v string) bool { return fuzzhttp.ValidHeader(v) }
