@@ -137,6 +137,7 @@ func tryFlowEnv(t *testing.T, o flowOptions) (*flowEnv, error) {
 		ts.Close()
 		return nil, err
 	}
+	t.Cleanup(func() { _ = s.Close() }) // before the store closes: cleanups run last-in first-out
 	var h http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_ = s.ServeHTTP(w, r, caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { return nil }))
 	})

@@ -23,8 +23,7 @@ func (e *tokenEnv) withRefreshGrace(d time.Duration) {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	e.t.Cleanup(func() { _ = s.Close() })
-	e.handler.s.Store(s)
+	_ = e.handler.s.Swap(s).Close() // the harness closes the last one
 }
 
 // graceFamily is one refresh-token family started from a code.

@@ -40,7 +40,7 @@ func newRegEnv(t *testing.T, open bool) *tokenEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.handler.s.Store(s)
+	_ = e.handler.s.Swap(s).Close()
 	return e
 }
 
@@ -520,7 +520,7 @@ func TestRegisteredJWKSURIMustBePublic(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		e.handler.s.Store(s)
+		_ = e.handler.s.Swap(s).Close()
 		r := e.register(map[string]any{"grant_types": []string{"client_credentials"}, "token_endpoint_auth_method": "private_key_jwt",
 			"jwks_uri": srv.URL + "/jwks", "scope": "system/Observation.rs"})
 		if r.status != 201 {

@@ -199,6 +199,9 @@ func newTokenEnv(t *testing.T) *tokenEnv {
 		t.Fatal(err)
 	}
 	h.s.Store(s)
+	// The Server in use at the end (restart replaces it) is closed
+	// before the store: cleanups run last-in first-out.
+	t.Cleanup(func() { _ = h.s.Load().Close() })
 	return e
 }
 
@@ -206,6 +209,7 @@ func newTokenEnv(t *testing.T) *tokenEnv {
 // store and a new key ring, as a Caddy restart would.
 func (e *tokenEnv) restart() {
 	e.t.Helper()
+	_ = e.handler.s.Load().Close()
 	if err := e.db.Close(); err != nil {
 		e.t.Fatal(err)
 	}
