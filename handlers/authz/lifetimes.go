@@ -1,6 +1,10 @@
 package authz
 
-import "time"
+import (
+	"time"
+
+	"github.com/smartcaddy/smartauth/handlers/authz/token"
+)
 
 // Lifetimes are how long issued artifacts live.
 type Lifetimes struct {
@@ -48,4 +52,14 @@ func (l Lifetimes) WithDefaults() Lifetimes {
 		}
 	}
 	return l
+}
+
+// token is what the token service (package token) uses of the lifetimes.
+func (l Lifetimes) token() token.Lifetimes {
+	return token.Lifetimes{
+		AccessToken:  l.AccessToken,
+		RefreshToken: l.RefreshToken,
+		Backend:      l.Backend,
+		RefreshGrace: l.RefreshGrace,
+	}
 }

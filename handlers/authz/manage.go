@@ -108,7 +108,7 @@ func (s *Server) revokeUserGrant(w http.ResponseWriter, r *http.Request, user, c
 		s.showMessage(w, http.StatusBadRequest, "Unknown app", "That app holds no access for you.")
 		return "", false
 	}
-	until := time.Now().Add(s.familyRevocationTTL())
+	until := time.Now().Add(s.cfg.Lifetimes.token().FamilyRevocation())
 	for _, fam := range found.Families {
 		if err := s.cfg.Store.Revoke(r.Context(), store.RevokedFamily, fam, until); err != nil {
 			s.logger.Error("revoking a token family failed", zap.Error(err))

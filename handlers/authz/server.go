@@ -1,8 +1,11 @@
-// Package authz is the authorization server of SMART App Launch: the
-// authorization endpoint and its pages (sign-in, patient picker, consent,
-// launcher, the user's authorized apps), the EHR launch API, the token
-// endpoint and its grants, userinfo, introspection (RFC 7662), revocation
-// (RFC 7009), the discovery documents and the JWKS.
+// Package authz is the authorization server of SMART App Launch. Its front
+// channel, which browsers visit, is here: the authorization endpoint and
+// its pages (sign-in, patient picker, consent, launcher, the user's
+// authorized apps), the EHR launch API, the discovery documents and the
+// JWKS. Its back channel, which apps' servers call (the token endpoint
+// and its grants, userinfo, introspection, revocation), is the
+// sub-package token: New builds a token.Service from the same Options and
+// Routes merges its routes.
 //
 // A Server answers nothing by itself: Routes gives the router (package
 // handlers) a handler per request path. The parts it shares with the guard
@@ -23,6 +26,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/smartcaddy/smartauth/handlers/accesstoken"
+	"github.com/smartcaddy/smartauth/handlers/authz/token"
 	"github.com/smartcaddy/smartauth/handlers/clients"
 	"github.com/smartcaddy/smartauth/handlers/internal/throttle"
 	"github.com/smartcaddy/smartauth/handlers/users"
@@ -32,11 +36,11 @@ import (
 // Endpoint names, appended to the issuer URL.
 const (
 	PathAuthorize  = "/authorize"
-	PathToken      = "/token"
-	PathUserinfo   = "/userinfo"
+	PathToken      = token.PathToken
+	PathUserinfo   = token.PathUserinfo
 	PathJWKS       = "/jwks"
-	PathIntrospect = "/introspect"
-	PathRevoke     = "/revoke"
+	PathIntrospect = token.PathIntrospect
+	PathRevoke     = token.PathRevoke
 	PathLaunch     = "/launch"
 	PathManage     = "/manage"
 )
@@ -62,7 +66,8 @@ type Options struct {
 	// {FHIRBase}/.well-known/smart-configuration.
 	FHIRBase *url.URL
 	// Store holds sessions, codes, launches, refresh tokens, consents
-	// and revocations, and lists the registered clients.
+	// and revocations, and lists the registered clients. The token
+	// service gets it too.
 	Store Store
 	// Keys sign the id_tokens and are published at the JWKS endpoint.
 	Keys *keys.Ring
@@ -124,8 +129,13 @@ type Server struct {
 	issuerPath string // issuer path without trailing slash, "" for the root
 	fhirPath   string // FHIR base path without trailing slash
 
-	// routes maps exact request paths to endpoint handlers.
+	// routes maps exact request paths to endpoint handlers, the token
+	// service's included.
 	routes map[string]http.HandlerFunc
+
+	// tokenService is the back channel (package token), built from
+	// the same Options.
+	tokenService *token.Service
 
 	smartConfig []byte
 	oidcConfig  []byte
@@ -169,6 +179,22 @@ func New(opts Options) (*Server, error) {
 		logins:     opts.Logins,
 	}
 	var err error
+	if s.tokenService, err = token.New(token.Options{
+		Issuer:             opts.Issuer,
+		FHIRBase:           opts.FHIRBase,
+		IntrospectEndpoint: s.Endpoint(PathIntrospect),
+		RevokeEndpoint:     s.Endpoint(PathRevoke),
+		Store:              opts.Store,
+		Keys:               opts.Keys,
+		Clients:            opts.Clients,
+		Tokens:             opts.Tokens,
+		Users:              opts.Users,
+		Rule:               opts.Rule,
+		Lifetimes:          opts.Lifetimes.token(),
+		Logger:             opts.Logger,
+	}); err != nil {
+		return nil, err
+	}
 	if s.smartConfig, err = s.buildSMARTConfiguration(); err != nil {
 		return nil, err
 	}
@@ -184,8 +210,9 @@ func New(opts Options) (*Server, error) {
 
 // addRoutes lays out the routes: the discovery documents and the JWKS
 // first, then SMART's site-root fallback, then the OAuth and OpenID
-// endpoints and the pages under the issuer's path, each only where no
-// earlier route took its path. Each endpoint lives in its own file.
+// endpoints and the pages under the issuer's path, the token service's
+// included, each only where no earlier route took its path. Each endpoint
+// lives in its own file.
 func (s *Server) addRoutes() {
 	s.routes = map[string]http.HandlerFunc{
 		s.fhirPath + "/.well-known/smart-configuration":          s.serveSMARTConfiguration,
@@ -199,22 +226,22 @@ func (s *Server) addRoutes() {
 			s.routes["/.well-known/smart-configuration"] = s.serveSMARTConfiguration
 		}
 	}
+	endpoints := s.tokenService.Routes() // token, userinfo, introspect, revoke: package token
 	for p, h := range map[string]http.HandlerFunc{
-		PathAuthorize:  s.serveAuthorize,  // authorize.go
-		pathLogin:      s.serveLogin,      // login.go
-		pathLogout:     s.serveLogout,     // login.go
-		pathConsent:    s.serveConsent,    // consent.go
-		pathPicker:     s.servePicker,     // picker.go
-		PathLaunch:     s.serveLaunch,     // launch.go: the EHR launch API
-		pathLauncher:   s.serveLauncher,   // launcher.go: the launcher page
-		PathToken:      s.serveToken,      // token.go (grants in grant_*.go)
-		PathUserinfo:   s.serveUserinfo,   // userinfo.go
-		PathManage:     s.serveManage,     // manage.go: the user's authorized apps
-		PathIntrospect: s.serveIntrospect, // introspect.go: RFC 7662
-		PathRevoke:     s.serveRevoke,     // revoke.go: RFC 7009
+		PathAuthorize: s.serveAuthorize, // authorize.go
+		pathLogin:     s.serveLogin,     // login.go
+		pathLogout:    s.serveLogout,    // login.go
+		pathConsent:   s.serveConsent,   // consent.go
+		pathPicker:    s.servePicker,    // picker.go
+		PathLaunch:    s.serveLaunch,    // launch.go: the EHR launch API
+		pathLauncher:  s.serveLauncher,  // launcher.go: the launcher page
+		PathManage:    s.serveManage,    // manage.go: the user's authorized apps
 	} {
-		if _, taken := s.routes[s.issuerPath+p]; !taken {
-			s.routes[s.issuerPath+p] = h
+		endpoints[s.issuerPath+p] = h
+	}
+	for p, h := range endpoints {
+		if _, taken := s.routes[p]; !taken {
+			s.routes[p] = h
 		}
 	}
 }

@@ -4,25 +4,27 @@ import (
 	"context"
 	"time"
 
+	"github.com/smartcaddy/smartauth/handlers/authz/token"
 	"github.com/smartcaddy/smartauth/store"
 )
 
 // Store is the part of the store the authorization server uses, one
-// interface per concern. *store.DB satisfies it.
+// interface per concern, with the token service's view (token.Store:
+// codes redeemed, refresh tokens, revocations, sessions by hash), since
+// New hands it the same store. *store.DB satisfies it.
 type Store interface {
 	SessionStore
 	LaunchStore
 	GrantStore
 	ConsentStore
 	ClientLister
+	token.Store
 }
 
-// SessionStore holds the sign-in sessions (session.go, login.go), by id;
-// the refresh grant reads one by the id's hash (online_access).
+// SessionStore holds the sign-in sessions (session.go, login.go), by id.
 type SessionStore interface {
 	SaveSession(ctx context.Context, id string, rec *store.Session, ttl time.Duration) error
 	GetSession(ctx context.Context, id string) (*store.Session, error)
-	GetSessionByHash(ctx context.Context, hash string) (*store.Session, error)
 	DeleteSession(ctx context.Context, id string) error
 }
 
@@ -35,15 +37,11 @@ type LaunchStore interface {
 	ConsumeLaunch(ctx context.Context, id string) (*store.Launch, error)
 }
 
-// GrantStore holds what a grant leaves behind: authorization codes,
-// refresh tokens (rotated by the refresh grant) and the revocations of
-// tokens and families (revoke.go, manage.go, replay detection).
+// GrantStore holds what the front channel leaves for the token service:
+// the authorization codes (authorize.go), and the revocation of a family
+// when a user withdraws an app (manage.go).
 type GrantStore interface {
 	SaveCode(ctx context.Context, code string, rec *store.AuthCode, ttl time.Duration) error
-	RedeemCode(ctx context.Context, code string) (*store.AuthCode, error)
-	SaveRefresh(ctx context.Context, token string, rec *store.RefreshToken, ttl time.Duration) error
-	GetRefresh(ctx context.Context, token string) (*store.RefreshToken, error)
-	RotateRefresh(ctx context.Context, token string, rot store.Rotation) (*store.RefreshToken, error)
 	Revoke(ctx context.Context, kind store.RevocationKind, id string, until time.Time) error
 }
 

@@ -41,7 +41,8 @@ type Rule struct {
 	OnlyModule []string
 }
 
-// Rules are the import rules of issue 11's design (rules 1 to 4).
+// Rules are the import rules of issue 11's design (rules 1 to 4), and 1b:
+// the child package authz/token never imports its parent authz.
 var Rules = []Rule{
 	{Name: "1: authz does not import register or guard", From: []string{"handlers/authz/..."},
 		NotImport: []string{"handlers/register/...", "handlers/guard/..."}},
@@ -49,6 +50,8 @@ var Rules = []Rule{
 		NotImport: []string{"handlers/authz/...", "handlers/guard/..."}},
 	{Name: "1: guard does not import authz or register", From: []string{"handlers/guard/..."},
 		NotImport: []string{"handlers/authz/...", "handlers/register/..."}},
+	{Name: "1b: the token service (authz/token, the back channel) does not import its parent authz (the front channel)",
+		From: []string{"handlers/authz/token/..."}, NotImport: []string{"handlers/authz"}},
 	{Name: "2: authz, register and guard import only the shared packages, scopes, store and keys (not the router nor the module)",
 		From:      []string{"handlers/authz/...", "handlers/register/...", "handlers/guard/..."},
 		NotImport: []string{"handlers", ".", "smartcli/...", "cmd/...", "integration/..."},

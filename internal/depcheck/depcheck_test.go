@@ -112,7 +112,8 @@ func TestCheckFindsViolations(t *testing.T) {
 	clean := []string{
 		"M: M/handlers M/store",
 		"M/handlers: M/handlers/authz M/handlers/guard M/handlers/register M/handlers/oauth",
-		"M/handlers/authz: M/handlers/clients M/handlers/accesstoken M/handlers/users M/handlers/oauth M/scopes M/store M/keys M/handlers/internal/throttle",
+		"M/handlers/authz: M/handlers/authz/token M/handlers/clients M/handlers/accesstoken M/handlers/users M/handlers/oauth M/scopes M/store M/keys M/handlers/internal/throttle",
+		"M/handlers/authz/token: M/handlers/clients M/handlers/accesstoken M/handlers/users M/handlers/oauth M/scopes M/store M/keys",
 		"M/handlers/guard: M/handlers/accesstoken M/handlers/clients M/handlers/oauth M/scopes M/store",
 		"M/handlers/register: M/handlers/clients M/handlers/oauth M/handlers/internal/throttle M/store",
 		"M/handlers/clients: M/handlers/oauth M/store net/http",
@@ -135,6 +136,8 @@ func TestCheckFindsViolations(t *testing.T) {
 		{"guard imports authz", "M/handlers/guard: M/handlers/authz", "1: guard", "M/handlers/guard → M/handlers/authz"},
 		{"authz reaches register through a shared package", "M/handlers/clients: M/handlers/register", "1: authz", "M/handlers/authz → M/handlers/clients → M/handlers/register"},
 		{"register imports the router", "M/handlers/register: M/handlers", "1: register", "M/handlers/register → M/handlers → M/handlers/authz"},
+		{"the token service imports its parent authz", "M/handlers/authz/token: M/handlers/oauth M/handlers/authz", "1b:", "M/handlers/authz/token → M/handlers/authz"},
+		{"the token service imports guard", "M/handlers/authz/token: M/handlers/guard", "1: authz", "M/handlers/authz/token → M/handlers/guard"},
 		{"guard imports the module root", "M/handlers/guard: M", "2:", "M/handlers/guard → M"},
 		{"register imports a module package outside the allow-list", "M/handlers/register: M/handlers/clients M/internal/depcheck", "2:", "M/handlers/register → M/internal/depcheck"},
 		{"users imports guard", "M/handlers/users: M/handlers/guard", "3: the shared", "M/handlers/users → M/handlers/guard"},

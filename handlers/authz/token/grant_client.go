@@ -1,4 +1,4 @@
-package authz
+package token
 
 import (
 	"slices"
@@ -31,7 +31,7 @@ const scopeIntrospect = "__introspect"
 //     refresh token is issued.
 //
 // The only store write is the assertion's jti.
-func (s *Server) grantClientCredentials(ex *tokenExchange) (*tokenResponse, *oauth.Error) {
+func (s *Service) grantClientCredentials(ex *tokenExchange) (*tokenResponse, *oauth.Error) {
 	if !clients.Presented(ex.r, ex.form) {
 		return nil, oauth.New(oauth.CodeInvalidClient, "client_credentials requires client authentication (private_key_jwt)").WithBasic(s.cfg.Issuer.String())
 	}

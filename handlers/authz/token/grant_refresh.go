@@ -1,4 +1,4 @@
-package authz
+package token
 
 import (
 	"errors"
@@ -24,7 +24,7 @@ import (
 // and the previous one is invalidated. A narrower scope may be asked for; it applies to the new
 // access token only, so that a later refresh may ask for the original
 // scope again (RFC 6749 §6: "originally granted").
-func (s *Server) grantRefreshToken(ex *tokenExchange) (*tokenResponse, *oauth.Error) {
+func (s *Service) grantRefreshToken(ex *tokenExchange) (*tokenResponse, *oauth.Error) {
 	ctx := ex.r.Context()
 	token := ex.form.Get("refresh_token")
 	if token == "" {
@@ -79,7 +79,7 @@ func (s *Server) grantRefreshToken(ex *tokenExchange) (*tokenResponse, *oauth.Er
 		// as long as its refresh tokens live; extend that to the
 		// access tokens issued from it, which may live longer.
 		if old != nil && old.FamilyID != "" {
-			until := time.Now().Add(s.familyRevocationTTL())
+			until := time.Now().Add(s.cfg.Lifetimes.FamilyRevocation())
 			if err := s.cfg.Store.Revoke(ctx, store.RevokedFamily, old.FamilyID, until); err != nil {
 				return nil, s.serverFault("revoking the family of a reused refresh token", err)
 			}
@@ -127,7 +127,7 @@ func (s *Server) grantRefreshToken(ex *tokenExchange) (*tokenResponse, *oauth.Er
 // presented refresh token old may be exchanged by this request, and
 // returns the client it belongs to. client is the authenticated client,
 // nil when none authenticated (a public client, named by the token).
-func (s *Server) checkRefresh(ex *tokenExchange, client *store.Client, old *store.RefreshToken, narrowed bool, requested []string) (*store.Client, *oauth.Error) {
+func (s *Service) checkRefresh(ex *tokenExchange, client *store.Client, old *store.RefreshToken, narrowed bool, requested []string) (*store.Client, *oauth.Error) {
 	ctx := ex.r.Context()
 	owner := client
 	if client != nil {

@@ -1,4 +1,4 @@
-package authz
+package token
 
 import (
 	"net/http"
@@ -11,7 +11,7 @@ import (
 // GET or POST with an access token in the Authorization header (RFC 6750
 // §2.1). The token must carry openid. It answers sub and the claims the
 // id_token carries: fhirUser and, with profile, name.
-func (s *Server) serveUserinfo(w http.ResponseWriter, r *http.Request) {
+func (s *Service) serveUserinfo(w http.ResponseWriter, r *http.Request) {
 	if oauth.AllowAnyOrigin(w, r, "GET, POST, OPTIONS") {
 		return
 	}
@@ -62,7 +62,7 @@ func (s *Server) serveUserinfo(w http.ResponseWriter, r *http.Request) {
 // as JSON and a Bearer challenge (realm: the issuer) with the same code and
 // description; insufficient_scope names the scope needed, openid. code is
 // "" when no token was sent.
-func (s *Server) userinfoRefusal(status int, code, description string) *oauth.Error {
+func (s *Service) userinfoRefusal(status int, code, description string) *oauth.Error {
 	e := &oauth.Error{Status: status, Code: code, Description: description}
 	if code == oauth.CodeInsufficientScope {
 		e.Scope = "openid"

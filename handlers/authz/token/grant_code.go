@@ -1,4 +1,4 @@
-package authz
+package token
 
 import (
 	"crypto/sha256"
@@ -16,7 +16,7 @@ import (
 
 // grantAuthorizationCode redeems an authorization code (RFC 6749 §4.1.3,
 // RFC 7636 §4.6, SMART App Launch "Obtain access token").
-func (s *Server) grantAuthorizationCode(ex *tokenExchange) (*tokenResponse, *oauth.Error) {
+func (s *Service) grantAuthorizationCode(ex *tokenExchange) (*tokenResponse, *oauth.Error) {
 	ctx := ex.r.Context()
 	client, f := s.registry.Authenticate(ex.r, ex.form)
 	if f != nil {
@@ -42,7 +42,7 @@ func (s *Server) grantAuthorizationCode(ex *tokenExchange) (*tokenResponse, *oau
 	case errors.Is(err, store.ErrReplayed):
 		// A second redemption: the code leaked. Revoke everything the
 		// first one issued (RFC 6749 §4.1.2, RFC 6819 §5.2.1.1).
-		until := time.Now().Add(s.familyRevocationTTL())
+		until := time.Now().Add(s.cfg.Lifetimes.FamilyRevocation())
 		if rec != nil && rec.FamilyID != "" {
 			if err := s.cfg.Store.Revoke(ctx, store.RevokedFamily, rec.FamilyID, until); err != nil {
 				return nil, s.serverFault("revoking the family of a replayed code", err)
@@ -95,7 +95,7 @@ func (s *Server) grantAuthorizationCode(ex *tokenExchange) (*tokenResponse, *oau
 // session) or online_access (bound to it). It returns "" when none is
 // issued: neither scope, a client not allowed to refresh, or an
 // online_access grant without a session to bind it to.
-func (s *Server) startRefreshFamily(ex *tokenExchange, client *store.Client, rec *store.AuthCode) (string, *oauth.Error) {
+func (s *Service) startRefreshFamily(ex *tokenExchange, client *store.Client, rec *store.AuthCode) (string, *oauth.Error) {
 	offline := scopeHas(rec.Scope, "offline_access")
 	online := scopeHas(rec.Scope, "online_access")
 	if !offline && !online {

@@ -1,4 +1,4 @@
-package authz
+package token
 
 import (
 	"context"
@@ -36,7 +36,7 @@ var errNotOwner = errors.New("the token was issued to another client")
 // server "verifies whether the token was issued to the client making the
 // revocation request. If this validation fails, the request is refused
 // and the client is informed of the error").
-func (s *Server) serveRevoke(w http.ResponseWriter, r *http.Request) {
+func (s *Service) serveRevoke(w http.ResponseWriter, r *http.Request) {
 	if oauth.AllowAnyOrigin(w, r, "POST, OPTIONS") {
 		return
 	}
@@ -44,7 +44,7 @@ func (s *Server) serveRevoke(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	client, f := s.registry.AuthenticateAt(r, form, s.Endpoint(PathRevoke))
+	client, f := s.registry.AuthenticateAt(r, form, s.cfg.RevokeEndpoint)
 	if f != nil {
 		oauth.Write(w, f.WithBasic(s.cfg.Issuer.String()))
 		return
@@ -72,7 +72,7 @@ func (s *Server) serveRevoke(w http.ResponseWriter, r *http.Request) {
 // revoke revokes a token of client, looking it up as an access token and
 // as a refresh token in the order hint suggests. It returns what it
 // revoked: "access_token", "refresh_token" or "" for nothing.
-func (s *Server) revoke(ctx context.Context, clientID, token, hint string) (string, error) {
+func (s *Service) revoke(ctx context.Context, clientID, token, hint string) (string, error) {
 	order := []func(context.Context, string, string) (bool, error){s.revokeAccess, s.revokeRefresh}
 	names := []string{"access_token", "refresh_token"}
 	if hint == "refresh_token" {
@@ -93,7 +93,7 @@ func (s *Server) revoke(ctx context.Context, clientID, token, hint string) (stri
 
 // revokeAccess revokes a live access token of this server by its jti
 // until it expires. found is false for anything that is not one.
-func (s *Server) revokeAccess(ctx context.Context, clientID, token string) (bool, error) {
+func (s *Service) revokeAccess(ctx context.Context, clientID, token string) (bool, error) {
 	if strings.Count(token, ".") != 2 {
 		return false, nil
 	}
@@ -111,7 +111,7 @@ func (s *Server) revokeAccess(ctx context.Context, clientID, token string) (bool
 // revokeRefresh revokes the family of a live refresh token: its refresh
 // tokens (the store refuses them) and the access tokens issued from it
 // (they carry family_id), for as long as any of them can live.
-func (s *Server) revokeRefresh(ctx context.Context, clientID, token string) (bool, error) {
+func (s *Service) revokeRefresh(ctx context.Context, clientID, token string) (bool, error) {
 	rec, err := s.cfg.Store.GetRefresh(ctx, token)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
@@ -121,6 +121,6 @@ func (s *Server) revokeRefresh(ctx context.Context, clientID, token string) (boo
 	case rec.ClientID != clientID:
 		return false, errNotOwner
 	}
-	until := time.Now().Add(s.familyRevocationTTL())
+	until := time.Now().Add(s.cfg.Lifetimes.FamilyRevocation())
 	return true, s.cfg.Store.Revoke(ctx, store.RevokedFamily, rec.FamilyID, until)
 }

@@ -1,4 +1,4 @@
-package authz
+package token
 
 import (
 	"errors"
@@ -42,13 +42,13 @@ type tokenResponse struct {
 
 // serverFault answers a failure of the server itself; the cause is logged,
 // never sent.
-func (s *Server) serverFault(what string, err error) *oauth.Error {
+func (s *Service) serverFault(what string, err error) *oauth.Error {
 	s.logger.Error("token endpoint: "+what, zap.Error(err))
 	return oauth.New(oauth.CodeServerError, "internal error")
 }
 
 // serveToken is the token endpoint: POST {issuer}/token.
-func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
+func (s *Service) serveToken(w http.ResponseWriter, r *http.Request) {
 	if oauth.AllowAnyOrigin(w, r, "POST, OPTIONS") {
 		return
 	}
@@ -78,7 +78,7 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 
 // tokenRequest checks the transport rules, parses the form and runs the
 // grant.
-func (s *Server) tokenRequest(w http.ResponseWriter, ex *tokenExchange) (*tokenResponse, *oauth.Error) {
+func (s *Service) tokenRequest(w http.ResponseWriter, ex *tokenExchange) (*tokenResponse, *oauth.Error) {
 	r := ex.r
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", "POST, OPTIONS")
@@ -99,7 +99,7 @@ func (s *Server) tokenRequest(w http.ResponseWriter, ex *tokenExchange) (*tokenR
 // authenticates the client itself (the rules differ per grant) and returns
 // the response to send or the OAuth error to answer; it sets ex.clientID
 // as soon as the client is known, for the log.
-func (s *Server) redeemGrant(ex *tokenExchange) (*tokenResponse, *oauth.Error) {
+func (s *Service) redeemGrant(ex *tokenExchange) (*tokenResponse, *oauth.Error) {
 	switch ex.grantType {
 	case "":
 		return nil, oauth.New(oauth.CodeInvalidRequest, "grant_type is required")
@@ -150,7 +150,7 @@ func readTokenForm(w http.ResponseWriter, r *http.Request) (url.Values, *oauth.E
 // endpoint (introspection, revocation): the answer is never cached, a
 // method other than POST gets 405 with allow, and the body is read as
 // readTokenForm reads it. When it returns false it has answered.
-func (s *Server) readOAuthPost(w http.ResponseWriter, r *http.Request, allow, endpoint string) (url.Values, bool) {
+func (s *Service) readOAuthPost(w http.ResponseWriter, r *http.Request, allow, endpoint string) (url.Values, bool) {
 	h := w.Header()
 	h.Set("Cache-Control", "no-store")
 	h.Set("Pragma", "no-cache")

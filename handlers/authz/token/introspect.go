@@ -1,4 +1,4 @@
-package authz
+package token
 
 import (
 	"context"
@@ -59,7 +59,7 @@ type introspectCaller struct {
 //
 // Access tokens and refresh tokens are both introspected; token_type_hint
 // decides which is looked up first, never which is looked up.
-func (s *Server) serveIntrospect(w http.ResponseWriter, r *http.Request) {
+func (s *Service) serveIntrospect(w http.ResponseWriter, r *http.Request) {
 	form, ok := s.readOAuthPost(w, r, "POST", "the introspection endpoint")
 	if !ok {
 		return
@@ -95,7 +95,7 @@ func (s *Server) serveIntrospect(w http.ResponseWriter, r *http.Request) {
 
 // introspectionCaller authenticates the caller. done reports that an error
 // response was written.
-func (s *Server) introspectionCaller(w http.ResponseWriter, r *http.Request, form url.Values) (introspectCaller, bool) {
+func (s *Service) introspectionCaller(w http.ResponseWriter, r *http.Request, form url.Values) (introspectCaller, bool) {
 	scheme, bearer, _ := strings.Cut(r.Header.Get("Authorization"), " ")
 	if strings.EqualFold(scheme, "Bearer") {
 		if form.Has("client_assertion") || form.Has("client_secret") {
@@ -122,7 +122,7 @@ func (s *Server) introspectionCaller(w http.ResponseWriter, r *http.Request, for
 		oauth.Write(w, oauth.New(oauth.CodeInvalidClient, "authenticate as a confidential client, or with a bearer token holding "+scopeIntrospect).WithBasic(s.cfg.Issuer.String()))
 		return introspectCaller{}, true
 	}
-	c, f := s.registry.AuthenticateAt(r, form, s.Endpoint(PathIntrospect))
+	c, f := s.registry.AuthenticateAt(r, form, s.cfg.IntrospectEndpoint)
 	if f == nil && c.Type == store.ClientPublic {
 		f = oauth.New(oauth.CodeInvalidClient, "a public client may not introspect tokens")
 	}
@@ -135,7 +135,7 @@ func (s *Server) introspectionCaller(w http.ResponseWriter, r *http.Request, for
 
 // introspect looks a token up as an access token and as a refresh token,
 // in the order the hint suggests. err is a failure of the server.
-func (s *Server) introspect(ctx context.Context, token, hint string) (*introspection, error) {
+func (s *Service) introspect(ctx context.Context, token, hint string) (*introspection, error) {
 	if hint == "refresh_token" {
 		if resp, err := s.introspectRefresh(ctx, token); err != nil || resp.Active {
 			return resp, err
@@ -150,7 +150,7 @@ func (s *Server) introspect(ctx context.Context, token, hint string) (*introspec
 
 // introspectAccess checks an access token with accesstoken.Profile.Verify
 // (signature, typ, iss, aud, exp, nbf, revocation) and describes it.
-func (s *Server) introspectAccess(ctx context.Context, token string) *introspection {
+func (s *Service) introspectAccess(ctx context.Context, token string) *introspection {
 	if strings.Count(token, ".") != 2 {
 		return &introspection{}
 	}
@@ -180,7 +180,7 @@ func (s *Server) introspectAccess(ctx context.Context, token string) *introspect
 
 // introspectRefresh looks a refresh token up in the store: live, unused,
 // its family not revoked.
-func (s *Server) introspectRefresh(ctx context.Context, token string) (*introspection, error) {
+func (s *Service) introspectRefresh(ctx context.Context, token string) (*introspection, error) {
 	rec, err := s.cfg.Store.GetRefresh(ctx, token)
 	switch {
 	case errors.Is(err, store.ErrNotFound):

@@ -1,4 +1,4 @@
-package authz
+package token
 
 import (
 	"errors"
@@ -46,19 +46,13 @@ type tokenGrant struct {
 }
 
 // accessTokenTTL is the access-token lifetime.
-func (s *Server) accessTokenTTL() time.Duration { return s.cfg.Lifetimes.AccessToken }
+func (s *Service) accessTokenTTL() time.Duration { return s.cfg.Lifetimes.AccessToken }
 
 // backendTokenTTL is the lifetime of client_credentials access tokens.
-func (s *Server) backendTokenTTL() time.Duration { return s.cfg.Lifetimes.Backend }
+func (s *Service) backendTokenTTL() time.Duration { return s.cfg.Lifetimes.Backend }
 
 // refreshTokenTTL is the refresh-token lifetime.
-func (s *Server) refreshTokenTTL() time.Duration { return s.cfg.Lifetimes.RefreshToken }
-
-// familyRevocationTTL is how long a family revocation must last so that
-// every token issued from the family has expired by then.
-func (s *Server) familyRevocationTTL() time.Duration {
-	return max(s.accessTokenTTL(), s.refreshTokenTTL())
-}
+func (s *Service) refreshTokenTTL() time.Duration { return s.cfg.Lifetimes.RefreshToken }
 
 // scopeHas tells whether a space-separated scope string holds one scope.
 func scopeHas(scope, want string) bool {
@@ -67,7 +61,7 @@ func scopeHas(scope, want string) bool {
 
 // absoluteFHIRUser makes a user's fhirUser reference absolute against the
 // FHIR base; an absolute URL is kept.
-func (s *Server) absoluteFHIRUser(ref string) string {
+func (s *Service) absoluteFHIRUser(ref string) string {
 	if ref == "" || strings.HasPrefix(ref, "https://") || strings.HasPrefix(ref, "http://") {
 		return ref
 	}
@@ -93,7 +87,7 @@ func newJWT(claims []jwtClaim) (jwt.Token, error) {
 
 // mintAccessToken signs an access token for a grant (accesstoken.Profile)
 // and returns it with its lifetime in seconds.
-func (s *Server) mintAccessToken(g *tokenGrant) (string, int64, error) {
+func (s *Service) mintAccessToken(g *tokenGrant) (string, int64, error) {
 	fhirUser := ""
 	if u := s.cfg.Users[g.Subject]; g.Subject != "" && u != nil {
 		fhirUser = s.absoluteFHIRUser(u.FHIRUser)
@@ -113,7 +107,7 @@ func (s *Server) mintAccessToken(g *tokenGrant) (string, int64, error) {
 // grant with a user: iss, sub (the user name), aud (the client id), iat,
 // exp (the access-token lifetime), auth_time, nonce when the
 // authorization request had one, and the user claims (userClaims).
-func (s *Server) mintIDToken(g *tokenGrant) (string, error) {
+func (s *Service) mintIDToken(g *tokenGrant) (string, error) {
 	u := s.cfg.Users[g.Subject]
 	if g.Subject == "" || u == nil {
 		return "", errors.New("an id_token needs a configured user")
@@ -147,7 +141,7 @@ func (s *Server) mintIDToken(g *tokenGrant) (string, error) {
 // userClaims are the identity claims of the id_token and userinfo:
 // fhirUser (absolute URL) when the user has a FHIR resource, name (the
 // display name) when profile was granted.
-func (s *Server) userClaims(u *users.User, scope string) []jwtClaim {
+func (s *Service) userClaims(u *users.User, scope string) []jwtClaim {
 	var claims []jwtClaim
 	if u.FHIRUser != "" {
 		claims = append(claims, jwtClaim{idClaimFHIRUser, s.absoluteFHIRUser(u.FHIRUser)})
@@ -161,7 +155,7 @@ func (s *Server) userClaims(u *users.User, scope string) []jwtClaim {
 // issueTokens mints the access token, and the id_token when openid was
 // granted to a user, and builds the token response with the launch
 // context. A refresh token, when the grant made one, is passed in.
-func (s *Server) issueTokens(g *tokenGrant, refreshToken string) (*tokenResponse, *oauth.Error) {
+func (s *Service) issueTokens(g *tokenGrant, refreshToken string) (*tokenResponse, *oauth.Error) {
 	at, expiresIn, err := s.mintAccessToken(g)
 	if err != nil {
 		return nil, s.serverFault("signing an access token", err)
