@@ -7,22 +7,20 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"regexp"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/lestrrat-go/jwx/v3/jwt"
-	"golang.org/x/net/http/httpguts"
 
 	"github.com/smartcaddy/smartauth/handlers/accesstoken"
 	"github.com/smartcaddy/smartauth/handlers/clients"
+	"github.com/smartcaddy/smartauth/handlers/internal/fuzzhttp"
 	"github.com/smartcaddy/smartauth/handlers/users"
 	"github.com/smartcaddy/smartauth/keys"
 	"github.com/smartcaddy/smartauth/store"
@@ -197,65 +195,16 @@ func (e *fuzzEnv) serve(r *http.Request) *httptest.ResponseRecorder {
 	return w
 }
 
-// newFuzzRequest builds a request as net/http's server would hand it to
-// a handler: target is the request-target of the request line. ok is
-// false when net/http would refuse the request line itself.
+// newFuzzRequest builds a request for the authorization server from
+// fuzzed request-line parts (fuzzhttp.NewRequest); ok is false when
+// net/http would refuse it.
 func newFuzzRequest(method, target string, body []byte) (*http.Request, bool) {
-	if !validMethod(method) || !strings.HasPrefix(target, "/") || !validTarget(target) {
-		return nil, false
-	}
-	u, err := url.ParseRequestURI(target)
-	if err != nil {
-		return nil, false
-	}
-	r := &http.Request{
-		Method: method, URL: u, RequestURI: target, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
-		Header: http.Header{}, Host: u.Host, RemoteAddr: "192.0.2.1:1234",
-		Body: io.NopCloser(strings.NewReader(string(body))), ContentLength: int64(len(body)),
-	}
-	if r.Host == "" {
-		r.Host = "fhir.example.org"
-	}
-	return r.WithContext(context.Background()), true
+	return fuzzhttp.NewRequest(method, target, "fhir.example.org", body)
 }
 
-// validMethod tells whether m is an HTTP method token.
-func validMethod(m string) bool {
-	if m == "" || len(m) > 20 {
-		return false
-	}
-	for _, c := range []byte(m) {
-		if !httpguts.IsTokenRune(rune(c)) {
-			return false
-		}
-	}
-	return true
-}
-
-// validTarget tells whether a request-target has no bytes a request line
-// cannot carry (controls, spaces, non-ASCII).
-func validTarget(t string) bool {
-	for _, c := range []byte(t) {
-		if c <= ' ' || c >= 0x7f {
-			return false
-		}
-	}
-	return true
-}
-
-// checkOAuthError fails unless w is an OAuth error response (RFC 6749
-// §5.2): JSON with an error code, never cached, and returns the code.
+// checkOAuthError fails unless w is an OAuth error response and returns
+// its code (fuzzhttp.CheckOAuthError).
 func checkOAuthError(t *testing.T, w *httptest.ResponseRecorder) string {
 	t.Helper()
-	var body struct {
-		Error       string `json:"error"`
-		Description string `json:"error_description"`
-	}
-	if err := json.Unmarshal(w.Body.Bytes(), &body); err != nil || body.Error == "" {
-		t.Fatalf("status %d without an OAuth error body: %q", w.Code, w.Body)
-	}
-	if !strings.HasPrefix(w.Header().Get("Content-Type"), "application/json") || w.Header().Get("Cache-Control") != "no-store" {
-		t.Fatalf("error %s: Content-Type %q, Cache-Control %q", body.Error, w.Header().Get("Content-Type"), w.Header().Get("Cache-Control"))
-	}
-	return body.Error
+	return fuzzhttp.CheckOAuthError(t, w)
 }
