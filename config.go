@@ -13,6 +13,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/smartcaddy/smartauth/handlers/clients"
+	"github.com/smartcaddy/smartauth/handlers/oauth"
 	"github.com/smartcaddy/smartauth/scopes"
 	"github.com/smartcaddy/smartauth/store"
 )
@@ -115,11 +116,12 @@ const (
 	signInTrusted  = "trusted_identity"
 )
 
-// Grant types a client may be allowed.
+// Grant types a client may be allowed, as the store keeps them (strings);
+// the token endpoint's typed constants (oauth.GrantType) are the source.
 const (
-	grantAuthorizationCode = "authorization_code"
-	grantRefreshToken      = "refresh_token"
-	grantClientCredentials = "client_credentials"
+	grantAuthorizationCode = string(oauth.GrantAuthorizationCode)
+	grantRefreshToken      = string(oauth.GrantRefreshToken)
+	grantClientCredentials = string(oauth.GrantClientCredentials)
 )
 
 var (

@@ -63,7 +63,7 @@ func newFuzzEnv(tb testing.TB) *fuzzEnv {
 }
 
 // serve runs one request through the Registrar as the router routes it
-// (handlers.Server.ServeHTTP): the registration endpoint's path to
+// (the router in package handlers): the registration endpoint's path to
 // ServeRegister, paths under it to ServeClientConfiguration, anything else
 // to next (404 when nil).
 func (e *fuzzEnv) serve(r *http.Request, next http.Handler) *httptest.ResponseRecorder {
