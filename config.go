@@ -354,7 +354,7 @@ func (u *UserConfig) check() error {
 		if err != nil {
 			return fmt.Errorf("scopes: %q: %v", v, err)
 		}
-		if !sc.IsResource() || sc.Context == "system" {
+		if !sc.IsResource() || sc.Context == scopes.System {
 			return fmt.Errorf("scopes: %q: a user's bound is made of patient/ and user/ resource scopes", v)
 		}
 	}
