@@ -47,19 +47,19 @@ func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 		params = r.URL.Query()
 	case http.MethodPost:
 		if err := parsePageForm(w, r); err != nil {
-			s.showMessage(w, http.StatusBadRequest, "Invalid request", "The authorization request could not be read.")
+			s.pages.message(w, http.StatusBadRequest, "Invalid request", "The authorization request could not be read.")
 			return
 		}
 		params = r.PostForm
 	default:
 		w.Header().Set("Allow", "GET, POST")
-		s.showMessage(w, http.StatusMethodNotAllowed, "Method not allowed", "Use GET or POST.")
+		s.pages.message(w, http.StatusMethodNotAllowed, "Method not allowed", "Use GET or POST.")
 		return
 	}
 	p, fail := s.validateAuthorize(r.Context(), params)
 	if fail != nil {
 		if fail.redirectURI == "" {
-			s.showMessage(w, http.StatusBadRequest, "This app's sign-in request is invalid", fail.description)
+			s.pages.message(w, http.StatusBadRequest, "This app's sign-in request is invalid", fail.description)
 			return
 		}
 		s.redirectAuthorizeError(w, r, fail.redirectURI, fail.state, fail.code, fail.description)
@@ -79,7 +79,7 @@ func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if !s.cfg.PasswordLogin {
-			s.showMessage(w, http.StatusUnauthorized, "Not signed in",
+			s.pages.message(w, http.StatusUnauthorized, "Not signed in",
 				"This server signs you in through your organization's sign-in, which did not identify you. Sign in there, then start the app again.")
 			return
 		}

@@ -47,7 +47,7 @@ func (s *Server) serveConsent(w http.ResponseWriter, r *http.Request) {
 		s.postConsent(w, r)
 	default:
 		w.Header().Set("Allow", "GET, POST")
-		s.showMessage(w, http.StatusMethodNotAllowed, "Method not allowed", "Use GET or POST.")
+		s.pages.message(w, http.StatusMethodNotAllowed, "Method not allowed", "Use GET or POST.")
 	}
 }
 
@@ -67,7 +67,7 @@ func (s *Server) renderConsent(w http.ResponseWriter, fs *flowSession, id string
 			data.Wildcard = true
 		}
 	}
-	s.renderPage(w, http.StatusOK, pageConsent, s.flowPageSecurity(p), data)
+	s.pages.render(w, http.StatusOK, pageConsent, s.flowPageSecurity(p), data)
 }
 
 // flowPageSecurity lets the consent and picker pages be framed by the

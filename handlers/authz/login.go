@@ -70,7 +70,7 @@ func (s *Server) serveLogin(w http.ResponseWriter, r *http.Request) {
 		s.postLogin(w, r)
 	default:
 		w.Header().Set("Allow", "GET, POST")
-		s.showMessage(w, http.StatusMethodNotAllowed, "Method not allowed", "Use GET or POST.")
+		s.pages.message(w, http.StatusMethodNotAllowed, "Method not allowed", "Use GET or POST.")
 	}
 }
 
@@ -99,7 +99,7 @@ func (s *Server) showLogin(w http.ResponseWriter, r *http.Request) {
 	fs, err := s.currentSession(w, r)
 	if err != nil {
 		s.logger.Error("sign-in session", zap.Error(err))
-		s.showMessage(w, http.StatusInternalServerError, "Server error", "The sign-in session could not be stored.")
+		s.pages.message(w, http.StatusInternalServerError, "Server error", "The sign-in session could not be stored.")
 		return
 	}
 	if fs.signedIn(s) {
@@ -117,7 +117,7 @@ func (s *Server) showLogin(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if !s.cfg.PasswordLogin {
-		s.showMessage(w, http.StatusUnauthorized, "Not signed in",
+		s.pages.message(w, http.StatusUnauthorized, "Not signed in",
 			"This server signs you in through your organization's sign-in, which did not identify you.")
 		return
 	}
@@ -130,7 +130,7 @@ func (s *Server) renderLogin(w http.ResponseWriter, r *http.Request, status int,
 	fs, err := s.formSession(w, r)
 	if err != nil {
 		s.logger.Error("sign-in session", zap.Error(err))
-		s.showMessage(w, http.StatusInternalServerError, "Server error", "The sign-in session could not be stored.")
+		s.pages.message(w, http.StatusInternalServerError, "Server error", "The sign-in session could not be stored.")
 		return
 	}
 	data := loginPage{Action: s.Endpoint(pathLogin), CSRF: fs.rec.CSRF, Return: ret, Username: username, Error: message}
@@ -144,18 +144,18 @@ func (s *Server) renderLogin(w http.ResponseWriter, r *http.Request, status int,
 			sec.formTargets = []string{redirectOrigin(p.redirectURI)}
 		}
 	}
-	s.renderPage(w, status, pageLogin, sec, data)
+	s.pages.render(w, status, pageLogin, sec, data)
 }
 
 // postLogin checks a posted sign-in form (CSRF, throttle, password) and
 // signs the user in with a new session.
 func (s *Server) postLogin(w http.ResponseWriter, r *http.Request) {
 	if !s.cfg.PasswordLogin {
-		s.showMessage(w, http.StatusForbidden, "Sign-in disabled", "Password sign-in is not enabled on this server.")
+		s.pages.message(w, http.StatusForbidden, "Sign-in disabled", "Password sign-in is not enabled on this server.")
 		return
 	}
 	if err := parsePageForm(w, r); err != nil {
-		s.showMessage(w, http.StatusBadRequest, "Invalid request", "The form could not be read.")
+		s.pages.message(w, http.StatusBadRequest, "Invalid request", "The form could not be read.")
 		return
 	}
 	fs := s.readSession(r)
@@ -195,7 +195,7 @@ func (s *Server) postLogin(w http.ResponseWriter, r *http.Request) {
 	nfs, err := s.newSession(r.Context(), w, r, user.Name, now)
 	if err != nil {
 		s.logger.Error("storing a sign-in session failed", zap.Error(err))
-		s.showMessage(w, http.StatusInternalServerError, "Server error", "The sign-in session could not be stored.")
+		s.pages.message(w, http.StatusInternalServerError, "Server error", "The sign-in session could not be stored.")
 		return
 	}
 	if req != "" {
@@ -210,7 +210,7 @@ func (s *Server) postLogin(w http.ResponseWriter, r *http.Request) {
 		seeOther(w, r, s.loginReturnURL(ret))
 		return
 	}
-	s.showMessage(w, http.StatusOK, "Signed in", "You are signed in as "+displayUserName(user)+".")
+	s.pages.message(w, http.StatusOK, "Signed in", "You are signed in as "+displayUserName(user)+".")
 }
 
 // claimPending binds a pending request to a session: one not bound yet,
@@ -314,10 +314,10 @@ func (s *Server) serveLogout(w http.ResponseWriter, r *http.Request) {
 		if fs.signedIn(s) {
 			data.CSRF, data.User = fs.rec.CSRF, displayUserName(fs.user(s))
 		}
-		s.renderPage(w, http.StatusOK, pageLogout, pageSecurity{}, data)
+		s.pages.render(w, http.StatusOK, pageLogout, pageSecurity{}, data)
 	case http.MethodPost:
 		if err := parsePageForm(w, r); err != nil {
-			s.showMessage(w, http.StatusBadRequest, "Invalid request", "The form could not be read.")
+			s.pages.message(w, http.StatusBadRequest, "Invalid request", "The form could not be read.")
 			return
 		}
 		fs := s.readSession(r)
@@ -329,10 +329,10 @@ func (s *Server) serveLogout(w http.ResponseWriter, r *http.Request) {
 			s.logger.Error("deleting a sign-in session failed", zap.Error(err))
 		}
 		s.setSessionCookie(w, "", 0)
-		s.showMessage(w, http.StatusOK, "Signed out", "You are signed out.")
+		s.pages.message(w, http.StatusOK, "Signed out", "You are signed out.")
 	default:
 		w.Header().Set("Allow", "GET, POST")
-		s.showMessage(w, http.StatusMethodNotAllowed, "Method not allowed", "Use GET or POST.")
+		s.pages.message(w, http.StatusMethodNotAllowed, "Method not allowed", "Use GET or POST.")
 	}
 }
 
@@ -346,18 +346,18 @@ func (s *Server) signedInPage(w http.ResponseWriter, r *http.Request, ret, why s
 	case http.MethodGet, http.MethodHead, http.MethodPost:
 	default:
 		w.Header().Set("Allow", "GET, POST")
-		s.showMessage(w, http.StatusMethodNotAllowed, "Method not allowed", "Use GET or POST.")
+		s.pages.message(w, http.StatusMethodNotAllowed, "Method not allowed", "Use GET or POST.")
 		return nil, false
 	}
 	fs, err := s.currentSession(w, r)
 	if err != nil {
 		s.logger.Error("sign-in session", zap.Error(err))
-		s.showMessage(w, http.StatusInternalServerError, "Server error", "The sign-in session could not be stored.")
+		s.pages.message(w, http.StatusInternalServerError, "Server error", "The sign-in session could not be stored.")
 		return nil, false
 	}
 	if !fs.signedIn(s) {
 		if r.Method == http.MethodPost || !s.cfg.PasswordLogin {
-			s.showMessage(w, http.StatusUnauthorized, "Not signed in", why)
+			s.pages.message(w, http.StatusUnauthorized, "Not signed in", why)
 			return nil, false
 		}
 		seeOther(w, r, s.Endpoint(pathLogin)+"?"+url.Values{"return": {ret}}.Encode())

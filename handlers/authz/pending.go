@@ -86,7 +86,7 @@ func (s *Server) savePending(id string, p pendingAuthorization) {
 // showPendingExpired answers a page request whose pending authorization is
 // gone.
 func (s *Server) showPendingExpired(w http.ResponseWriter) {
-	s.showMessage(w, http.StatusBadRequest, "Request expired",
+	s.pages.message(w, http.StatusBadRequest, "Request expired",
 		"This sign-in request has expired or belongs to another sign-in. Return to the app and start again.")
 }
 
@@ -101,7 +101,7 @@ func (s *Server) failPending(w http.ResponseWriter, r *http.Request, id string, 
 // it returns false it has already answered the request.
 func (s *Server) readPendingForm(w http.ResponseWriter, r *http.Request) (*flowSession, string, pendingAuthorization, bool) {
 	if err := parsePageForm(w, r); err != nil {
-		s.showMessage(w, http.StatusBadRequest, "Invalid request", "The form could not be read.")
+		s.pages.message(w, http.StatusBadRequest, "Invalid request", "The form could not be read.")
 		return nil, "", pendingAuthorization{}, false
 	}
 	fs := s.readSession(r)

@@ -46,7 +46,7 @@ func (s *Server) servePicker(w http.ResponseWriter, r *http.Request) {
 		}
 		patient := r.PostForm.Get("patient")
 		if patient == "" || len(r.PostForm["patient"]) != 1 || !s.mayHavePatient(r.Context(), fs.user(s), patient) {
-			s.showMessage(w, http.StatusForbidden, "Patient not available",
+			s.pages.message(w, http.StatusForbidden, "Patient not available",
 				"You cannot choose that patient. Go back and choose one of the patients listed.")
 			return
 		}
@@ -55,7 +55,7 @@ func (s *Server) servePicker(w http.ResponseWriter, r *http.Request) {
 		s.advanceAuthorization(w, r, fs, id, p)
 	default:
 		w.Header().Set("Allow", "GET, POST")
-		s.showMessage(w, http.StatusMethodNotAllowed, "Method not allowed", "Use GET or POST.")
+		s.pages.message(w, http.StatusMethodNotAllowed, "Method not allowed", "Use GET or POST.")
 	}
 }
 
@@ -90,5 +90,5 @@ func (s *Server) renderPicker(w http.ResponseWriter, r *http.Request, fs *flowSe
 			data.Patients = found
 		}
 	}
-	s.renderPage(w, http.StatusOK, pagePicker, s.flowPageSecurity(p), data)
+	s.pages.render(w, http.StatusOK, pagePicker, s.flowPageSecurity(p), data)
 }

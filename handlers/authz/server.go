@@ -140,8 +140,8 @@ type Server struct {
 	smartConfig []byte
 	oidcConfig  []byte
 
-	// pages are the parsed page templates (pages.go).
-	pages *pages
+	// pages renders the pages (pages.go).
+	pages *pageRenderer
 
 	// registry finds and authenticates clients (Options.Clients).
 	registry *clients.Registry
@@ -201,7 +201,7 @@ func New(opts Options) (*Server, error) {
 	if s.oidcConfig, err = s.buildOpenIDConfiguration(); err != nil {
 		return nil, err
 	}
-	if s.pages, err = loadPages(opts.TemplatesDir); err != nil {
+	if s.pages, err = newPageRenderer(opts.TemplatesDir, opts.FrameAncestors, opts.Logger); err != nil {
 		return nil, err
 	}
 	s.addRoutes()

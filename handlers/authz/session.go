@@ -148,7 +148,7 @@ func (s *Server) issuerOrigin() string {
 
 // refuseCSRF answers a form submission that failed the CSRF check.
 func (s *Server) refuseCSRF(w http.ResponseWriter) {
-	s.showMessage(w, http.StatusForbidden, "Request refused",
+	s.pages.message(w, http.StatusForbidden, "Request refused",
 		"This form expired or did not come from this site. Go back, reload the page and try again.")
 }
 
