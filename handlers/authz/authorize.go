@@ -73,7 +73,7 @@ func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 	}
 	id := store.NewSecret()
 	now := time.Now()
-	if !fs.signedIn(s) {
+	if !s.sessions.signedIn(fs) {
 		if p.promptNone {
 			s.redirectAuthorizeError(w, r, p.redirectURI, p.state, "login_required", "the user is not signed in")
 			return
@@ -264,7 +264,7 @@ func (s *Server) redirectAuthorizeError(w http.ResponseWriter, r *http.Request, 
 // identity mode, a user named by {http.auth.user.id} who is configured
 // gets a session (a new one, when the session was someone else's).
 func (s *Server) currentSession(w http.ResponseWriter, r *http.Request) (*flowSession, error) {
-	fs := s.readSession(r)
+	fs := s.sessions.read(r)
 	if !s.cfg.TrustedIdentity {
 		return fs, nil
 	}
@@ -272,10 +272,10 @@ func (s *Server) currentSession(w http.ResponseWriter, r *http.Request) (*flowSe
 	if name == "" || s.cfg.Users[name] == nil {
 		return fs, nil
 	}
-	if fs.signedIn(s) && fs.rec.User == name {
+	if s.sessions.signedIn(fs) && fs.rec.User == name {
 		return fs, nil
 	}
-	return s.newSession(r.Context(), w, r, name, time.Now())
+	return s.sessions.start(r.Context(), w, r, name, time.Now())
 }
 
 // trustedUserID is the user a preceding Caddy authentication handler
@@ -292,7 +292,7 @@ func trustedUserID(r *http.Request) string {
 // advanceAuthorization takes a signed-in user's pending request to its
 // next step: the patient picker, the consent page, or the code.
 func (s *Server) advanceAuthorization(w http.ResponseWriter, r *http.Request, fs *flowSession, id string, p pendingAuthorization) {
-	user := fs.user(s)
+	user := s.sessions.user(fs)
 	if user == nil || p.session != store.HashID(fs.id) {
 		s.showPendingExpired(w)
 		return
@@ -366,12 +366,12 @@ func coversScopes(have, want []string) bool {
 // browser back to the app. The pending request is used up.
 func (s *Server) finishAuthorization(w http.ResponseWriter, r *http.Request, fs *flowSession, id string, granted []string) {
 	p, ok := s.pending.Take(id, time.Now())
-	if !ok || p.issuer != s.cfg.Issuer.String() || !fs.signedIn(s) || p.session != store.HashID(fs.id) {
+	if !ok || p.issuer != s.cfg.Issuer.String() || !s.sessions.signedIn(fs) || p.session != store.HashID(fs.id) {
 		s.showPendingExpired(w)
 		return
 	}
 	// The last word on what the grant may hold, whatever path led here.
-	user := fs.user(s)
+	user := s.sessions.user(fs)
 	rc := s.users.Reach(user)
 	if user == nil || (p.context.Patient != "" && !rc.PatientAllowed(p.context.Patient)) {
 		s.redirectAuthorizeError(w, r, p.redirectURI, p.state, "access_denied", "the patient in context is not one the user may reach")

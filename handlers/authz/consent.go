@@ -58,10 +58,10 @@ func (s *Server) renderConsent(w http.ResponseWriter, fs *flowSession, id string
 		CSRF:       fs.rec.CSRF,
 		Req:        id,
 		ClientName: p.clientName,
-		User:       displayUserName(fs.user(s)),
+		User:       displayUserName(s.sessions.user(fs)),
 		Patient:    p.context.Patient,
 	}
-	for _, sc := range consentScopes(p, fs.user(s)) {
+	for _, sc := range consentScopes(p, s.sessions.user(fs)) {
 		data.Scopes = append(data.Scopes, consentScope{Value: sc, Description: scopes.Describe(sc), Locked: scopes.Locked(sc)})
 		if strings.Contains(sc, "/*.") {
 			data.Wildcard = true
@@ -94,7 +94,7 @@ func (s *Server) postConsent(w http.ResponseWriter, r *http.Request) {
 	}
 	ticked := r.PostForm["scope"]
 	var granted []string
-	for _, sc := range consentScopes(p, fs.user(s)) {
+	for _, sc := range consentScopes(p, s.sessions.user(fs)) {
 		if scopes.Locked(sc) || slices.Contains(ticked, sc) {
 			granted = append(granted, sc)
 		}

@@ -42,7 +42,7 @@ func (s *Server) serveLauncher(w http.ResponseWriter, r *http.Request) {
 		s.pages.message(w, http.StatusInternalServerError, "Server error", "The apps could not be listed.")
 		return
 	}
-	user := fs.user(s)
+	user := s.sessions.user(fs)
 	patients := launcherPatients(user)
 	if r.Method != http.MethodPost {
 		data := launcherPage{Action: s.Endpoint(pathLauncher), CSRF: fs.rec.CSRF, User: displayUserName(user), Patients: patients}
@@ -56,8 +56,8 @@ func (s *Server) serveLauncher(w http.ResponseWriter, r *http.Request) {
 		s.pages.message(w, http.StatusBadRequest, "Invalid request", "The form could not be read.")
 		return
 	}
-	if !s.checkCSRF(r, fs) {
-		s.refuseCSRF(w)
+	if !s.sessions.checkCSRF(r, fs) {
+		s.sessions.refuseCSRF(w)
 		return
 	}
 	var app *store.Client

@@ -102,7 +102,7 @@ func (s *Server) showLogin(w http.ResponseWriter, r *http.Request) {
 		s.pages.message(w, http.StatusInternalServerError, "Server error", "The sign-in session could not be stored.")
 		return
 	}
-	if fs.signedIn(s) {
+	if s.sessions.signedIn(fs) {
 		// Already signed in: continue a pending request not bound to
 		// another session.
 		if req != "" {
@@ -127,7 +127,7 @@ func (s *Server) showLogin(w http.ResponseWriter, r *http.Request) {
 // renderLogin shows the sign-in form with a CSRF token bound to the
 // (possibly anonymous) session.
 func (s *Server) renderLogin(w http.ResponseWriter, r *http.Request, status int, req, ret, username, message string) {
-	fs, err := s.formSession(w, r)
+	fs, err := s.sessions.forForm(w, r)
 	if err != nil {
 		s.logger.Error("sign-in session", zap.Error(err))
 		s.pages.message(w, http.StatusInternalServerError, "Server error", "The sign-in session could not be stored.")
@@ -158,9 +158,9 @@ func (s *Server) postLogin(w http.ResponseWriter, r *http.Request) {
 		s.pages.message(w, http.StatusBadRequest, "Invalid request", "The form could not be read.")
 		return
 	}
-	fs := s.readSession(r)
-	if !s.checkCSRF(r, fs) {
-		s.refuseCSRF(w)
+	fs := s.sessions.read(r)
+	if !s.sessions.checkCSRF(r, fs) {
+		s.sessions.refuseCSRF(w)
 		return
 	}
 	req, ret := r.PostForm.Get(pendingFieldName), loginReturn(r.PostForm.Get("return"))
@@ -192,7 +192,7 @@ func (s *Server) postLogin(w http.ResponseWriter, r *http.Request) {
 	if fs != nil {
 		oldHash = store.HashID(fs.id)
 	}
-	nfs, err := s.newSession(r.Context(), w, r, user.Name, now)
+	nfs, err := s.sessions.start(r.Context(), w, r, user.Name, now)
 	if err != nil {
 		s.logger.Error("storing a sign-in session failed", zap.Error(err))
 		s.pages.message(w, http.StatusInternalServerError, "Server error", "The sign-in session could not be stored.")
@@ -309,10 +309,10 @@ type logoutPage struct {
 func (s *Server) serveLogout(w http.ResponseWriter, r *http.Request) {
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
-		fs := s.readSession(r)
+		fs := s.sessions.read(r)
 		data := logoutPage{Action: s.Endpoint(pathLogout)}
-		if fs.signedIn(s) {
-			data.CSRF, data.User = fs.rec.CSRF, displayUserName(fs.user(s))
+		if s.sessions.signedIn(fs) {
+			data.CSRF, data.User = fs.rec.CSRF, displayUserName(s.sessions.user(fs))
 		}
 		s.pages.render(w, http.StatusOK, pageLogout, pageSecurity{}, data)
 	case http.MethodPost:
@@ -320,15 +320,15 @@ func (s *Server) serveLogout(w http.ResponseWriter, r *http.Request) {
 			s.pages.message(w, http.StatusBadRequest, "Invalid request", "The form could not be read.")
 			return
 		}
-		fs := s.readSession(r)
-		if !s.checkCSRF(r, fs) {
-			s.refuseCSRF(w)
+		fs := s.sessions.read(r)
+		if !s.sessions.checkCSRF(r, fs) {
+			s.sessions.refuseCSRF(w)
 			return
 		}
 		if err := s.cfg.Store.DeleteSession(r.Context(), fs.id); err != nil {
 			s.logger.Error("deleting a sign-in session failed", zap.Error(err))
 		}
-		s.setSessionCookie(w, "", 0)
+		s.sessions.setCookie(w, "", 0)
 		s.pages.message(w, http.StatusOK, "Signed out", "You are signed out.")
 	default:
 		w.Header().Set("Allow", "GET, POST")
@@ -355,7 +355,7 @@ func (s *Server) signedInPage(w http.ResponseWriter, r *http.Request, ret, why s
 		s.pages.message(w, http.StatusInternalServerError, "Server error", "The sign-in session could not be stored.")
 		return nil, false
 	}
-	if !fs.signedIn(s) {
+	if !s.sessions.signedIn(fs) {
 		if r.Method == http.MethodPost || !s.cfg.PasswordLogin {
 			s.pages.message(w, http.StatusUnauthorized, "Not signed in", why)
 			return nil, false

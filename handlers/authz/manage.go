@@ -43,15 +43,15 @@ func (s *Server) serveManage(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	user := fs.user(s)
+	user := s.sessions.user(fs)
 	notice := ""
 	if r.Method == http.MethodPost {
 		if err := parsePageForm(w, r); err != nil {
 			s.pages.message(w, http.StatusBadRequest, "Invalid request", "The form could not be read.")
 			return
 		}
-		if !s.checkCSRF(r, fs) {
-			s.refuseCSRF(w)
+		if !s.sessions.checkCSRF(r, fs) {
+			s.sessions.refuseCSRF(w)
 			return
 		}
 		name, ok := s.revokeUserGrant(w, r, user.Name, r.PostForm.Get("client_id"))

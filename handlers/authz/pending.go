@@ -65,7 +65,7 @@ type pendingAuthorization struct {
 
 // pendingFor returns a pending request bound to the session.
 func (s *Server) pendingFor(fs *flowSession, id string) (pendingAuthorization, bool) {
-	if id == "" || !fs.signedIn(s) {
+	if id == "" || !s.sessions.signedIn(fs) {
 		return pendingAuthorization{}, false
 	}
 	p, ok := s.pending.Get(id, time.Now())
@@ -104,9 +104,9 @@ func (s *Server) readPendingForm(w http.ResponseWriter, r *http.Request) (*flowS
 		s.pages.message(w, http.StatusBadRequest, "Invalid request", "The form could not be read.")
 		return nil, "", pendingAuthorization{}, false
 	}
-	fs := s.readSession(r)
-	if !s.checkCSRF(r, fs) {
-		s.refuseCSRF(w)
+	fs := s.sessions.read(r)
+	if !s.sessions.checkCSRF(r, fs) {
+		s.sessions.refuseCSRF(w)
 		return nil, "", pendingAuthorization{}, false
 	}
 	id := r.PostForm.Get(pendingFieldName)
@@ -122,7 +122,7 @@ func (s *Server) readPendingForm(w http.ResponseWriter, r *http.Request) (*flowS
 // consent) is shown for: the one its req query parameter names, bound to
 // the request's session. When it returns false it has already answered.
 func (s *Server) readPendingPage(w http.ResponseWriter, r *http.Request) (*flowSession, string, pendingAuthorization, bool) {
-	fs := s.readSession(r)
+	fs := s.sessions.read(r)
 	id := r.URL.Query().Get(pendingFieldName)
 	p, ok := s.pendingFor(fs, id)
 	if !ok {

@@ -45,7 +45,7 @@ func (s *Server) servePicker(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		patient := r.PostForm.Get("patient")
-		if patient == "" || len(r.PostForm["patient"]) != 1 || !s.mayHavePatient(r.Context(), fs.user(s), patient) {
+		if patient == "" || len(r.PostForm["patient"]) != 1 || !s.mayHavePatient(r.Context(), s.sessions.user(fs), patient) {
 			s.pages.message(w, http.StatusForbidden, "Patient not available",
 				"You cannot choose that patient. Go back and choose one of the patients listed.")
 			return
@@ -62,7 +62,7 @@ func (s *Server) servePicker(w http.ResponseWriter, r *http.Request) {
 // renderPicker shows the patient picker of a pending request, with the
 // name search's results when the user searches.
 func (s *Server) renderPicker(w http.ResponseWriter, r *http.Request, fs *flowSession, id string, p pendingAuthorization) {
-	u := fs.user(s)
+	u := s.sessions.user(fs)
 	data := pickerPage{
 		Action:     s.Endpoint(pathPicker),
 		CSRF:       fs.rec.CSRF,

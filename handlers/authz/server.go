@@ -142,6 +142,9 @@ type Server struct {
 
 	// pages renders the pages (pages.go).
 	pages *pageRenderer
+	// sessions are the sign-in sessions and the forms' CSRF check
+	// (session.go).
+	sessions *sessions
 
 	// registry finds and authenticates clients (Options.Clients).
 	registry *clients.Registry
@@ -203,6 +206,15 @@ func New(opts Options) (*Server, error) {
 	}
 	if s.pages, err = newPageRenderer(opts.TemplatesDir, opts.FrameAncestors, opts.Logger); err != nil {
 		return nil, err
+	}
+	s.sessions = &sessions{
+		store:      opts.Store,
+		issuer:     opts.Issuer,
+		issuerPath: s.issuerPath,
+		lifetime:   opts.Lifetimes.Session,
+		users:      opts.Users,
+		pages:      s.pages,
+		logger:     opts.Logger,
 	}
 	s.addRoutes()
 	return s, nil
