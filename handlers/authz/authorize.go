@@ -83,12 +83,12 @@ func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 				"This server signs you in through your organization's sign-in, which did not identify you. Sign in there, then start the app again.")
 			return
 		}
-		s.pending.Set(id, *p, now.Add(pendingAuthorizationTTL), now)
+		s.pending.add(id, *p, now)
 		seeOther(w, r, s.Endpoint(pathLogin)+"?"+url.Values{pendingFieldName: {id}}.Encode())
 		return
 	}
 	p.session = store.HashID(fs.id)
-	s.pending.Set(id, *p, now.Add(pendingAuthorizationTTL), now)
+	s.pending.add(id, *p, now)
 	s.advanceAuthorization(w, r, fs, id, *p)
 }
 
@@ -294,7 +294,7 @@ func trustedUserID(r *http.Request) string {
 func (s *Server) advanceAuthorization(w http.ResponseWriter, r *http.Request, fs *flowSession, id string, p pendingAuthorization) {
 	user := s.sessions.user(fs)
 	if user == nil || p.session != store.HashID(fs.id) {
-		s.showPendingExpired(w)
+		s.pending.showExpired(w)
 		return
 	}
 	if p.ehrLaunch && !s.checkLaunchUser(w, r, id, p, user) {
@@ -303,7 +303,7 @@ func (s *Server) advanceAuthorization(w http.ResponseWriter, r *http.Request, fs
 	if !p.ehrLaunch && p.context.Patient == "" && slices.Contains(p.offered, "launch/patient") {
 		if own, ok := strings.CutPrefix(user.FHIRUser, "Patient/"); ok {
 			p.context.Patient = own
-			s.savePending(id, p)
+			s.pending.save(id, p)
 		} else if len(user.Patients) > 0 || s.mayUsePatientSearch(user) {
 			if p.promptNone {
 				s.failPending(w, r, id, p, "interaction_required", "a patient must be chosen")
@@ -365,9 +365,9 @@ func coversScopes(have, want []string) bool {
 // finishAuthorization issues the code for a pending request and sends the
 // browser back to the app. The pending request is used up.
 func (s *Server) finishAuthorization(w http.ResponseWriter, r *http.Request, fs *flowSession, id string, granted []string) {
-	p, ok := s.pending.Take(id, time.Now())
-	if !ok || p.issuer != s.cfg.Issuer.String() || !s.sessions.signedIn(fs) || p.session != store.HashID(fs.id) {
-		s.showPendingExpired(w)
+	p, ok := s.pending.take(fs, id)
+	if !ok {
+		s.pending.showExpired(w)
 		return
 	}
 	// The last word on what the grant may hold, whatever path led here.

@@ -38,7 +38,7 @@ type consentScope struct {
 func (s *Server) serveConsent(w http.ResponseWriter, r *http.Request) {
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
-		fs, id, p, ok := s.readPendingPage(w, r)
+		fs, id, p, ok := s.pending.readPage(w, r)
 		if !ok {
 			return
 		}
@@ -79,7 +79,7 @@ func (s *Server) flowPageSecurity(p pendingAuthorization) pageSecurity {
 // postConsent records the user's consent decision and, when allowed,
 // issues the code with the ticked scopes.
 func (s *Server) postConsent(w http.ResponseWriter, r *http.Request) {
-	fs, id, p, ok := s.readPendingForm(w, r)
+	fs, id, p, ok := s.pending.readForm(w, r)
 	if !ok {
 		return
 	}

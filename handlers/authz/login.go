@@ -106,7 +106,7 @@ func (s *Server) showLogin(w http.ResponseWriter, r *http.Request) {
 		// Already signed in: continue a pending request not bound to
 		// another session.
 		if req != "" {
-			if p, ok := s.claimPending(fs, req, ""); ok {
+			if p, ok := s.pending.claim(fs, req, ""); ok {
 				s.advanceAuthorization(w, r, fs, req, p)
 				return
 			}
@@ -136,7 +136,7 @@ func (s *Server) renderLogin(w http.ResponseWriter, r *http.Request, status int,
 	data := loginPage{Action: s.Endpoint(pathLogin), CSRF: fs.rec.CSRF, Return: ret, Username: username, Error: message}
 	sec := pageSecurity{}
 	if req != "" {
-		if p, ok := s.pending.Get(req, time.Now()); ok && p.issuer == s.cfg.Issuer.String() {
+		if p, ok := s.pending.peek(req); ok {
 			data.Req = req
 			data.ClientName = p.clientName
 			// A remembered consent sends the browser from the form's
@@ -199,11 +199,11 @@ func (s *Server) postLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if req != "" {
-		if p, ok := s.claimPending(nfs, req, oldHash); ok {
+		if p, ok := s.pending.claim(nfs, req, oldHash); ok {
 			s.advanceAuthorization(w, r, nfs, req, p)
 			return
 		}
-		s.showPendingExpired(w)
+		s.pending.showExpired(w)
 		return
 	}
 	if ret != "" {
@@ -211,24 +211,6 @@ func (s *Server) postLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.pages.message(w, http.StatusOK, "Signed in", "You are signed in as "+displayUserName(user)+".")
-}
-
-// claimPending binds a pending request to a session: one not bound yet,
-// or bound to the session the user just replaced by signing in.
-func (s *Server) claimPending(fs *flowSession, id, previous string) (pendingAuthorization, bool) {
-	now := time.Now()
-	var claimed bool
-	p := s.pending.Update(id, now, func(cur pendingAuthorization, found bool) (pendingAuthorization, time.Time, bool) {
-		if !found {
-			return cur, now, false
-		}
-		if cur.issuer == s.cfg.Issuer.String() && (cur.session == "" || (previous != "" && cur.session == previous) || cur.session == store.HashID(fs.id)) {
-			cur.session = store.HashID(fs.id)
-			claimed = true
-		}
-		return cur, now.Add(pendingAuthorizationTTL), true
-	})
-	return p, claimed
 }
 
 // displayUserName is how a user is named on the pages.

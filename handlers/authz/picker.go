@@ -29,13 +29,13 @@ type pickerPage struct {
 func (s *Server) servePicker(w http.ResponseWriter, r *http.Request) {
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
-		fs, id, p, ok := s.readPendingPage(w, r)
+		fs, id, p, ok := s.pending.readPage(w, r)
 		if !ok {
 			return
 		}
 		s.renderPicker(w, r, fs, id, p)
 	case http.MethodPost:
-		fs, id, p, ok := s.readPendingForm(w, r)
+		fs, id, p, ok := s.pending.readForm(w, r)
 		if !ok {
 			return
 		}
@@ -51,7 +51,7 @@ func (s *Server) servePicker(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		p.context.Patient = patient
-		s.savePending(id, p)
+		s.pending.save(id, p)
 		s.advanceAuthorization(w, r, fs, id, p)
 	default:
 		w.Header().Set("Allow", "GET, POST")

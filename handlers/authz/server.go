@@ -152,11 +152,12 @@ type Server struct {
 	tokens *accesstoken.Profile
 	// users is the reach rule (Options.Rule).
 	users *users.Rule
-	// pending are the pending authorization requests (pending.go) and
-	// logins the sign-in throttle (login.go): the issuer's, from
-	// Options.
-	pending *throttle.Map[pendingAuthorization]
-	logins  *throttle.Limiter
+	// pending are the issuer's pending authorization requests
+	// (pending.go), over the table of Options.Pending.
+	pending *pendingRequests
+	// logins is the issuer's sign-in throttle (login.go), from
+	// Options.Logins.
+	logins *throttle.Limiter
 }
 
 // New builds a Server: it parses the page templates and the discovery
@@ -178,7 +179,6 @@ func New(opts Options) (*Server, error) {
 		registry:   opts.Clients,
 		tokens:     opts.Tokens,
 		users:      opts.Rule,
-		pending:    opts.Pending.table,
 		logins:     opts.Logins,
 	}
 	var err error
@@ -215,6 +215,12 @@ func New(opts Options) (*Server, error) {
 		users:      opts.Users,
 		pages:      s.pages,
 		logger:     opts.Logger,
+	}
+	s.pending = &pendingRequests{
+		table:    opts.Pending.table,
+		issuer:   opts.Issuer.String(),
+		sessions: s.sessions,
+		pages:    s.pages,
 	}
 	s.addRoutes()
 	return s, nil
