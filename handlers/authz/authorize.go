@@ -47,19 +47,19 @@ func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 		params = r.URL.Query()
 	case http.MethodPost:
 		if err := parsePageForm(w, r); err != nil {
-			s.showMessage(w, http.StatusBadRequest, "Invalid request", "The authorization request could not be read.")
+			s.pages.message(w, http.StatusBadRequest, "Invalid request", "The authorization request could not be read.")
 			return
 		}
 		params = r.PostForm
 	default:
 		w.Header().Set("Allow", "GET, POST")
-		s.showMessage(w, http.StatusMethodNotAllowed, "Method not allowed", "Use GET or POST.")
+		s.pages.message(w, http.StatusMethodNotAllowed, "Method not allowed", "Use GET or POST.")
 		return
 	}
 	p, fail := s.validateAuthorize(r.Context(), params)
 	if fail != nil {
 		if fail.redirectURI == "" {
-			s.showMessage(w, http.StatusBadRequest, "This app's sign-in request is invalid", fail.description)
+			s.pages.message(w, http.StatusBadRequest, "This app's sign-in request is invalid", fail.description)
 			return
 		}
 		s.redirectAuthorizeError(w, r, fail.redirectURI, fail.state, fail.code, fail.description)
@@ -73,22 +73,22 @@ func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 	}
 	id := store.NewSecret()
 	now := time.Now()
-	if !fs.signedIn(s) {
+	if !s.sessions.signedIn(fs) {
 		if p.promptNone {
 			s.redirectAuthorizeError(w, r, p.redirectURI, p.state, "login_required", "the user is not signed in")
 			return
 		}
 		if !s.cfg.PasswordLogin {
-			s.showMessage(w, http.StatusUnauthorized, "Not signed in",
+			s.pages.message(w, http.StatusUnauthorized, "Not signed in",
 				"This server signs you in through your organization's sign-in, which did not identify you. Sign in there, then start the app again.")
 			return
 		}
-		s.pending.Set(id, *p, now.Add(pendingAuthorizationTTL), now)
+		s.pending.add(id, *p, now)
 		seeOther(w, r, s.Endpoint(pathLogin)+"?"+url.Values{pendingFieldName: {id}}.Encode())
 		return
 	}
 	p.session = store.HashID(fs.id)
-	s.pending.Set(id, *p, now.Add(pendingAuthorizationTTL), now)
+	s.pending.add(id, *p, now)
 	s.advanceAuthorization(w, r, fs, id, *p)
 }
 
@@ -264,7 +264,7 @@ func (s *Server) redirectAuthorizeError(w http.ResponseWriter, r *http.Request, 
 // identity mode, a user named by {http.auth.user.id} who is configured
 // gets a session (a new one, when the session was someone else's).
 func (s *Server) currentSession(w http.ResponseWriter, r *http.Request) (*flowSession, error) {
-	fs := s.readSession(r)
+	fs := s.sessions.read(r)
 	if !s.cfg.TrustedIdentity {
 		return fs, nil
 	}
@@ -272,10 +272,10 @@ func (s *Server) currentSession(w http.ResponseWriter, r *http.Request) (*flowSe
 	if name == "" || s.cfg.Users[name] == nil {
 		return fs, nil
 	}
-	if fs.signedIn(s) && fs.rec.User == name {
+	if s.sessions.signedIn(fs) && fs.rec.User == name {
 		return fs, nil
 	}
-	return s.newSession(r.Context(), w, r, name, time.Now())
+	return s.sessions.start(r.Context(), w, r, name, time.Now())
 }
 
 // trustedUserID is the user a preceding Caddy authentication handler
@@ -292,9 +292,9 @@ func trustedUserID(r *http.Request) string {
 // advanceAuthorization takes a signed-in user's pending request to its
 // next step: the patient picker, the consent page, or the code.
 func (s *Server) advanceAuthorization(w http.ResponseWriter, r *http.Request, fs *flowSession, id string, p pendingAuthorization) {
-	user := fs.user(s)
+	user := s.sessions.user(fs)
 	if user == nil || p.session != store.HashID(fs.id) {
-		s.showPendingExpired(w)
+		s.pending.showExpired(w)
 		return
 	}
 	if p.ehrLaunch && !s.checkLaunchUser(w, r, id, p, user) {
@@ -303,7 +303,7 @@ func (s *Server) advanceAuthorization(w http.ResponseWriter, r *http.Request, fs
 	if !p.ehrLaunch && p.context.Patient == "" && slices.Contains(p.offered, "launch/patient") {
 		if own, ok := strings.CutPrefix(user.FHIRUser, "Patient/"); ok {
 			p.context.Patient = own
-			s.savePending(id, p)
+			s.pending.save(id, p)
 		} else if len(user.Patients) > 0 || s.mayUsePatientSearch(user) {
 			if p.promptNone {
 				s.failPending(w, r, id, p, "interaction_required", "a patient must be chosen")
@@ -365,13 +365,13 @@ func coversScopes(have, want []string) bool {
 // finishAuthorization issues the code for a pending request and sends the
 // browser back to the app. The pending request is used up.
 func (s *Server) finishAuthorization(w http.ResponseWriter, r *http.Request, fs *flowSession, id string, granted []string) {
-	p, ok := s.pending.Take(id, time.Now())
-	if !ok || p.issuer != s.cfg.Issuer.String() || !fs.signedIn(s) || p.session != store.HashID(fs.id) {
-		s.showPendingExpired(w)
+	p, ok := s.pending.take(fs, id)
+	if !ok {
+		s.pending.showExpired(w)
 		return
 	}
 	// The last word on what the grant may hold, whatever path led here.
-	user := fs.user(s)
+	user := s.sessions.user(fs)
 	rc := s.users.Reach(user)
 	if user == nil || (p.context.Patient != "" && !rc.PatientAllowed(p.context.Patient)) {
 		s.redirectAuthorizeError(w, r, p.redirectURI, p.state, "access_denied", "the patient in context is not one the user may reach")

@@ -38,7 +38,7 @@ type consentScope struct {
 func (s *Server) serveConsent(w http.ResponseWriter, r *http.Request) {
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
-		fs, id, p, ok := s.readPendingPage(w, r)
+		fs, id, p, ok := s.pending.readPage(w, r)
 		if !ok {
 			return
 		}
@@ -47,7 +47,7 @@ func (s *Server) serveConsent(w http.ResponseWriter, r *http.Request) {
 		s.postConsent(w, r)
 	default:
 		w.Header().Set("Allow", "GET, POST")
-		s.showMessage(w, http.StatusMethodNotAllowed, "Method not allowed", "Use GET or POST.")
+		s.pages.message(w, http.StatusMethodNotAllowed, "Method not allowed", "Use GET or POST.")
 	}
 }
 
@@ -58,16 +58,16 @@ func (s *Server) renderConsent(w http.ResponseWriter, fs *flowSession, id string
 		CSRF:       fs.rec.CSRF,
 		Req:        id,
 		ClientName: p.clientName,
-		User:       displayUserName(fs.user(s)),
+		User:       displayUserName(s.sessions.user(fs)),
 		Patient:    p.context.Patient,
 	}
-	for _, sc := range consentScopes(p, fs.user(s)) {
+	for _, sc := range consentScopes(p, s.sessions.user(fs)) {
 		data.Scopes = append(data.Scopes, consentScope{Value: sc, Description: scopes.Describe(sc), Locked: scopes.Locked(sc)})
 		if strings.Contains(sc, "/*.") {
 			data.Wildcard = true
 		}
 	}
-	s.renderPage(w, http.StatusOK, pageConsent, s.flowPageSecurity(p), data)
+	s.pages.render(w, http.StatusOK, pageConsent, s.flowPageSecurity(p), data)
 }
 
 // flowPageSecurity lets the consent and picker pages be framed by the
@@ -79,7 +79,7 @@ func (s *Server) flowPageSecurity(p pendingAuthorization) pageSecurity {
 // postConsent records the user's consent decision and, when allowed,
 // issues the code with the ticked scopes.
 func (s *Server) postConsent(w http.ResponseWriter, r *http.Request) {
-	fs, id, p, ok := s.readPendingForm(w, r)
+	fs, id, p, ok := s.pending.readForm(w, r)
 	if !ok {
 		return
 	}
@@ -94,7 +94,7 @@ func (s *Server) postConsent(w http.ResponseWriter, r *http.Request) {
 	}
 	ticked := r.PostForm["scope"]
 	var granted []string
-	for _, sc := range consentScopes(p, fs.user(s)) {
+	for _, sc := range consentScopes(p, s.sessions.user(fs)) {
 		if scopes.Locked(sc) || slices.Contains(ticked, sc) {
 			granted = append(granted, sc)
 		}

@@ -157,10 +157,10 @@ func (s *Server) checkLaunchUser(w http.ResponseWriter, r *http.Request, id stri
 	default:
 		return true
 	}
-	s.pending.Remove(id)
+	s.pending.remove(id)
 	s.logger.Warn("an EHR launch was refused to the signed-in user",
 		zap.String("client_id", p.clientID), zap.String("user", u.Name))
-	s.showMessage(w, http.StatusForbidden, "Launch not available", msg)
+	s.pages.message(w, http.StatusForbidden, "Launch not available", msg)
 	return false
 }
 

@@ -39,25 +39,25 @@ func (s *Server) serveLauncher(w http.ResponseWriter, r *http.Request) {
 	apps, err := s.launchableClients(r)
 	if err != nil {
 		s.logger.Error("listing clients failed", zap.Error(err))
-		s.showMessage(w, http.StatusInternalServerError, "Server error", "The apps could not be listed.")
+		s.pages.message(w, http.StatusInternalServerError, "Server error", "The apps could not be listed.")
 		return
 	}
-	user := fs.user(s)
+	user := s.sessions.user(fs)
 	patients := launcherPatients(user)
 	if r.Method != http.MethodPost {
 		data := launcherPage{Action: s.Endpoint(pathLauncher), CSRF: fs.rec.CSRF, User: displayUserName(user), Patients: patients}
 		for _, c := range apps {
 			data.Apps = append(data.Apps, launcherApp{ID: c.ID, Name: clientDisplayName(c)})
 		}
-		s.renderPage(w, http.StatusOK, pageLauncher, launcherSecurity(apps), data)
+		s.pages.render(w, http.StatusOK, pageLauncher, launcherSecurity(apps), data)
 		return
 	}
 	if err := parsePageForm(w, r); err != nil {
-		s.showMessage(w, http.StatusBadRequest, "Invalid request", "The form could not be read.")
+		s.pages.message(w, http.StatusBadRequest, "Invalid request", "The form could not be read.")
 		return
 	}
-	if !s.checkCSRF(r, fs) {
-		s.refuseCSRF(w)
+	if !s.sessions.checkCSRF(r, fs) {
+		s.sessions.refuseCSRF(w)
 		return
 	}
 	var app *store.Client
@@ -67,14 +67,14 @@ func (s *Server) serveLauncher(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if app == nil {
-		s.showMessage(w, http.StatusBadRequest, "Unknown app", "Choose one of the apps listed.")
+		s.pages.message(w, http.StatusBadRequest, "Unknown app", "Choose one of the apps listed.")
 		return
 	}
 	patient := r.PostForm.Get("patient")
 	switch {
 	case patient == "" && len(patients) == 0:
 	case !slices.Contains(patients, patient) || !s.mayHavePatient(r.Context(), user, patient):
-		s.showMessage(w, http.StatusForbidden, "Patient not available", "Choose one of the patients listed.")
+		s.pages.message(w, http.StatusForbidden, "Patient not available", "Choose one of the patients listed.")
 		return
 	}
 	id, _, err := s.saveLaunch(r, &store.Launch{
@@ -85,7 +85,7 @@ func (s *Server) serveLauncher(w http.ResponseWriter, r *http.Request) {
 	})
 	if err != nil {
 		s.logger.Error("saving a launch failed", zap.Error(err))
-		s.showMessage(w, http.StatusInternalServerError, "Server error", "The launch could not be stored.")
+		s.pages.message(w, http.StatusInternalServerError, "Server error", "The launch could not be stored.")
 		return
 	}
 	target := withQuery(app.LaunchURI, url.Values{"iss": {strings.TrimSuffix(s.cfg.FHIRBase.String(), "/")}, "launch": {id}})

@@ -70,7 +70,7 @@ func (s *Server) serveLogin(w http.ResponseWriter, r *http.Request) {
 		s.postLogin(w, r)
 	default:
 		w.Header().Set("Allow", "GET, POST")
-		s.showMessage(w, http.StatusMethodNotAllowed, "Method not allowed", "Use GET or POST.")
+		s.pages.message(w, http.StatusMethodNotAllowed, "Method not allowed", "Use GET or POST.")
 	}
 }
 
@@ -99,14 +99,14 @@ func (s *Server) showLogin(w http.ResponseWriter, r *http.Request) {
 	fs, err := s.currentSession(w, r)
 	if err != nil {
 		s.logger.Error("sign-in session", zap.Error(err))
-		s.showMessage(w, http.StatusInternalServerError, "Server error", "The sign-in session could not be stored.")
+		s.pages.message(w, http.StatusInternalServerError, "Server error", "The sign-in session could not be stored.")
 		return
 	}
-	if fs.signedIn(s) {
+	if s.sessions.signedIn(fs) {
 		// Already signed in: continue a pending request not bound to
 		// another session.
 		if req != "" {
-			if p, ok := s.claimPending(fs, req, ""); ok {
+			if p, ok := s.pending.claim(fs, req, ""); ok {
 				s.advanceAuthorization(w, r, fs, req, p)
 				return
 			}
@@ -117,7 +117,7 @@ func (s *Server) showLogin(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if !s.cfg.PasswordLogin {
-		s.showMessage(w, http.StatusUnauthorized, "Not signed in",
+		s.pages.message(w, http.StatusUnauthorized, "Not signed in",
 			"This server signs you in through your organization's sign-in, which did not identify you.")
 		return
 	}
@@ -127,16 +127,16 @@ func (s *Server) showLogin(w http.ResponseWriter, r *http.Request) {
 // renderLogin shows the sign-in form with a CSRF token bound to the
 // (possibly anonymous) session.
 func (s *Server) renderLogin(w http.ResponseWriter, r *http.Request, status int, req, ret, username, message string) {
-	fs, err := s.formSession(w, r)
+	fs, err := s.sessions.forForm(w, r)
 	if err != nil {
 		s.logger.Error("sign-in session", zap.Error(err))
-		s.showMessage(w, http.StatusInternalServerError, "Server error", "The sign-in session could not be stored.")
+		s.pages.message(w, http.StatusInternalServerError, "Server error", "The sign-in session could not be stored.")
 		return
 	}
 	data := loginPage{Action: s.Endpoint(pathLogin), CSRF: fs.rec.CSRF, Return: ret, Username: username, Error: message}
 	sec := pageSecurity{}
 	if req != "" {
-		if p, ok := s.pending.Get(req, time.Now()); ok && p.issuer == s.cfg.Issuer.String() {
+		if p, ok := s.pending.peek(req); ok {
 			data.Req = req
 			data.ClientName = p.clientName
 			// A remembered consent sends the browser from the form's
@@ -144,23 +144,23 @@ func (s *Server) renderLogin(w http.ResponseWriter, r *http.Request, status int,
 			sec.formTargets = []string{redirectOrigin(p.redirectURI)}
 		}
 	}
-	s.renderPage(w, status, pageLogin, sec, data)
+	s.pages.render(w, status, pageLogin, sec, data)
 }
 
 // postLogin checks a posted sign-in form (CSRF, throttle, password) and
 // signs the user in with a new session.
 func (s *Server) postLogin(w http.ResponseWriter, r *http.Request) {
 	if !s.cfg.PasswordLogin {
-		s.showMessage(w, http.StatusForbidden, "Sign-in disabled", "Password sign-in is not enabled on this server.")
+		s.pages.message(w, http.StatusForbidden, "Sign-in disabled", "Password sign-in is not enabled on this server.")
 		return
 	}
 	if err := parsePageForm(w, r); err != nil {
-		s.showMessage(w, http.StatusBadRequest, "Invalid request", "The form could not be read.")
+		s.pages.message(w, http.StatusBadRequest, "Invalid request", "The form could not be read.")
 		return
 	}
-	fs := s.readSession(r)
-	if !s.checkCSRF(r, fs) {
-		s.refuseCSRF(w)
+	fs := s.sessions.read(r)
+	if !s.sessions.checkCSRF(r, fs) {
+		s.sessions.refuseCSRF(w)
 		return
 	}
 	req, ret := r.PostForm.Get(pendingFieldName), loginReturn(r.PostForm.Get("return"))
@@ -192,43 +192,25 @@ func (s *Server) postLogin(w http.ResponseWriter, r *http.Request) {
 	if fs != nil {
 		oldHash = store.HashID(fs.id)
 	}
-	nfs, err := s.newSession(r.Context(), w, r, user.Name, now)
+	nfs, err := s.sessions.start(r.Context(), w, r, user.Name, now)
 	if err != nil {
 		s.logger.Error("storing a sign-in session failed", zap.Error(err))
-		s.showMessage(w, http.StatusInternalServerError, "Server error", "The sign-in session could not be stored.")
+		s.pages.message(w, http.StatusInternalServerError, "Server error", "The sign-in session could not be stored.")
 		return
 	}
 	if req != "" {
-		if p, ok := s.claimPending(nfs, req, oldHash); ok {
+		if p, ok := s.pending.claim(nfs, req, oldHash); ok {
 			s.advanceAuthorization(w, r, nfs, req, p)
 			return
 		}
-		s.showPendingExpired(w)
+		s.pending.showExpired(w)
 		return
 	}
 	if ret != "" {
 		seeOther(w, r, s.loginReturnURL(ret))
 		return
 	}
-	s.showMessage(w, http.StatusOK, "Signed in", "You are signed in as "+displayUserName(user)+".")
-}
-
-// claimPending binds a pending request to a session: one not bound yet,
-// or bound to the session the user just replaced by signing in.
-func (s *Server) claimPending(fs *flowSession, id, previous string) (pendingAuthorization, bool) {
-	now := time.Now()
-	var claimed bool
-	p := s.pending.Update(id, now, func(cur pendingAuthorization, found bool) (pendingAuthorization, time.Time, bool) {
-		if !found {
-			return cur, now, false
-		}
-		if cur.issuer == s.cfg.Issuer.String() && (cur.session == "" || (previous != "" && cur.session == previous) || cur.session == store.HashID(fs.id)) {
-			cur.session = store.HashID(fs.id)
-			claimed = true
-		}
-		return cur, now.Add(pendingAuthorizationTTL), true
-	})
-	return p, claimed
+	s.pages.message(w, http.StatusOK, "Signed in", "You are signed in as "+displayUserName(user)+".")
 }
 
 // displayUserName is how a user is named on the pages.
@@ -309,30 +291,30 @@ type logoutPage struct {
 func (s *Server) serveLogout(w http.ResponseWriter, r *http.Request) {
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
-		fs := s.readSession(r)
+		fs := s.sessions.read(r)
 		data := logoutPage{Action: s.Endpoint(pathLogout)}
-		if fs.signedIn(s) {
-			data.CSRF, data.User = fs.rec.CSRF, displayUserName(fs.user(s))
+		if s.sessions.signedIn(fs) {
+			data.CSRF, data.User = fs.rec.CSRF, displayUserName(s.sessions.user(fs))
 		}
-		s.renderPage(w, http.StatusOK, pageLogout, pageSecurity{}, data)
+		s.pages.render(w, http.StatusOK, pageLogout, pageSecurity{}, data)
 	case http.MethodPost:
 		if err := parsePageForm(w, r); err != nil {
-			s.showMessage(w, http.StatusBadRequest, "Invalid request", "The form could not be read.")
+			s.pages.message(w, http.StatusBadRequest, "Invalid request", "The form could not be read.")
 			return
 		}
-		fs := s.readSession(r)
-		if !s.checkCSRF(r, fs) {
-			s.refuseCSRF(w)
+		fs := s.sessions.read(r)
+		if !s.sessions.checkCSRF(r, fs) {
+			s.sessions.refuseCSRF(w)
 			return
 		}
 		if err := s.cfg.Store.DeleteSession(r.Context(), fs.id); err != nil {
 			s.logger.Error("deleting a sign-in session failed", zap.Error(err))
 		}
-		s.setSessionCookie(w, "", 0)
-		s.showMessage(w, http.StatusOK, "Signed out", "You are signed out.")
+		s.sessions.setCookie(w, "", 0)
+		s.pages.message(w, http.StatusOK, "Signed out", "You are signed out.")
 	default:
 		w.Header().Set("Allow", "GET, POST")
-		s.showMessage(w, http.StatusMethodNotAllowed, "Method not allowed", "Use GET or POST.")
+		s.pages.message(w, http.StatusMethodNotAllowed, "Method not allowed", "Use GET or POST.")
 	}
 }
 
@@ -346,18 +328,18 @@ func (s *Server) signedInPage(w http.ResponseWriter, r *http.Request, ret, why s
 	case http.MethodGet, http.MethodHead, http.MethodPost:
 	default:
 		w.Header().Set("Allow", "GET, POST")
-		s.showMessage(w, http.StatusMethodNotAllowed, "Method not allowed", "Use GET or POST.")
+		s.pages.message(w, http.StatusMethodNotAllowed, "Method not allowed", "Use GET or POST.")
 		return nil, false
 	}
 	fs, err := s.currentSession(w, r)
 	if err != nil {
 		s.logger.Error("sign-in session", zap.Error(err))
-		s.showMessage(w, http.StatusInternalServerError, "Server error", "The sign-in session could not be stored.")
+		s.pages.message(w, http.StatusInternalServerError, "Server error", "The sign-in session could not be stored.")
 		return nil, false
 	}
-	if !fs.signedIn(s) {
+	if !s.sessions.signedIn(fs) {
 		if r.Method == http.MethodPost || !s.cfg.PasswordLogin {
-			s.showMessage(w, http.StatusUnauthorized, "Not signed in", why)
+			s.pages.message(w, http.StatusUnauthorized, "Not signed in", why)
 			return nil, false
 		}
 		seeOther(w, r, s.Endpoint(pathLogin)+"?"+url.Values{"return": {ret}}.Encode())

@@ -43,15 +43,15 @@ func (s *Server) serveManage(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	user := fs.user(s)
+	user := s.sessions.user(fs)
 	notice := ""
 	if r.Method == http.MethodPost {
 		if err := parsePageForm(w, r); err != nil {
-			s.showMessage(w, http.StatusBadRequest, "Invalid request", "The form could not be read.")
+			s.pages.message(w, http.StatusBadRequest, "Invalid request", "The form could not be read.")
 			return
 		}
-		if !s.checkCSRF(r, fs) {
-			s.refuseCSRF(w)
+		if !s.sessions.checkCSRF(r, fs) {
+			s.sessions.refuseCSRF(w)
 			return
 		}
 		name, ok := s.revokeUserGrant(w, r, user.Name, r.PostForm.Get("client_id"))
@@ -63,7 +63,7 @@ func (s *Server) serveManage(w http.ResponseWriter, r *http.Request) {
 	grants, err := s.cfg.Store.UserGrants(r.Context(), user.Name)
 	if err != nil {
 		s.logger.Error("listing a user's grants failed", zap.Error(err))
-		s.showMessage(w, http.StatusInternalServerError, "Server error", "Your apps could not be listed.")
+		s.pages.message(w, http.StatusInternalServerError, "Server error", "Your apps could not be listed.")
 		return
 	}
 	data := managePage{Action: s.Endpoint(PathManage), CSRF: fs.rec.CSRF, User: displayUserName(user), Notice: notice}
@@ -86,7 +86,7 @@ func (s *Server) serveManage(w http.ResponseWriter, r *http.Request) {
 		}
 		data.Apps = append(data.Apps, app)
 	}
-	s.renderPage(w, http.StatusOK, pageManage, pageSecurity{}, data)
+	s.pages.render(w, http.StatusOK, pageManage, pageSecurity{}, data)
 }
 
 // revokeUserGrant revokes what a user granted a client. It answers the
@@ -95,7 +95,7 @@ func (s *Server) revokeUserGrant(w http.ResponseWriter, r *http.Request, user, c
 	grants, err := s.cfg.Store.UserGrants(r.Context(), user)
 	if err != nil {
 		s.logger.Error("listing a user's grants failed", zap.Error(err))
-		s.showMessage(w, http.StatusInternalServerError, "Server error", "Your apps could not be listed.")
+		s.pages.message(w, http.StatusInternalServerError, "Server error", "Your apps could not be listed.")
 		return "", false
 	}
 	var found *store.UserGrant
@@ -105,20 +105,20 @@ func (s *Server) revokeUserGrant(w http.ResponseWriter, r *http.Request, user, c
 		}
 	}
 	if found == nil {
-		s.showMessage(w, http.StatusBadRequest, "Unknown app", "That app holds no access for you.")
+		s.pages.message(w, http.StatusBadRequest, "Unknown app", "That app holds no access for you.")
 		return "", false
 	}
 	until := time.Now().Add(s.cfg.Lifetimes.token().FamilyRevocation())
 	for _, fam := range found.Families {
 		if err := s.cfg.Store.Revoke(r.Context(), store.RevokedFamily, fam, until); err != nil {
 			s.logger.Error("revoking a token family failed", zap.Error(err))
-			s.showMessage(w, http.StatusInternalServerError, "Server error", "The access could not be revoked.")
+			s.pages.message(w, http.StatusInternalServerError, "Server error", "The access could not be revoked.")
 			return "", false
 		}
 	}
 	if err := s.cfg.Store.DeleteConsent(r.Context(), user, clientID); err != nil {
 		s.logger.Error("forgetting a consent failed", zap.Error(err))
-		s.showMessage(w, http.StatusInternalServerError, "Server error", "The remembered consent could not be removed.")
+		s.pages.message(w, http.StatusInternalServerError, "Server error", "The remembered consent could not be removed.")
 		return "", false
 	}
 	s.logger.Info("a user revoked an app's access", zap.String("user", user), zap.String("client_id", clientID))

@@ -37,16 +37,35 @@ const (
 
 var pageNames = []string{pageLogin, pageLogout, pageConsent, pagePicker, pageLauncher, pageMessage, pageManage}
 
-// pages are the parsed templates of the sign-in, consent, patient picker,
-// launcher and message pages. They are parsed once, when the Server is
-// built, and are read-only afterwards.
-type pages struct {
+// pageRenderer renders the user-facing pages (sign-in, sign-out, consent,
+// patient picker, launcher, the user's apps, messages) with the security
+// headers and Content-Security-Policy every page carries. Its templates
+// are parsed once, when the Server is built, and it is read-only
+// afterwards.
+type pageRenderer struct {
+	// byName are the parsed templates by file name.
 	byName map[string]*template.Template
+	// frameAncestors are the origins besides 'self' allowed to frame a
+	// framable page (Options.FrameAncestors).
+	frameAncestors []string
+	// logger receives template execution failures.
+	logger *zap.Logger
+}
+
+// newPageRenderer loads the page templates (loadPages) and keeps the
+// framing origins and the logger of the pages.
+func newPageRenderer(dir string, frameAncestors []string, logger *zap.Logger) (*pageRenderer, error) {
+	p, err := loadPages(dir)
+	if err != nil {
+		return nil, err
+	}
+	p.frameAncestors, p.logger = frameAncestors, logger
+	return p, nil
 }
 
 // loadPages parses the built-in templates, each replaced by the file of the
 // same name in dir when dir is set and holds one. An error names the file.
-func loadPages(dir string) (*pages, error) {
+func loadPages(dir string) (*pageRenderer, error) {
 	if dir != "" {
 		st, err := os.Stat(dir)
 		if err != nil {
@@ -60,7 +79,7 @@ func loadPages(dir string) (*pages, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &pages{byName: make(map[string]*template.Template, len(pageNames))}
+	p := &pageRenderer{byName: make(map[string]*template.Template, len(pageNames))}
 	for _, name := range pageNames {
 		src, origin, err := readPageTemplate(dir, name)
 		if err != nil {
@@ -107,24 +126,24 @@ type pageSecurity struct {
 	formTargets []string
 }
 
-// renderPage executes a page template and writes it with the security
+// render executes a page template and writes it with the security
 // headers every page carries.
-func (s *Server) renderPage(w http.ResponseWriter, status int, name string, sec pageSecurity, data any) {
+func (pr *pageRenderer) render(w http.ResponseWriter, status int, name string, sec pageSecurity, data any) {
 	var buf bytes.Buffer
-	t := s.pages.byName[name]
+	t := pr.byName[name]
 	if t == nil {
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
 	if err := t.Execute(&buf, data); err != nil {
-		s.logger.Error("rendering page failed", zap.String("page", name), zap.Error(err))
-		setPageHeaders(w.Header(), s.pageCSP(pageSecurity{}))
+		pr.logger.Error("rendering page failed", zap.String("page", name), zap.Error(err))
+		setPageHeaders(w.Header(), pr.csp(pageSecurity{}))
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.WriteHeader(http.StatusInternalServerError)
 		_, _ = w.Write([]byte("The page could not be shown.\n"))
 		return
 	}
-	setPageHeaders(w.Header(), s.pageCSP(sec))
+	setPageHeaders(w.Header(), pr.csp(sec))
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Content-Length", strconv.Itoa(buf.Len()))
 	w.WriteHeader(status)
@@ -141,8 +160,8 @@ func setPageHeaders(h http.Header, csp string) {
 	h.Set("Pragma", "no-cache")
 }
 
-// pageCSP builds the Content-Security-Policy of a page.
-func (s *Server) pageCSP(sec pageSecurity) string {
+// csp builds the Content-Security-Policy of a page.
+func (pr *pageRenderer) csp(sec pageSecurity) string {
 	formAction := []string{"'self'"}
 	for _, o := range sec.formTargets {
 		if cspSourceOK(o) {
@@ -151,7 +170,7 @@ func (s *Server) pageCSP(sec pageSecurity) string {
 	}
 	ancestors := []string{"'self'"}
 	if sec.framable {
-		for _, o := range s.cfg.FrameAncestors {
+		for _, o := range pr.frameAncestors {
 			if cspSourceOK(o) {
 				ancestors = append(ancestors, o)
 			}
@@ -184,7 +203,7 @@ type messagePage struct {
 	Status int
 }
 
-// showMessage renders the message page.
-func (s *Server) showMessage(w http.ResponseWriter, status int, title, message string) {
-	s.renderPage(w, status, pageMessage, pageSecurity{}, messagePage{Title: title, Message: message, Status: status})
+// message renders the message page.
+func (pr *pageRenderer) message(w http.ResponseWriter, status int, title, message string) {
+	pr.render(w, status, pageMessage, pageSecurity{}, messagePage{Title: title, Message: message, Status: status})
 }

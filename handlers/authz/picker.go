@@ -29,13 +29,13 @@ type pickerPage struct {
 func (s *Server) servePicker(w http.ResponseWriter, r *http.Request) {
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
-		fs, id, p, ok := s.readPendingPage(w, r)
+		fs, id, p, ok := s.pending.readPage(w, r)
 		if !ok {
 			return
 		}
 		s.renderPicker(w, r, fs, id, p)
 	case http.MethodPost:
-		fs, id, p, ok := s.readPendingForm(w, r)
+		fs, id, p, ok := s.pending.readForm(w, r)
 		if !ok {
 			return
 		}
@@ -45,24 +45,24 @@ func (s *Server) servePicker(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		patient := r.PostForm.Get("patient")
-		if patient == "" || len(r.PostForm["patient"]) != 1 || !s.mayHavePatient(r.Context(), fs.user(s), patient) {
-			s.showMessage(w, http.StatusForbidden, "Patient not available",
+		if patient == "" || len(r.PostForm["patient"]) != 1 || !s.mayHavePatient(r.Context(), s.sessions.user(fs), patient) {
+			s.pages.message(w, http.StatusForbidden, "Patient not available",
 				"You cannot choose that patient. Go back and choose one of the patients listed.")
 			return
 		}
 		p.context.Patient = patient
-		s.savePending(id, p)
+		s.pending.save(id, p)
 		s.advanceAuthorization(w, r, fs, id, p)
 	default:
 		w.Header().Set("Allow", "GET, POST")
-		s.showMessage(w, http.StatusMethodNotAllowed, "Method not allowed", "Use GET or POST.")
+		s.pages.message(w, http.StatusMethodNotAllowed, "Method not allowed", "Use GET or POST.")
 	}
 }
 
 // renderPicker shows the patient picker of a pending request, with the
 // name search's results when the user searches.
 func (s *Server) renderPicker(w http.ResponseWriter, r *http.Request, fs *flowSession, id string, p pendingAuthorization) {
-	u := fs.user(s)
+	u := s.sessions.user(fs)
 	data := pickerPage{
 		Action:     s.Endpoint(pathPicker),
 		CSRF:       fs.rec.CSRF,
@@ -90,5 +90,5 @@ func (s *Server) renderPicker(w http.ResponseWriter, r *http.Request, fs *flowSe
 			data.Patients = found
 		}
 	}
-	s.renderPage(w, http.StatusOK, pagePicker, s.flowPageSecurity(p), data)
+	s.pages.render(w, http.StatusOK, pagePicker, s.flowPageSecurity(p), data)
 }

@@ -140,8 +140,11 @@ type Server struct {
 	smartConfig []byte
 	oidcConfig  []byte
 
-	// pages are the parsed page templates (pages.go).
-	pages *pages
+	// pages renders the pages (pages.go).
+	pages *pageRenderer
+	// sessions are the sign-in sessions and the forms' CSRF check
+	// (session.go).
+	sessions *sessions
 
 	// registry finds and authenticates clients (Options.Clients).
 	registry *clients.Registry
@@ -149,11 +152,12 @@ type Server struct {
 	tokens *accesstoken.Profile
 	// users is the reach rule (Options.Rule).
 	users *users.Rule
-	// pending are the pending authorization requests (pending.go) and
-	// logins the sign-in throttle (login.go): the issuer's, from
-	// Options.
-	pending *throttle.Map[pendingAuthorization]
-	logins  *throttle.Limiter
+	// pending are the issuer's pending authorization requests
+	// (pending.go), over the table of Options.Pending.
+	pending *pendingRequests
+	// logins is the issuer's sign-in throttle (login.go), from
+	// Options.Logins.
+	logins *throttle.Limiter
 }
 
 // New builds a Server: it parses the page templates and the discovery
@@ -175,7 +179,6 @@ func New(opts Options) (*Server, error) {
 		registry:   opts.Clients,
 		tokens:     opts.Tokens,
 		users:      opts.Rule,
-		pending:    opts.Pending.table,
 		logins:     opts.Logins,
 	}
 	var err error
@@ -201,8 +204,23 @@ func New(opts Options) (*Server, error) {
 	if s.oidcConfig, err = s.buildOpenIDConfiguration(); err != nil {
 		return nil, err
 	}
-	if s.pages, err = loadPages(opts.TemplatesDir); err != nil {
+	if s.pages, err = newPageRenderer(opts.TemplatesDir, opts.FrameAncestors, opts.Logger); err != nil {
 		return nil, err
+	}
+	s.sessions = &sessions{
+		store:      opts.Store,
+		issuer:     opts.Issuer,
+		issuerPath: s.issuerPath,
+		lifetime:   opts.Lifetimes.Session,
+		users:      opts.Users,
+		pages:      s.pages,
+		logger:     opts.Logger,
+	}
+	s.pending = &pendingRequests{
+		table:    opts.Pending.table,
+		issuer:   opts.Issuer.String(),
+		sessions: s.sessions,
+		pages:    s.pages,
 	}
 	s.addRoutes()
 	return s, nil

@@ -26,18 +26,43 @@ const anonymousSessionTTL = 30 * time.Minute
 // csrfFieldName is the hidden input of every form of the flow.
 const csrfFieldName = "csrf_token"
 
-// sessionPath is the cookie path: the issuer's path, or "/".
-func (s *Server) sessionPath() string {
-	if s.issuerPath == "" {
-		return "/"
-	}
-	return s.issuerPath
+// sessions are the sign-in sessions of the flow's pages: the session
+// cookie (its path, its Secure attribute, its lifetime), the records in
+// the store behind it, and the CSRF check of the forms, bound to a
+// session. It is built by New and read-only afterwards.
+type sessions struct {
+	// store holds the session records (Options.Store).
+	store SessionStore
+	// issuer is the authorization server's URL (Options.Issuer): the
+	// cookie's path and Secure attribute and the origin forms must come
+	// from.
+	issuer *url.URL
+	// issuerPath is the issuer's path without a trailing slash, "" for
+	// the root.
+	issuerPath string
+	// lifetime is how long a signed-in session lives
+	// (Options.Lifetimes.Session).
+	lifetime time.Duration
+	// users are the configured users by name (Options.Users).
+	users map[string]*users.User
+	// pages answer a refused form.
+	pages *pageRenderer
+	// logger receives store failures.
+	logger *zap.Logger
 }
 
-// sessionCookieSecure tells whether cookies get the Secure attribute: always,
+// cookiePath is the cookie path: the issuer's path, or "/".
+func (ss *sessions) cookiePath() string {
+	if ss.issuerPath == "" {
+		return "/"
+	}
+	return ss.issuerPath
+}
+
+// cookieSecure tells whether cookies get the Secure attribute: always,
 // except for an http issuer on a loopback host (development).
-func (s *Server) sessionCookieSecure() bool {
-	return !(s.cfg.Issuer.Scheme == "http" && clients.IsLoopbackHost(s.cfg.Issuer.Hostname()))
+func (ss *sessions) cookieSecure() bool {
+	return !(ss.issuer.Scheme == "http" && clients.IsLoopbackHost(ss.issuer.Hostname()))
 }
 
 // flowSession is the sign-in session of a request, if any.
@@ -47,64 +72,63 @@ type flowSession struct {
 }
 
 // signedIn tells whether the session names a configured user.
-func (fs *flowSession) signedIn(s *Server) bool {
-	return fs != nil && fs.rec != nil && fs.rec.User != "" && s.cfg.Users[fs.rec.User] != nil
+func (ss *sessions) signedIn(fs *flowSession) bool {
+	return fs != nil && fs.rec != nil && fs.rec.User != "" && ss.users[fs.rec.User] != nil
 }
 
 // user returns the session's configured user, or nil.
-func (fs *flowSession) user(s *Server) *users.User {
-	if !fs.signedIn(s) {
+func (ss *sessions) user(fs *flowSession) *users.User {
+	if !ss.signedIn(fs) {
 		return nil
 	}
-	return s.cfg.Users[fs.rec.User]
+	return ss.users[fs.rec.User]
 }
 
-// readSession returns the live session named by the request's cookie, or
-// nil.
-func (s *Server) readSession(r *http.Request) *flowSession {
+// read returns the live session named by the request's cookie, or nil.
+func (ss *sessions) read(r *http.Request) *flowSession {
 	c, err := r.Cookie(sessionCookieName)
 	if err != nil || c.Value == "" || len(c.Value) > 128 {
 		return nil
 	}
-	rec, err := s.cfg.Store.GetSession(r.Context(), c.Value)
+	rec, err := ss.store.GetSession(r.Context(), c.Value)
 	if err != nil {
 		if !errors.Is(err, store.ErrNotFound) {
-			s.logger.Error("reading a sign-in session failed", zap.Error(err))
+			ss.logger.Error("reading a sign-in session failed", zap.Error(err))
 		}
 		return nil
 	}
 	return &flowSession{id: c.Value, rec: rec}
 }
 
-// newSession stores a fresh session under a new id and sets its cookie. An
+// start stores a fresh session under a new id and sets its cookie. An
 // old session named by the request's cookie is deleted: the id changes at
 // every sign-in, so that an id planted before sign-in is worthless.
-func (s *Server) newSession(ctx context.Context, w http.ResponseWriter, r *http.Request, user string, authTime time.Time) (*flowSession, error) {
+func (ss *sessions) start(ctx context.Context, w http.ResponseWriter, r *http.Request, user string, authTime time.Time) (*flowSession, error) {
 	if old, err := r.Cookie(sessionCookieName); err == nil && old.Value != "" && len(old.Value) <= 128 {
-		if err := s.cfg.Store.DeleteSession(ctx, old.Value); err != nil && !errors.Is(err, store.ErrNotFound) {
+		if err := ss.store.DeleteSession(ctx, old.Value); err != nil && !errors.Is(err, store.ErrNotFound) {
 			return nil, err
 		}
 	}
-	ttl := s.cfg.Lifetimes.Session
+	ttl := ss.lifetime
 	if user == "" {
 		ttl = min(ttl, anonymousSessionTTL)
 	}
 	fs := &flowSession{id: store.NewSecret(), rec: &store.Session{User: user, AuthTime: authTime, CSRF: store.NewSecret()}}
-	if err := s.cfg.Store.SaveSession(ctx, fs.id, fs.rec, ttl); err != nil {
+	if err := ss.store.SaveSession(ctx, fs.id, fs.rec, ttl); err != nil {
 		return nil, err
 	}
-	s.setSessionCookie(w, fs.id, ttl)
+	ss.setCookie(w, fs.id, ttl)
 	return fs, nil
 }
 
-// setSessionCookie sets (or, with an empty id, clears) the session cookie.
-func (s *Server) setSessionCookie(w http.ResponseWriter, id string, ttl time.Duration) {
+// setCookie sets (or, with an empty id, clears) the session cookie.
+func (ss *sessions) setCookie(w http.ResponseWriter, id string, ttl time.Duration) {
 	c := &http.Cookie{
 		Name:     sessionCookieName,
 		Value:    id,
-		Path:     s.sessionPath(),
+		Path:     ss.cookiePath(),
 		HttpOnly: true,
-		Secure:   s.sessionCookieSecure(),
+		Secure:   ss.cookieSecure(),
 		SameSite: http.SameSiteLaxMode,
 	}
 	if id == "" {
@@ -115,23 +139,23 @@ func (s *Server) setSessionCookie(w http.ResponseWriter, id string, ttl time.Dur
 	http.SetCookie(w, c)
 }
 
-// formSession returns the request's session, creating an anonymous one
-// when there is none, so that a form can carry a CSRF token bound to it.
-func (s *Server) formSession(w http.ResponseWriter, r *http.Request) (*flowSession, error) {
-	if fs := s.readSession(r); fs != nil && fs.rec.CSRF != "" {
+// forForm returns the request's session, creating an anonymous one when
+// there is none, so that a form can carry a CSRF token bound to it.
+func (ss *sessions) forForm(w http.ResponseWriter, r *http.Request) (*flowSession, error) {
+	if fs := ss.read(r); fs != nil && fs.rec.CSRF != "" {
 		return fs, nil
 	}
-	return s.newSession(r.Context(), w, r, "", time.Time{})
+	return ss.start(r.Context(), w, r, "", time.Time{})
 }
 
 // checkCSRF tells whether a POST carries the session's CSRF token and, when
 // the browser says where it comes from, comes from this server's origin.
 // The form must have been parsed.
-func (s *Server) checkCSRF(r *http.Request, fs *flowSession) bool {
+func (ss *sessions) checkCSRF(r *http.Request, fs *flowSession) bool {
 	if fs == nil || fs.rec == nil || fs.rec.CSRF == "" {
 		return false
 	}
-	if origin := r.Header.Get("Origin"); origin != "" && origin != "null" && origin != s.issuerOrigin() {
+	if origin := r.Header.Get("Origin"); origin != "" && origin != "null" && origin != ss.issuerOrigin() {
 		return false
 	}
 	if r.Header.Get("Sec-Fetch-Site") == "cross-site" {
@@ -142,13 +166,13 @@ func (s *Server) checkCSRF(r *http.Request, fs *flowSession) bool {
 }
 
 // issuerOrigin is the scheme and host of the issuer.
-func (s *Server) issuerOrigin() string {
-	return s.cfg.Issuer.Scheme + "://" + s.cfg.Issuer.Host
+func (ss *sessions) issuerOrigin() string {
+	return ss.issuer.Scheme + "://" + ss.issuer.Host
 }
 
 // refuseCSRF answers a form submission that failed the CSRF check.
-func (s *Server) refuseCSRF(w http.ResponseWriter) {
-	s.showMessage(w, http.StatusForbidden, "Request refused",
+func (ss *sessions) refuseCSRF(w http.ResponseWriter) {
+	ss.pages.message(w, http.StatusForbidden, "Request refused",
 		"This form expired or did not come from this site. Go back, reload the page and try again.")
 }
 
