@@ -1,6 +1,7 @@
 package store
 
 import (
+	"errors"
 	"strconv"
 	"testing"
 	"time"
@@ -77,4 +78,19 @@ func BenchmarkUseJTIParallel(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkRevocationMiss is the lookup every access-token verification
+// now makes for its client (the common case: no revocation).
+func BenchmarkRevocationMiss(b *testing.B) {
+	db, err := Open(b.TempDir(), Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	for b.Loop() {
+		if _, err := db.Revocation(ctx, RevokedClient, "some-client"); !errors.Is(err, ErrNotFound) {
+			b.Fatal(err)
+		}
+	}
 }

@@ -66,7 +66,7 @@ func conflictsOf(db *DB, fn func()) uint64 {
 // and checks that every one of them returns a real answer, never a
 // transaction conflict.
 func TestConcurrentConflictingOperationsAllFinish(t *testing.T) {
-	db := openTest(t, t.TempDir(), nil)
+	db := openTest(t, t.TempDir())
 	const rounds = 5
 	for round := range rounds {
 		before := db.ConflictStats()
@@ -157,46 +157,5 @@ func TestConcurrentConflictingOperationsAllFinish(t *testing.T) {
 	}
 	if s := db.ConflictStats(); s.GaveUp != 0 || s.Conflicts == 0 {
 		t.Errorf("conflict stats %+v: want conflicts retried (the test must contend) and none given up", s)
-	}
-}
-
-// TestConcurrentGraceRotations rotates one refresh token 50 times at once
-// with a grace period: each retry replaces the previous successor, so
-// every call succeeds and exactly one successor is left alive.
-func TestConcurrentGraceRotations(t *testing.T) {
-	db := openTest(t, t.TempDir(), nil)
-	if err := db.SaveRefresh(ctx, "rt", &RefreshToken{FamilyID: "fam", ClientID: "app"}, time.Hour); err != nil {
-		t.Fatal(err)
-	}
-	next := func(i int) string { return fmt.Sprintf("next-%d", i) }
-	errs := contend(func(i int) error {
-		_, err := db.RotateRefresh(ctx, "rt", Rotation{Next: next(i), TTL: time.Hour, Grace: time.Minute})
-		return err
-	})
-	if ok, _, _ := count(t, "RotateRefresh", errs); ok != contenders {
-		t.Fatalf("%d of %d grace rotations succeeded", ok, contenders)
-	}
-	var live []int
-	for i := range contenders {
-		if _, err := db.GetRefresh(ctx, next(i)); err == nil {
-			live = append(live, i)
-		}
-	}
-	if len(live) != 1 {
-		t.Fatalf("live successors %v, want exactly one", live)
-	}
-	// The live one rotates; any superseded one is reuse and kills it.
-	if _, err := db.RotateRefresh(ctx, next(live[0]), Rotation{Next: "after", TTL: time.Hour, Grace: time.Minute}); err != nil {
-		t.Fatal(err)
-	}
-	other := 0
-	if live[0] == 0 {
-		other = 1
-	}
-	if _, err := db.RotateRefresh(ctx, next(other), Rotation{Next: "x", TTL: time.Hour, Grace: time.Minute}); !errors.Is(err, ErrReplayed) {
-		t.Fatalf("a superseded successor: %v, want ErrReplayed", err)
-	}
-	if _, err := db.GetRefresh(ctx, "after"); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("the family survived the reuse of a superseded successor: %v", err)
 	}
 }

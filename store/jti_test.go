@@ -41,7 +41,7 @@ func TestUseJTIGroupCommitIsDurable(t *testing.T) {
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
-	db = openTest(t, dir, nil)
+	db = openTest(t, dir)
 	for _, i := range []int{0, 1, n / 2, n - 1} {
 		if err := db.UseJTI(ctx, "client", "jti-"+strconv.Itoa(i), exp); !errors.Is(err, ErrReplayed) {
 			t.Fatalf("jti %d after reopening: %v, want ErrReplayed", i, err)
