@@ -3,7 +3,9 @@ package postgres
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/smartcaddy/smartauth/store"
 )
@@ -99,6 +101,11 @@ func (d *DB) GetSession(ctx context.Context, id string) (*store.Session, error) 
 
 // GetSessionByHash implements store.Store.
 func (d *DB) GetSessionByHash(ctx context.Context, hash string) (*store.Session, error) {
+	if !utf8.ValidString(hash) || strings.ContainsRune(hash, 0) {
+		// Not a HashID, and not storable in a text column: no such
+		// session (rather than a database error).
+		return nil, store.ErrNotFound
+	}
 	return getExpiring[store.Session](ctx, d, "sessions", hash)
 }
 

@@ -93,7 +93,11 @@ func startCluster() (dsn string, stop func(), err error) {
 		return "", nil, err
 	}
 	port := freePort()
-	opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200", port, dir)
+	fsync := "off"
+	if os.Getenv("SMARTAUTH_TEST_PG_FSYNC") == "on" {
+		fsync = "on"
+	}
+	opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=%s -c max_connections=200", port, dir, fsync)
 	if err := run(filepath.Join(bin, "pg_ctl"), "-D", data, "-l", filepath.Join(dir, "log"), "-w", "-o", opts, "start"); err != nil {
 		os.RemoveAll(dir)
 		return "", nil, err
