@@ -81,6 +81,16 @@ func Open(ctx context.Context, dsn string, o Options) (*DB, error) {
 	if o.MaxConns > 0 {
 		cfg.MaxConns = o.MaxConns
 	}
+	// Durability: a write is answered only once committed to disk. A
+	// server or database configured with synchronous_commit = off would
+	// answer before that and lose acknowledged codes, rotations and
+	// revocations in a crash, so such sessions are set back to on (the
+	// stronger settings, remote_write and remote_apply, are kept).
+	cfg.AfterConnect = func(ctx context.Context, c *pgx.Conn) error {
+		_, err := c.Exec(ctx, `SELECT set_config('synchronous_commit', 'on', false)
+			WHERE current_setting('synchronous_commit') = 'off'`)
+		return err
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres storage: %w", err)

@@ -39,7 +39,7 @@ func TestMain(m *testing.M) {
 func runWithCluster(m *testing.M) int {
 	if dsn := os.Getenv("SMARTAUTH_TEST_PG"); dsn != "" {
 		pgBase = dsn
-		return m.Run()
+		return runTests(m)
 	}
 	dsn, stop, err := startCluster()
 	if err != nil {
@@ -49,6 +49,18 @@ func runWithCluster(m *testing.M) int {
 	}
 	defer stop()
 	pgBase = dsn
+	return runTests(m)
+}
+
+// runTests hands the package's internal tests a database of their own
+// (they cannot reach this harness) and runs the tests.
+func runTests(m *testing.M) int {
+	dsn, err := createDB()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	os.Setenv("SMARTAUTH_TEST_PG_INTERNAL_DSN", dsn)
 	return m.Run()
 }
 
@@ -124,25 +136,34 @@ var dbSeq atomic.Int64
 // freshDSN creates an empty database and returns its DSN.
 func freshDSN(t testing.TB) string {
 	t.Helper()
+	dsn, err := createDB()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dsn
+}
+
+// createDB creates an empty database on the cluster and returns its DSN.
+func createDB() (string, error) {
 	name := fmt.Sprintf("smartauth_test_%d_%d", os.Getpid(), dbSeq.Add(1))
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, pgBase)
 	if err != nil {
-		t.Fatalf("connecting to the test cluster: %v", err)
+		return "", fmt.Errorf("connecting to the test cluster: %w", err)
 	}
 	defer conn.Close(ctx)
 	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		t.Fatalf("creating %s: %v", name, err)
+		return "", fmt.Errorf("creating %s: %w", name, err)
 	}
 	if strings.HasPrefix(pgBase, "postgres://") || strings.HasPrefix(pgBase, "postgresql://") {
 		u, err := url.Parse(pgBase)
 		if err != nil {
-			t.Fatal(err)
+			return "", err
 		}
 		u.Path = "/" + name
-		return u.String()
+		return u.String(), nil
 	}
-	return pgBase + " dbname=" + name
+	return pgBase + " dbname=" + name, nil
 }
 
 // clock is a settable clock for expiry tests.
