@@ -2,21 +2,17 @@ package postgres
 
 import (
 	"context"
-	"os"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/smartcaddy/smartauth/internal/pgtest"
 )
 
 // TestSynchronousCommitForcedOn opens a database whose default is
 // synchronous_commit = off and checks that the store's sessions commit
-// synchronously anyway. It needs SMARTAUTH_TEST_DSN_FOR_INTERNAL, which
-// the external tests' TestMain sets to a fresh database.
+// synchronously anyway.
 func TestSynchronousCommitForcedOn(t *testing.T) {
-	dsn := os.Getenv(internalDSNVar)
-	if dsn == "" {
-		t.Fatalf("%s is not set: run the package's tests, whose TestMain sets it", internalDSNVar)
-	}
+	dsn := pgtest.DSN(t)
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, dsn)
 	if err != nil {
@@ -43,7 +39,3 @@ func TestSynchronousCommitForcedOn(t *testing.T) {
 		t.Fatalf("synchronous_commit = %s in the store's sessions, want on", got)
 	}
 }
-
-// internalDSNVar names the environment variable through which the
-// external tests' TestMain hands this test a fresh database.
-const internalDSNVar = "SMARTAUTH_TEST_PG_INTERNAL_DSN"
