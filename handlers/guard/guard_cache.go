@@ -24,6 +24,13 @@ const (
 	// tokenCacheMax bounds the verified-token cache; when full, expired
 	// entries are dropped, and if that is not enough, all of them.
 	tokenCacheMax = 1 << 16
+	// revocationOverlap is how far back before the newest revocation seen
+	// each read starts again. A store shared by several instances (or
+	// with concurrent writers) can make a revocation visible after a
+	// later-stamped one: its transaction commits late, or its instance's
+	// clock is behind. Reading again is harmless: a revocation already
+	// known changes nothing.
+	revocationOverlap = 30 * time.Second
 )
 
 // principal is a verified access token: who, for which client, with what.
@@ -149,33 +156,46 @@ func (g *Guard) poll(stopped <-chan struct{}) {
 	}
 }
 
-// pollRevocations reads the revocations recorded since the last read,
-// remembers them and drops the cached tokens they hit.
+// pollRevocations reads the revocations recorded since the newest one
+// seen, less revocationOverlap, remembers the new ones and drops the
+// cached tokens they hit.
 func (g *Guard) pollRevocations(ctx context.Context) error {
 	gs := g.gs
-	revs, err := g.store.RevokedSince(ctx, gs.since)
+	from := gs.since
+	if !from.IsZero() && from.After(time.Unix(0, 0).Add(revocationOverlap)) {
+		from = from.Add(-revocationOverlap)
+	}
+	revs, err := g.store.RevokedSince(ctx, from)
 	if err != nil {
 		return err
 	}
 	now := time.Now()
 	gs.mu.Lock()
 	defer gs.mu.Unlock()
+	changed := false
 	for _, rev := range revs {
+		if rev.Kind != store.RevokedClient && rev.Until.Before(now) {
+			continue // over: no token it names is still valid
+		}
 		switch rev.Kind {
 		case store.RevokedToken:
-			gs.revJTI[rev.ID] = rev.Until
+			if until, ok := gs.revJTI[rev.ID]; !ok || rev.Until.After(until) {
+				gs.revJTI[rev.ID], changed = rev.Until, true
+			}
 		case store.RevokedFamily:
-			gs.revFamily[rev.ID] = rev.Until
+			if until, ok := gs.revFamily[rev.ID]; !ok || rev.Until.After(until) {
+				gs.revFamily[rev.ID], changed = rev.Until, true
+			}
 		case store.RevokedClient:
 			if rev.At.After(gs.revClient[rev.ID]) {
-				gs.revClient[rev.ID] = rev.At
+				gs.revClient[rev.ID], changed = rev.At, true
 			}
 		}
 		if rev.At.After(gs.since) {
 			gs.since = rev.At
 		}
 	}
-	if len(revs) > 0 {
+	if changed {
 		for k, p := range gs.tokens {
 			if gs.revokedLocked(p) {
 				delete(gs.tokens, k)
