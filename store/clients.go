@@ -9,11 +9,11 @@ import (
 	"github.com/dgraph-io/badger/v4"
 )
 
-// Key prefixes of the long-lived records.
+// Key prefixes of the long-lived records (the record kinds of export.go).
 const (
-	kindClient  = "client"
-	kindConsent = "consent"
-	kindKey     = "key"
+	kindClient  = KindClient
+	kindConsent = KindConsent
+	kindKey     = KindKey
 )
 
 // PutClient implements Store.

@@ -9,15 +9,15 @@ import (
 	"github.com/dgraph-io/badger/v4"
 )
 
-// Key prefixes of the short-lived records.
+// Key prefixes of the short-lived records (the record kinds of export.go).
 const (
-	kindCode    = "code"
-	kindLaunch  = "launch"
-	kindSession = "session"
-	kindRefresh = "refresh"
-	kindJTI     = "jti"
-	kindRevoked = "revoked"
-	kindRevLog  = "revlog"
+	kindCode    = KindCode
+	kindLaunch  = KindLaunch
+	kindSession = KindSession
+	kindRefresh = KindRefresh
+	kindJTI     = KindJTI
+	kindRevoked = KindRevocation
+	kindRevLog  = KindRevocationLog
 )
 
 // SaveCode implements Store.
