@@ -130,3 +130,43 @@ func expiresNS(t time.Time) int64 {
 	}
 	return ns(t)
 }
+
+// Exporter is a store that walks its records raw: store.DB.
+type Exporter interface {
+	Export(ctx context.Context, fn func(store.RawRecord) error) error
+}
+
+// importBatch is how many records ImportAll writes per transaction.
+const importBatch = 500
+
+// ImportAll copies every record src exports into d (Import, in
+// transactions of importBatch records) and returns how many records of
+// each kind it copied. Running it again on the same source changes
+// nothing and returns the same counts.
+func (d *DB) ImportAll(ctx context.Context, src Exporter) (map[string]int, error) {
+	counts := make(map[string]int, len(store.Kinds))
+	batch := make([]store.RawRecord, 0, importBatch)
+	flush := func() error {
+		err := d.Import(ctx, batch...)
+		batch = batch[:0]
+		return err
+	}
+	err := src.Export(ctx, func(r store.RawRecord) error {
+		batch = append(batch, r)
+		counts[r.Kind]++
+		if len(batch) == importBatch {
+			return flush()
+		}
+		return nil
+	})
+	if err == nil {
+		err = flush()
+	}
+	if err != nil {
+		return nil, err
+	}
+	return counts, nil
+}
+
+// Interface guards
+var _ Exporter = (*store.DB)(nil)
