@@ -45,7 +45,7 @@ const (
 // Kinds lists every record kind, in the order Export walks them (Badger
 // key order).
 var Kinds = []string{KindClient, KindCode, KindConsent, KindJTI, KindKey, KindLaunch,
-	KindRefresh, KindRevocation, KindRevocationLog, KindSession}
+	KindRefresh, KindRevocationLog, KindRevocation, KindSession}
 
 // metaPrefix holds the store's bookkeeping (the keys-version marker), not
 // records: Export skips it.
