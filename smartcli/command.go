@@ -12,7 +12,7 @@ import (
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "smart-auth",
-		Usage: "<hash-secret|keygen|clients|remove-client|revoke> [flags]",
+		Usage: "<hash-secret|keygen|clients|remove-client|revoke|migrate> [flags]",
 		Short: "Tools for the smart_auth SMART on FHIR authorization server",
 		Long: `
 Tools for the smart_auth handler (SMART App Launch authorization server).
@@ -25,12 +25,13 @@ Tools for the smart_auth handler (SMART App Launch authorization server).
                  directory
   remove-client  remove a dynamically registered client and revoke its tokens
   revoke         revoke every token issued so far to a client
+  migrate        copy a storage directory into a PostgreSQL database
 
-clients, remove-client and revoke open the Badger storage directory
+clients, remove-client, revoke and migrate open the Badger storage directory
 directly: stop the Caddy that uses it first (Badger locks the directory).
 `,
 		CobraFunc: func(cmd *cobra.Command) {
-			cmd.AddCommand(hashSecretCommand(), keygenCommand(), clientsCommand(), removeClientCommand(), revokeCommand())
+			cmd.AddCommand(hashSecretCommand(), keygenCommand(), clientsCommand(), removeClientCommand(), revokeCommand(), migrateCommand())
 		},
 	})
 }

@@ -27,6 +27,12 @@ func openStorage(cmd *cobra.Command) (*store.DB, error) {
 	if dir == "" {
 		return nil, errors.New("--storage is required: the smart_auth storage directory")
 	}
+	return openStorageDir(dir)
+}
+
+// openStorageDir opens the existing storage directory dir, refusing one a
+// running Caddy holds with a message that says so.
+func openStorageDir(dir string) (*store.DB, error) {
 	fi, err := os.Stat(dir)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
