@@ -53,7 +53,7 @@ func open(t *testing.T, c *clock) *postgres.DB {
 }
 
 // openDSN opens a store on dsn with clock c, closed at cleanup.
-func openDSN(t *testing.T, dsn string, c *clock) *postgres.DB {
+func openDSN(t testing.TB, dsn string, c *clock) *postgres.DB {
 	t.Helper()
 	db, err := postgres.Open(context.Background(), dsn, postgres.Options{Now: c.Now, MaxConns: 20})
 	if err != nil {
