@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/spf13/cobra"
@@ -32,7 +33,7 @@ var kindLabels = map[string]string{
 // directory copied into a PostgreSQL database.
 func migrateCommand() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "migrate --from <dir> (--to <dsn> | --to-env <NAME>)",
+		Use:   "migrate --from <dir> (--to <dsn> | --to-env <NAME>) [--force]",
 		Short: "Copy a Badger storage directory into a PostgreSQL database",
 		Long: `
 Copies every record of a smart_auth storage directory (Badger) into a
@@ -49,7 +50,9 @@ or --to '{file./run/secrets/dsn}', or name an environment variable with
 needed.
 
 Stop the Caddy that uses the directory first (Badger allows one process
-per directory), and run it before any instance serves from the database.
+per directory), and run it before any instance serves from the database:
+a database an instance has served from is refused (records deleted there
+since would come back) unless --force.
 Running it again copies nothing new: records already in the database are
 kept, except that a code or refresh token used since becomes used there
 too, and revocations keep the later of the two.
@@ -70,11 +73,20 @@ too, and revocations keep the later of the two.
 			}
 			defer src.Close()
 			ctx := context.Background()
-			dst, err := postgres.Open(ctx, dsn, postgres.Options{})
+			dst, err := postgres.Open(ctx, dsn, postgres.Options{ForMigration: true})
 			if err != nil {
 				return err
 			}
 			defer dst.Close()
+			since, serving, err := dst.ServingSince(ctx)
+			if err != nil {
+				return err
+			}
+			if force, _ := cmd.Flags().GetBool("force"); serving && !force {
+				return fmt.Errorf("the database has been serving since %s: copying into it again could bring back "+
+					"records deleted there since (signed-out sessions, used launches, removed clients); "+
+					"use --force only if no instance has served real traffic from it", since.Format(time.RFC3339))
+			}
 			counts, err := dst.ImportAll(ctx, src)
 			if err != nil {
 				return fmt.Errorf("copying %s to PostgreSQL: %w", from, err)
@@ -85,6 +97,7 @@ too, and revocations keep the later of the two.
 	cmd.Flags().String("from", "", "the smart_auth storage directory to copy (required)")
 	cmd.Flags().String("to", "", "the PostgreSQL DSN, best as a placeholder: {env.NAME} or {file.PATH}")
 	cmd.Flags().String("to-env", "", "the environment variable that holds the PostgreSQL DSN")
+	cmd.Flags().Bool("force", false, "copy even into a database a smart_auth instance has served from")
 	return cmd
 }
 

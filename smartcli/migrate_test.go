@@ -125,6 +125,23 @@ func TestMigrateCommand(t *testing.T) {
 	if keys, err := pg.Keys(ctx); err != nil || len(keys) != 1 || keys[0].KID != "kid-1" {
 		t.Fatalf("keys: %v %v", keys, err)
 	}
+
+	// An instance has now served from the database (pg above): copying
+	// again could bring back what it deleted, so it is refused, unless
+	// forced.
+	if _, err := runCLI(t, "migrate", "--from", dir, "--to-env", "SMART_AUTH_TEST_DSN"); err == nil ||
+		!strings.Contains(err.Error(), "has been serving since") || strings.Contains(err.Error(), dsn) {
+		t.Fatalf("migrate into a serving database: %v", err)
+	}
+	if _, err := pg.RedeemCode(ctx, "code-1"); err != nil {
+		t.Fatalf("the code issued on Badger, redeemed on PostgreSQL: %v", err)
+	}
+	if out, err := runCLI(t, "migrate", "--from", dir, "--to-env", "SMART_AUTH_TEST_DSN", "--force"); err != nil {
+		t.Fatalf("migrate --force: %v\n%s", err, out)
+	}
+	if _, err := pg.RedeemCode(ctx, "code-1"); !errors.Is(err, store.ErrReplayed) {
+		t.Fatalf("a forced copy made a code redeemed on PostgreSQL usable again: %v", err)
+	}
 }
 
 // TestMigrateCommandErrors checks the refusals, and that a DSN never

@@ -43,6 +43,10 @@ type Options struct {
 	// SweepInterval is how often expired rows are deleted. Zero: every
 	// five minutes.
 	SweepInterval time.Duration
+	// ForMigration opens the database to copy records into it (caddy
+	// smart-auth migrate): it is not marked as serving (ServingSince),
+	// and no sweeper runs.
+	ForMigration bool
 }
 
 // DB is the PostgreSQL implementation of store.Store.
@@ -101,9 +105,35 @@ func Open(ctx context.Context, dsn string, o Options) (*DB, error) {
 	}
 	d := &DB{pool: pool, now: o.Now, logger: o.Logger, stop: make(chan struct{})}
 	d.bg, d.cancel = context.WithCancel(context.Background())
+	if o.ForMigration {
+		return d, nil
+	}
+	if _, err := pool.Exec(ctx, `INSERT INTO store_meta (name, value) VALUES ('serving_since', $1)
+		ON CONFLICT (name) DO NOTHING`, o.Now().UTC().Format(time.RFC3339Nano)); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres storage: marking the database as serving: %w", err)
+	}
 	d.wg.Add(1)
 	go d.sweepLoop(o.SweepInterval)
 	return d, nil
+}
+
+// ServingSince tells whether a smart_auth instance has served from the
+// database (opened it without ForMigration), and since when.
+func (d *DB) ServingSince(ctx context.Context) (time.Time, bool, error) {
+	var v string
+	err := d.pool.QueryRow(ctx, `SELECT value FROM store_meta WHERE name = 'serving_since'`).Scan(&v)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return time.Time{}, false, nil
+	}
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("postgres storage: %w", err)
+	}
+	t, err := time.Parse(time.RFC3339Nano, v)
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("postgres storage: serving_since %q: %w", v, err)
+	}
+	return t, true, nil
 }
 
 // Close stops the sweeper and closes the connection pool. It is safe to

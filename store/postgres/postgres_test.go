@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -92,7 +93,7 @@ func TestNewerSchemaRefused(t *testing.T) {
 	if !errors.As(err, &newer) || newer.Database != 9999 || newer.Binary != postgres.SchemaVersion() {
 		t.Fatalf("Open on a newer schema: %v", err)
 	}
-	want := []string{"version 9999", "(version 1)"}
+	want := []string{"version 9999", fmt.Sprintf("(version %d)", postgres.SchemaVersion())}
 	for _, w := range want {
 		if !strings.Contains(err.Error(), w) {
 			t.Errorf("error %q does not name %q", err, w)
@@ -309,5 +310,30 @@ func TestConsentsAndUserGrants(t *testing.T) {
 	}
 	if gs, err := db.UserGrants(ctx, "alice"); err != nil || len(gs) != 0 {
 		t.Fatalf("UserGrants after expiry: %+v, %v", gs, err)
+	}
+}
+
+// TestServingSince: an instance opening the database marks it as serving,
+// once (a later Open keeps the first time); the migrate command's Open
+// (ForMigration) does not.
+func TestServingSince(t *testing.T) {
+	ctx := context.Background()
+	dsn := freshDSN(t)
+	mig, err := postgres.Open(ctx, dsn, postgres.Options{ForMigration: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, serving, err := mig.ServingSince(ctx); err != nil || serving {
+		t.Fatalf("after a migration Open: serving %v, %v", serving, err)
+	}
+	mig.Close()
+	c := newClock()
+	openDSN(t, dsn, c).Close()
+	first := c.Now()
+	c.Advance(time.Hour)
+	db := openDSN(t, dsn, c)
+	since, serving, err := db.ServingSince(ctx)
+	if err != nil || !serving || !since.Equal(first) {
+		t.Fatalf("ServingSince = %v, %v, %v; want %v, true", since, serving, err, first)
 	}
 }
