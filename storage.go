@@ -63,8 +63,9 @@ func (s *SmartAuth) acquireStore(ctx caddy.Context) (store.Store, error) {
 			return pooledPG{db}, nil
 		})
 		if err != nil {
-			// postgres.Open's errors never repeat the DSN.
-			return nil, fmt.Errorf("storage postgres: %w", err)
+			// postgres.Open's errors never repeat the DSN; they start
+			// with "postgres storage: ", said here as the option.
+			return nil, errors.New("storage postgres: " + strings.TrimPrefix(err.Error(), "postgres storage: "))
 		}
 		s.pgKey = key
 		s.logger.Debug("postgres store acquired", zap.Bool("shared", loaded))

@@ -183,7 +183,6 @@ func TestUnreachablePostgresErrorHidesTheDSN(t *testing.T) {
 	if !strings.HasPrefix(err.Error(), "storage postgres: ") || strings.Contains(err.Error(), "s3cret-pw") {
 		t.Fatalf("error %q: want one naming the option, without the password", err)
 	}
-	t.Logf("error: %v", err)
 	if s.pgKey != "" {
 		t.Error("a failed open left a pool reference to release")
 	}
