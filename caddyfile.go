@@ -31,6 +31,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		issuer    <url>
 //		fhir_base <url>
 //		storage   <directory>
+//		storage   postgres <dsn>  # e.g. {env.SMART_AUTH_DSN}
 //
 //		# signing keys (default: generated and stored)
 //		signing_key  RS256|ES256 <pem_file>
@@ -93,6 +94,8 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	}
 //
 // issuer and fhir_base are required; every other option is optional.
+// storage names a Badger directory, or with postgres a PostgreSQL DSN (best
+// a placeholder: {env.*} or {file.*}); it may appear once.
 // Repeatable: signing_key (once per algorithm), frame_ancestors, client, user; inside a client
 // redirect_uri, scopes and grant_types; inside a user patients and scopes; every option of guard
 // (lists add up). guard and registration may appear once; registration must say who may register
@@ -138,11 +141,9 @@ func (s *SmartAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				s.FHIRBase = v
 			}
 		case "storage":
-			v, err := scalar()
-			if err != nil {
+			if err := parseStorage(d, s, once); err != nil {
 				return err
 			}
-			s.Storage = v
 		case "signing_key":
 			args := d.RemainingArgs()
 			if len(args) != 2 {
@@ -312,6 +313,42 @@ func (s *SmartAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		if !set[opt] {
 			return fmt.Errorf("smart_auth: %s is required, at %s:%d", opt, startFile, startLine)
 		}
+	}
+	return nil
+}
+
+// storagePostgres is the first argument of `storage` that chooses
+// PostgreSQL.
+const storagePostgres = "postgres"
+
+// parseStorage reads `storage <directory>` (Badger) or `storage postgres
+// <dsn>`; once records the option. Errors never repeat the DSN.
+func parseStorage(d *caddyfile.Dispenser, s *SmartAuth, once func(string) error) error {
+	if err := once(d.Val()); err != nil {
+		return err
+	}
+	args := d.RemainingArgs()
+	switch {
+	case len(args) == 0:
+		return d.Err("storage: a directory, or postgres and a DSN, is required")
+	case args[0] == storagePostgres && len(args) == 1:
+		return d.Err("storage postgres: a DSN is required, best as a placeholder: storage postgres {env.SMART_AUTH_DSN} " +
+			"(for a Badger directory named postgres, write ./postgres)")
+	case args[0] == storagePostgres && len(args) > 2:
+		return d.Errf("storage postgres: one DSN expected, got %d arguments (quote a keyword/value DSN)", len(args)-1)
+	case args[0] == storagePostgres:
+		if strings.TrimSpace(args[1]) == "" {
+			return d.Err("storage postgres: the DSN is empty")
+		}
+		s.StoragePostgres = args[1]
+	case len(args) > 1:
+		return d.Errf("storage: one directory expected, got also %q (for PostgreSQL: storage postgres <dsn>)", args[1])
+	case strings.TrimSpace(args[0]) == "":
+		return d.Err("storage: the value is empty")
+	case looksLikeDSN(args[0]):
+		return d.Err("storage: the value is a PostgreSQL URL, not a directory: write storage postgres <dsn>")
+	default:
+		s.Storage = args[0]
 	}
 	return nil
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"path/filepath"
 	"slices"
 	"time"
 
@@ -19,7 +18,6 @@ import (
 	"github.com/smartcaddy/smartauth/handlers/authz"
 	"github.com/smartcaddy/smartauth/handlers/users"
 	"github.com/smartcaddy/smartauth/keys"
-	"github.com/smartcaddy/smartauth/store"
 
 	_ "github.com/smartcaddy/smartauth/smartcli" // the `caddy smart-auth` command
 )
@@ -50,7 +48,8 @@ const (
 //
 // State (registered clients, codes, sessions, refresh tokens, signing keys,
 // revocations) is kept in a Badger database, shared by every `smart_auth`
-// handler that names the same directory and kept across `caddy reload`.
+// handler that names the same directory and kept across `caddy reload`, or
+// in a PostgreSQL database (StoragePostgres), shared the same way per DSN.
 //
 // Once the guard allows a request to the FHIR API, it sets the following
 // placeholders for the handlers after it (`reverse_proxy` `header_up`, the
@@ -83,6 +82,22 @@ type SmartAuth struct {
 	// `smart_auth` folder in Caddy's data directory. Handlers naming the
 	// same directory share one database.
 	Storage string `json:"storage,omitempty"`
+
+	// StoragePostgres chooses a PostgreSQL database instead of Badger:
+	// its DSN (a postgres:// URL or keyword/value pairs; TLS with
+	// sslmode=verify-full and sslrootcert=, pool size with
+	// pool_max_conns=). The DSN is a secret: give it as a placeholder,
+	// {env.SMART_AUTH_DSN} or {file./run/secrets/dsn}, resolved at
+	// provisioning, so that only the placeholder is in the JSON config; a
+	// literal password is accepted with a warning. Caddyfile: `storage
+	// postgres <dsn>`. Handlers (and reloaded configs) with the same DSN
+	// share one connection pool. Give Storage or StoragePostgres, not both.
+	//
+	// A separate string field rather than a store module namespace: there
+	// are two built-in stores and no third-party ones, a module namespace
+	// would add a `{"module": …}` object for one string, and Storage keeps
+	// its meaning, so existing JSON configs stay valid.
+	StoragePostgres string `json:"storage_postgres,omitempty"`
 
 	// SigningKeys are PEM files to sign with instead of generated keys,
 	// one per algorithm (RS256, ES256). By default both keys are
@@ -176,7 +191,8 @@ type SmartAuth struct {
 	Users []UserConfig `json:"users,omitempty"`
 
 	logger     *zap.Logger
-	storageDir string // canonical directory, set once acquired
+	storageDir string // Badger directory, set once acquired
+	pgKey      string // key of the PostgreSQL store in pgPool, set once acquired
 	server     *handlers.Server
 }
 
@@ -216,16 +232,10 @@ func (s *SmartAuth) Provision(ctx caddy.Context) error {
 		return err
 	}
 
-	dir := s.Storage
-	if dir == "" {
-		dir = filepath.Join(caddy.AppDataDir(), "smart_auth")
-	}
-	db, err := store.Acquire(dir, store.Options{Logger: s.logger.Named("store")})
+	db, err := s.acquireStore(ctx)
 	if err != nil {
-		return fmt.Errorf("storage: %w", err)
+		return err
 	}
-	s.storageDir = dir
-	s.logger.Debug("store acquired", zap.String("db_dir", db.Dir()))
 
 	rotation := time.Duration(s.KeyRotation)
 	if rotation < 0 {
@@ -326,6 +336,12 @@ func (s *SmartAuth) Validate() error {
 	if _, err := checkServerURL(s.FHIRBase); err != nil {
 		return fmt.Errorf("fhir_base: %w", err)
 	}
+	if s.Storage != "" && s.StoragePostgres != "" {
+		return errors.New("storage and storage_postgres: give one store, not both")
+	}
+	if looksLikeDSN(s.Storage) {
+		return errors.New("storage: the value is a PostgreSQL URL, not a directory: give it as storage_postgres")
+	}
 	for name, d := range map[string]caddy.Duration{
 		"access_token_lifetime":  s.AccessTokenLifetime,
 		"refresh_token_lifetime": s.RefreshTokenLifetime,
@@ -418,15 +434,7 @@ func (s *SmartAuth) Cleanup() error {
 	if s.server != nil {
 		_ = s.server.Close() // stops the guard's poller before the store goes
 	}
-	if s.storageDir == "" {
-		return nil
-	}
-	dir := s.storageDir
-	s.storageDir = ""
-	if err := store.Release(dir); err != nil {
-		return fmt.Errorf("releasing storage %s: %w", dir, err)
-	}
-	return nil
+	return s.releaseStore()
 }
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.

@@ -17,10 +17,12 @@ import (
 	_ "github.com/caddyserver/caddy/v2/modules/standard" // reverse_proxy, file_server, respond, … of the test sites
 
 	_ "github.com/smartcaddy/smartauth" // registers http.handlers.smart_auth and the smart_auth directive
+	"github.com/smartcaddy/smartauth/internal/pgtest"
 )
 
 // TestMain keeps Caddy's autosave and data directories out of the user's
-// home, and stops the in-process Caddy at the end.
+// home, stops the in-process Caddy at the end and, through pgtest.Run,
+// the PostgreSQL cluster pgtest may have started for the tests.
 func TestMain(m *testing.M) {
 	tmp, err := os.MkdirTemp("", "smartauth-test-")
 	if err != nil {
@@ -29,7 +31,7 @@ func TestMain(m *testing.M) {
 	for _, v := range []string{"XDG_DATA_HOME", "XDG_CONFIG_HOME", "XDG_CACHE_HOME"} {
 		_ = os.Setenv(v, tmp+"/"+strings.ToLower(v))
 	}
-	code := m.Run()
+	code := pgtest.Run(m)
 	_ = caddy.Stop()
 	_ = os.RemoveAll(tmp)
 	os.Exit(code)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"regexp"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -26,6 +27,12 @@ func openStorage(cmd *cobra.Command) (*store.DB, error) {
 	dir, _ := cmd.Flags().GetString("storage")
 	if dir == "" {
 		return nil, errors.New("--storage is required: the smart_auth storage directory")
+	}
+	if looksLikePostgres(dir) {
+		// Not repeated: a DSN may hold a password.
+		return nil, errors.New("--storage names a PostgreSQL database, not a directory: these commands work on " +
+			"Badger storage directories only; with PostgreSQL, registered clients manage themselves at " +
+			"{issuer}/register/{client_id} while Caddy runs")
 	}
 	return openStorageDir(dir)
 }
@@ -53,6 +60,19 @@ func openStorageDir(dir string) (*store.DB, error) {
 	}
 	return db, nil
 }
+
+// looksLikePostgres tells whether a --storage value is a PostgreSQL DSN (a
+// URL, keyword/value pairs, or the Caddyfile's `postgres <dsn>`) rather
+// than a directory.
+func looksLikePostgres(v string) bool {
+	l := strings.ToLower(strings.TrimSpace(v))
+	return strings.HasPrefix(l, "postgres://") || strings.HasPrefix(l, "postgresql://") ||
+		strings.HasPrefix(l, "postgres ") || pgKeyword.MatchString(l)
+}
+
+// pgKeyword matches a keyword/value DSN: it starts with a libpq keyword
+// and an equals sign.
+var pgKeyword = regexp.MustCompile(`^(host|hostaddr|port|dbname|user|password|sslmode|service)\s*=`)
 
 // storageFlag adds the --storage flag.
 func storageFlag(cmd *cobra.Command) {

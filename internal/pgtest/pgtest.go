@@ -6,7 +6,7 @@
 // initdb into a temporary directory, the server listening only on a unix
 // socket in that directory, run as the current user or, when that is root,
 // as an unprivileged user (SMARTAUTH_TEST_PG_USER, default postgres) through
-// runuser. A package using pgtest calls Main from its TestMain, which stops
+// runuser. A package using pgtest calls Main (or Run) from its TestMain, which stops
 // that cluster and removes its directory when the tests end. Without
 // PostgreSQL's binaries and without SMARTAUTH_TEST_PG, DSN fails the test
 // with a message saying what to install: it never skips.
@@ -43,8 +43,8 @@ const (
 )
 
 var (
-	// inMain is set while Main runs the tests: only then may DSN start a
-	// cluster, since only Main stops it.
+	// inMain is set while Main (or Run) runs the tests: only then may DSN
+	// start a cluster, since only they stop it.
 	inMain atomic.Bool
 
 	setupOnce sync.Once
@@ -63,7 +63,19 @@ var (
 // them, stops it and removes its directory. Call it from TestMain:
 //
 //	func TestMain(m *testing.M) { pgtest.Main(m) }
-func Main(m *testing.M) {
+func Main(m *testing.M) { os.Exit(Run(m)) }
+
+// Run is Main for a TestMain with its own setup and teardown: it runs the
+// tests, stops the cluster pgtest started for them, if any, and returns the
+// exit code instead of exiting.
+//
+//	func TestMain(m *testing.M) {
+//		setup()
+//		code := pgtest.Run(m)
+//		teardown()
+//		os.Exit(code)
+//	}
+func Run(m *testing.M) int {
 	inMain.Store(true)
 	code := m.Run()
 	if running != nil {
@@ -74,7 +86,7 @@ func Main(m *testing.M) {
 			}
 		}
 	}
-	os.Exit(code)
+	return code
 }
 
 // DSN creates a fresh, empty database (smartauth_test_<pid>_<n>) and
