@@ -50,7 +50,7 @@ func TestBrowserStandaloneLaunch(t *testing.T) {
 		case got <- r.URL.Query():
 		default:
 		}
-		fmt.Fprint(w, "<!doctype html><title>App</title><p>The app received its code.")
+		fmt.Fprint(w, "<!doctype html><title>App</title><p id=app-received>The app received its code.")
 	})}
 	go func() { _ = app.Serve(l) }()
 	t.Cleanup(func() { _ = app.Close() })
@@ -109,7 +109,10 @@ func TestBrowserStandaloneLaunch(t *testing.T) {
 		chromedp.Submit(css(`input[name=patient][value=p1]`)),
 		chromedp.WaitVisible(css(`input[name=scope]`)))
 	consent := shot()
-	step("allow", chromedp.Click(css(`button[name=decision][value=allow]`)), chromedp.WaitVisible(css(`p`)))
+	// Wait for the app's own page: the consent page has paragraphs too, and
+	// a screenshot taken while the browser is between the two documents
+	// fails ("0 width").
+	step("allow", chromedp.Click(css(`button[name=decision][value=allow]`)), chromedp.WaitVisible(css(`#app-received`)))
 	done := shot()
 	for name, img := range map[string][]byte{"1-login": login, "2-picker": picker, "3-consent": consent, "4-app": done} {
 		if err := os.WriteFile(filepath.Join(shots, name+".png"), img, 0o644); err != nil {
