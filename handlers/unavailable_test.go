@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -23,7 +24,8 @@ import (
 // TestStoreUnavailable: the handlers on a PostgreSQL store whose database
 // refuses connections answer 503 temporarily_unavailable with a
 // Retry-After, never 500, at the token endpoint (a static client and a
-// dynamically registered one) and at registration; once the database
+// dynamically registered one) and at registration, and the sign-in page
+// is a 503 page with the same Retry-After; once the database
 // accepts connections again the same server redeems a code, the one the
 // refused request carried (nothing was used up by the failure).
 func TestStoreUnavailable(t *testing.T) {
@@ -59,8 +61,9 @@ func TestStoreUnavailable(t *testing.T) {
 		Clients: map[string]*store.Client{
 			tkPublic: {ID: tkPublic, Type: store.ClientPublic, RedirectURIs: []string{tkRedirect}, GrantTypes: both},
 		},
-		Users:        map[string]*users.User{tkUser: {Name: tkUser, FHIRUser: tkUserFHIR, Patients: []string{"pat-1"}}},
-		Registration: register.Settings{Enabled: true, Open: true},
+		Users:         map[string]*users.User{tkUser: {Name: tkUser, FHIRUser: tkUserFHIR, Patients: []string{"pat-1"}}},
+		Registration:  register.Settings{Enabled: true, Open: true},
+		PasswordLogin: true,
 		Lifetimes: authz.Lifetimes{
 			AccessToken: 10 * time.Minute, RefreshToken: 24 * time.Hour,
 			Code: time.Minute, Launch: time.Minute, Session: time.Hour,
@@ -107,6 +110,18 @@ func TestStoreUnavailable(t *testing.T) {
 		"redirect_uris": []string{tkRedirect}, "token_endpoint_auth_method": "none",
 		"grant_types": []string{"authorization_code"}, "response_types": []string{"code"}, "client_name": "Down App",
 	}))
+
+	// The sign-in page stores a session for its form: a 503 page.
+	resp, err := http.Get(e.issuer + "/login")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") != "5" ||
+		!strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
+		t.Fatalf("sign-in page while the database is down: %d, Retry-After %q, %s, want a 503 page with Retry-After 5",
+			resp.StatusCode, resp.Header.Get("Retry-After"), resp.Header.Get("Content-Type"))
+	}
 
 	pgtest.Allow(t, dsn)
 	for name, form := range map[string]url.Values{"static": static, "registered": dynamic} {
