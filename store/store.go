@@ -28,6 +28,11 @@ var (
 
 	// ErrExists means that a record with the same identifier already exists.
 	ErrExists = errors.New("record already exists")
+
+	// ErrUnavailable means that the store cannot be reached now (its
+	// database refuses or drops connections); retrying later may succeed.
+	// Errors matching it keep their cause for the logs.
+	ErrUnavailable = errors.New("store unavailable")
 )
 
 // Store is the persistence the endpoints need. All methods are safe for

@@ -68,7 +68,7 @@ func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 	fs, err := s.currentSession(w, r)
 	if err != nil {
 		s.logger.Error("sign-in session", zap.Error(err))
-		s.redirectAuthorizeError(w, r, p.redirectURI, p.state, "server_error", "the sign-in session could not be stored")
+		s.redirectAuthorizeError(w, r, p.redirectURI, p.state, failureCode(err), "the sign-in session could not be stored")
 		return
 	}
 	id := store.NewSecret()
@@ -216,7 +216,7 @@ func (s *Server) validateAuthorize(ctx context.Context, params url.Values) (*pen
 		if err != nil {
 			if !errors.Is(err, store.ErrNotFound) {
 				s.logger.Error("reading a launch failed", zap.Error(err))
-				return bad("server_error", "the launch could not be read")
+				return bad(failureCode(err), "the launch could not be read")
 			}
 			return bad("invalid_request", "invalid launch")
 		}
@@ -388,7 +388,7 @@ func (s *Server) finishAuthorization(w http.ResponseWriter, r *http.Request, fs 
 		if _, err := s.cfg.Store.ConsumeLaunch(r.Context(), p.launchID); err != nil {
 			if !errors.Is(err, store.ErrNotFound) {
 				s.logger.Error("using up a launch failed", zap.Error(err))
-				s.redirectAuthorizeError(w, r, p.redirectURI, p.state, "server_error", "the launch could not be used")
+				s.redirectAuthorizeError(w, r, p.redirectURI, p.state, failureCode(err), "the launch could not be used")
 				return
 			}
 			s.redirectAuthorizeError(w, r, p.redirectURI, p.state, "invalid_request", "the launch was already used or has expired")
@@ -420,7 +420,7 @@ func (s *Server) finishAuthorization(w http.ResponseWriter, r *http.Request, fs 
 	ttl := s.cfg.Lifetimes.Code
 	if err := s.cfg.Store.SaveCode(r.Context(), code, rec, ttl); err != nil {
 		s.logger.Error("saving an authorization code failed", zap.Error(err))
-		s.redirectAuthorizeError(w, r, p.redirectURI, p.state, "server_error", "the authorization could not be stored")
+		s.redirectAuthorizeError(w, r, p.redirectURI, p.state, failureCode(err), "the authorization could not be stored")
 		return
 	}
 	seeOther(w, r, withQuery(p.redirectURI, url.Values{

@@ -3,6 +3,7 @@ package authz
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/url"
@@ -93,6 +94,10 @@ func (s *Server) serveLaunch(w http.ResponseWriter, r *http.Request) {
 	})
 	if err != nil {
 		s.logger.Error("saving a launch failed", zap.Error(err))
+		if errors.Is(err, store.ErrUnavailable) {
+			oauth.Write(w, oauth.Unavailable())
+			return
+		}
 		oauth.Write(w, oauth.New(oauth.CodeServerError, "the launch could not be stored"))
 		return
 	}

@@ -39,7 +39,7 @@ func (s *Server) serveLauncher(w http.ResponseWriter, r *http.Request) {
 	apps, err := s.launchableClients(r)
 	if err != nil {
 		s.logger.Error("listing clients failed", zap.Error(err))
-		s.pages.message(w, http.StatusInternalServerError, "Server error", "The apps could not be listed.")
+		s.pages.storeFailure(w, err, "The apps could not be listed.")
 		return
 	}
 	user := s.sessions.user(fs)
@@ -85,7 +85,7 @@ func (s *Server) serveLauncher(w http.ResponseWriter, r *http.Request) {
 	})
 	if err != nil {
 		s.logger.Error("saving a launch failed", zap.Error(err))
-		s.pages.message(w, http.StatusInternalServerError, "Server error", "The launch could not be stored.")
+		s.pages.storeFailure(w, err, "The launch could not be stored.")
 		return
 	}
 	target := withQuery(app.LaunchURI, url.Values{"iss": {strings.TrimSuffix(s.cfg.FHIRBase.String(), "/")}, "launch": {id}})

@@ -99,7 +99,7 @@ func (s *Server) showLogin(w http.ResponseWriter, r *http.Request) {
 	fs, err := s.currentSession(w, r)
 	if err != nil {
 		s.logger.Error("sign-in session", zap.Error(err))
-		s.pages.message(w, http.StatusInternalServerError, "Server error", "The sign-in session could not be stored.")
+		s.pages.storeFailure(w, err, "The sign-in session could not be stored.")
 		return
 	}
 	if s.sessions.signedIn(fs) {
@@ -130,7 +130,7 @@ func (s *Server) renderLogin(w http.ResponseWriter, r *http.Request, status int,
 	fs, err := s.sessions.forForm(w, r)
 	if err != nil {
 		s.logger.Error("sign-in session", zap.Error(err))
-		s.pages.message(w, http.StatusInternalServerError, "Server error", "The sign-in session could not be stored.")
+		s.pages.storeFailure(w, err, "The sign-in session could not be stored.")
 		return
 	}
 	data := loginPage{Action: s.Endpoint(pathLogin), CSRF: fs.rec.CSRF, Return: ret, Username: username, Error: message}
@@ -195,7 +195,7 @@ func (s *Server) postLogin(w http.ResponseWriter, r *http.Request) {
 	nfs, err := s.sessions.start(r.Context(), w, r, user.Name, now)
 	if err != nil {
 		s.logger.Error("storing a sign-in session failed", zap.Error(err))
-		s.pages.message(w, http.StatusInternalServerError, "Server error", "The sign-in session could not be stored.")
+		s.pages.storeFailure(w, err, "The sign-in session could not be stored.")
 		return
 	}
 	if req != "" {
@@ -334,7 +334,7 @@ func (s *Server) signedInPage(w http.ResponseWriter, r *http.Request, ret, why s
 	fs, err := s.currentSession(w, r)
 	if err != nil {
 		s.logger.Error("sign-in session", zap.Error(err))
-		s.pages.message(w, http.StatusInternalServerError, "Server error", "The sign-in session could not be stored.")
+		s.pages.storeFailure(w, err, "The sign-in session could not be stored.")
 		return nil, false
 	}
 	if !s.sessions.signedIn(fs) {

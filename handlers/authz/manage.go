@@ -63,7 +63,7 @@ func (s *Server) serveManage(w http.ResponseWriter, r *http.Request) {
 	grants, err := s.cfg.Store.UserGrants(r.Context(), user.Name)
 	if err != nil {
 		s.logger.Error("listing a user's grants failed", zap.Error(err))
-		s.pages.message(w, http.StatusInternalServerError, "Server error", "Your apps could not be listed.")
+		s.pages.storeFailure(w, err, "Your apps could not be listed.")
 		return
 	}
 	data := managePage{Action: s.Endpoint(PathManage), CSRF: fs.rec.CSRF, User: displayUserName(user), Notice: notice}
@@ -95,7 +95,7 @@ func (s *Server) revokeUserGrant(w http.ResponseWriter, r *http.Request, user, c
 	grants, err := s.cfg.Store.UserGrants(r.Context(), user)
 	if err != nil {
 		s.logger.Error("listing a user's grants failed", zap.Error(err))
-		s.pages.message(w, http.StatusInternalServerError, "Server error", "Your apps could not be listed.")
+		s.pages.storeFailure(w, err, "Your apps could not be listed.")
 		return "", false
 	}
 	var found *store.UserGrant
@@ -112,13 +112,13 @@ func (s *Server) revokeUserGrant(w http.ResponseWriter, r *http.Request, user, c
 	for _, fam := range found.Families {
 		if err := s.cfg.Store.Revoke(r.Context(), store.RevokedFamily, fam, until); err != nil {
 			s.logger.Error("revoking a token family failed", zap.Error(err))
-			s.pages.message(w, http.StatusInternalServerError, "Server error", "The access could not be revoked.")
+			s.pages.storeFailure(w, err, "The access could not be revoked.")
 			return "", false
 		}
 	}
 	if err := s.cfg.Store.DeleteConsent(r.Context(), user, clientID); err != nil {
 		s.logger.Error("forgetting a consent failed", zap.Error(err))
-		s.pages.message(w, http.StatusInternalServerError, "Server error", "The remembered consent could not be removed.")
+		s.pages.storeFailure(w, err, "The remembered consent could not be removed.")
 		return "", false
 	}
 	s.logger.Info("a user revoked an app's access", zap.String("user", user), zap.String("client_id", clientID))

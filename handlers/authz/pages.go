@@ -14,6 +14,9 @@ import (
 	"strings"
 
 	"go.uber.org/zap"
+
+	"github.com/smartcaddy/smartauth/handlers/oauth"
+	"github.com/smartcaddy/smartauth/store"
 )
 
 // pageTemplateFS holds the built-in templates of the user-facing pages.
@@ -206,4 +209,29 @@ type messagePage struct {
 // message renders the message page.
 func (pr *pageRenderer) message(w http.ResponseWriter, status int, title, message string) {
 	pr.render(w, status, pageMessage, pageSecurity{}, messagePage{Title: title, Message: message, Status: status})
+}
+
+// storeFailure shows the message page for a failure of the server itself,
+// already logged: 503 with a Retry-After and a note to try again when
+// the store cannot be reached now (store.ErrUnavailable), 500 otherwise.
+// message says what could not be done.
+func (pr *pageRenderer) storeFailure(w http.ResponseWriter, err error, message string) {
+	if errors.Is(err, store.ErrUnavailable) {
+		w.Header().Set("Retry-After", oauth.RetryAfterSeconds(oauth.UnavailableRetryAfter))
+		pr.message(w, http.StatusServiceUnavailable, "Temporarily unavailable",
+			message+" The authorization server cannot reach its storage just now; try again in a few seconds.")
+		return
+	}
+	pr.message(w, http.StatusInternalServerError, "Server error", message)
+}
+
+// failureCode is the OAuth error code for a failure of the server itself
+// sent in an authorization redirect (RFC 6749 §4.1.2.1):
+// temporarily_unavailable when the store cannot be reached now
+// (store.ErrUnavailable), server_error otherwise.
+func failureCode(err error) string {
+	if errors.Is(err, store.ErrUnavailable) {
+		return oauth.CodeTemporarilyUnavailable
+	}
+	return oauth.CodeServerError
 }

@@ -62,10 +62,15 @@ func (r *Registry) Resolve(ctx context.Context, id string) (*store.Client, *oaut
 	return c, nil
 }
 
-// serverError answers a failure of the server itself; the cause is
-// logged, never sent.
+// serverError answers a failure of the server itself: 503
+// temporarily_unavailable when the store cannot be reached now
+// (store.ErrUnavailable), server_error otherwise. The cause is logged,
+// never sent.
 func (r *Registry) serverError(what string, err error) *oauth.Error {
 	r.logger.Error("token endpoint: "+what, zap.Error(err))
+	if errors.Is(err, store.ErrUnavailable) {
+		return oauth.Unavailable()
+	}
 	return oauth.New(oauth.CodeServerError, "internal error")
 }
 

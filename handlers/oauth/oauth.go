@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Error codes used by more than one endpoint (RFC 6749 §5.2, RFC 6750
@@ -56,6 +57,9 @@ type Error struct {
 	Scope string
 	// Challenge, when set, is sent as the WWW-Authenticate header.
 	Challenge string
+	// RetryAfter, when positive, is sent as the Retry-After header, in
+	// whole seconds (rounded up).
+	RetryAfter time.Duration
 }
 
 // Error implements error.
@@ -66,6 +70,29 @@ func (e *Error) Error() string { return e.Code + ": " + e.Description }
 // 400 for every other code.
 func New(code, description string) *Error {
 	return &Error{Status: StatusOf(code), Code: code, Description: description}
+}
+
+// UnavailableRetryAfter is how long Unavailable asks clients to wait.
+const UnavailableRetryAfter = 5 * time.Second
+
+// Unavailable is the answer when the authorization server's storage
+// cannot be reached: 503 temporarily_unavailable with a Retry-After of
+// UnavailableRetryAfter. A retry may then succeed, unlike after a
+// server_error.
+func Unavailable() *Error {
+	e := New(CodeTemporarilyUnavailable, "the authorization server's storage is unavailable; retry later")
+	e.RetryAfter = UnavailableRetryAfter
+	return e
+}
+
+// RetryAfterSeconds is d as a Retry-After header value: whole seconds,
+// rounded up, at least 1.
+func RetryAfterSeconds(d time.Duration) string {
+	s := int64((d + time.Second - 1) / time.Second)
+	if s < 1 {
+		s = 1
+	}
+	return strconv.FormatInt(s, 10)
 }
 
 // StatusOf is the usual HTTP status of an OAuth error code at the token,
@@ -107,13 +134,17 @@ type body struct {
 }
 
 // Write writes e as an OAuth error response: JSON, never cached, with
-// e.Challenge as WWW-Authenticate when set. A Bearer refusal without a
+// e.Challenge as WWW-Authenticate and e.RetryAfter as Retry-After when
+// set. A Bearer refusal without a
 // code (no token presented) is written with invalid_request in the body,
 // since the body needs one.
 func Write(w http.ResponseWriter, e *Error) {
 	h := w.Header()
 	if e.Challenge != "" {
 		h.Set("WWW-Authenticate", e.Challenge)
+	}
+	if e.RetryAfter > 0 {
+		h.Set("Retry-After", RetryAfterSeconds(e.RetryAfter))
 	}
 	h.Set("Cache-Control", "no-store")
 	h.Set("Pragma", "no-cache")

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 )
 
 func TestNewStatus(t *testing.T) {
@@ -126,6 +127,42 @@ func TestGrantTypes(t *testing.T) {
 	for _, g := range []GrantType{"", "password", "implicit", "Authorization_code", "urn:ietf:params:oauth:grant-type:jwt-bearer"} {
 		if g.Known() {
 			t.Errorf("%q is known", g)
+		}
+	}
+}
+
+// TestUnavailable: the storage-down answer is 503 temporarily_unavailable
+// with Retry-After: 5; errors without RetryAfter carry no Retry-After.
+func TestUnavailable(t *testing.T) {
+	w := httptest.NewRecorder()
+	Write(w, Unavailable())
+	if w.Code != http.StatusServiceUnavailable {
+		t.Fatalf("status %d", w.Code)
+	}
+	if got := w.Header().Get("Retry-After"); got != "5" {
+		t.Errorf("Retry-After %q, want 5", got)
+	}
+	if got, want := w.Body.String(), `{"error":"temporarily_unavailable","error_description":"the authorization server's storage is unavailable; retry later"}`; got != want {
+		t.Errorf("body %s, want %s", got, want)
+	}
+	w = httptest.NewRecorder()
+	Write(w, New(CodeServerError, "internal error"))
+	if got := w.Header().Get("Retry-After"); got != "" {
+		t.Errorf("server_error with Retry-After %q", got)
+	}
+}
+
+// TestRetryAfterSeconds: whole seconds, rounded up, at least 1.
+func TestRetryAfterSeconds(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		time.Nanosecond:                  "1",
+		time.Second:                      "1",
+		1500 * time.Millisecond:          "2",
+		5 * time.Second:                  "5",
+		2*time.Minute + time.Millisecond: "121",
+	} {
+		if got := RetryAfterSeconds(d); got != want {
+			t.Errorf("RetryAfterSeconds(%v) = %q, want %q", d, got, want)
 		}
 	}
 }

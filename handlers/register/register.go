@@ -314,9 +314,14 @@ func (s *Registrar) refuseRegistration(w http.ResponseWriter, f *oauth.Error) {
 	oauth.Write(w, f)
 }
 
-// registrationServerFault answers a failure of the server itself; the
-// cause is logged, never sent.
+// registrationServerFault answers a failure of the server itself: 503
+// temporarily_unavailable when the store cannot be reached now
+// (store.ErrUnavailable), server_error otherwise. The cause is logged,
+// never sent.
 func (s *Registrar) registrationServerFault(what string, err error) *oauth.Error {
 	s.logger.Error("registration: "+what, zap.Error(err))
+	if errors.Is(err, store.ErrUnavailable) {
+		return oauth.Unavailable()
+	}
 	return oauth.New(oauth.CodeServerError, "internal error")
 }

@@ -16,7 +16,7 @@ func (d *DB) PutClient(ctx context.Context, c *store.Client) error {
 	if c.ID == "" {
 		return errors.New("client without id")
 	}
-	return putClient(ctx, d.pool, c)
+	return putClient(ctx, d.q, c)
 }
 
 // putClient creates or replaces a client.
@@ -32,7 +32,7 @@ func putClient(ctx context.Context, q querier, c *store.Client) error {
 
 // GetClient implements store.Store.
 func (d *DB) GetClient(ctx context.Context, id string) (*store.Client, error) {
-	return getClient(ctx, d.pool, id, "")
+	return getClient(ctx, d.q, id, "")
 }
 
 // getClient reads a client; lock is "" or a locking clause (FOR UPDATE).
@@ -50,13 +50,13 @@ func getClient(ctx context.Context, q querier, id, lock string) (*store.Client, 
 
 // DeleteClient implements store.Store.
 func (d *DB) DeleteClient(ctx context.Context, id string) error {
-	_, err := d.pool.Exec(ctx, `DELETE FROM clients WHERE id = $1`, []byte(id))
+	_, err := d.q.Exec(ctx, `DELETE FROM clients WHERE id = $1`, []byte(id))
 	return err
 }
 
 // ListClients implements store.Store.
 func (d *DB) ListClients(ctx context.Context) ([]*store.Client, error) {
-	return list[store.Client](ctx, d.pool, `SELECT record FROM clients ORDER BY id`)
+	return list[store.Client](ctx, d.q, `SELECT record FROM clients ORDER BY id`)
 }
 
 // UpdateClient implements store.Store. The transaction locks the client's
@@ -130,7 +130,7 @@ func list[T any](ctx context.Context, q querier, sql string, args ...any) ([]*T,
 
 // Keys implements store.Store.
 func (d *DB) Keys(ctx context.Context) ([]*store.KeyRecord, error) {
-	return list[store.KeyRecord](ctx, d.pool, `SELECT record FROM signing_keys ORDER BY kid`)
+	return list[store.KeyRecord](ctx, d.q, `SELECT record FROM signing_keys ORDER BY kid`)
 }
 
 // UpdateKeys implements store.Store. The transaction first locks the

@@ -52,6 +52,7 @@ type Options struct {
 // DB is the PostgreSQL implementation of store.Store.
 type DB struct {
 	pool   *pgxpool.Pool
+	q      checkedPool // pool, reporting an unreachable database as store.ErrUnavailable
 	now    func() time.Time
 	logger *zap.Logger
 
@@ -103,7 +104,7 @@ func Open(ctx context.Context, dsn string, o Options) (*DB, error) {
 		pool.Close()
 		return nil, err
 	}
-	d := &DB{pool: pool, now: o.Now, logger: o.Logger, stop: make(chan struct{})}
+	d := &DB{pool: pool, q: checkedPool{pool}, now: o.Now, logger: o.Logger, stop: make(chan struct{})}
 	d.bg, d.cancel = context.WithCancel(context.Background())
 	if o.ForMigration {
 		return d, nil
@@ -122,7 +123,7 @@ func Open(ctx context.Context, dsn string, o Options) (*DB, error) {
 // database (opened it without ForMigration), and since when.
 func (d *DB) ServingSince(ctx context.Context) (time.Time, bool, error) {
 	var v string
-	err := d.pool.QueryRow(ctx, `SELECT value FROM store_meta WHERE name = 'serving_since'`).Scan(&v)
+	err := d.q.QueryRow(ctx, `SELECT value FROM store_meta WHERE name = 'serving_since'`).Scan(&v)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return time.Time{}, false, nil
 	}
@@ -165,12 +166,14 @@ const (
 // inTx runs fn in a transaction and commits it, running it again (at most
 // txAttempts times) after a serialization failure or a deadlock; then it
 // gives up with store.ErrContended. fn must reset anything it sets, since
-// it may run several times. An error from fn is returned unchanged.
+// it may run several times. An error from fn is returned unchanged, except
+// that a connection-level failure is store.ErrUnavailable (see
+// unavailable).
 func (d *DB) inTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
 	for attempt := 1; ; attempt++ {
 		err := pgx.BeginFunc(ctx, d.pool, fn)
 		if !retryable(err) {
-			return err
+			return unavailable(err)
 		}
 		if attempt >= txAttempts {
 			d.logger.Warn("store: giving up after repeated transaction conflicts", zap.Int("attempts", attempt))

@@ -16,7 +16,7 @@ func (d *DB) SaveCode(ctx context.Context, code string, rec *store.AuthCode, ttl
 	if err != nil {
 		return err
 	}
-	_, err = d.pool.Exec(ctx, `INSERT INTO auth_codes (id_hash, used, expires_ns, record) VALUES ($1, $2, $3, $4)
+	_, err = d.q.Exec(ctx, `INSERT INTO auth_codes (id_hash, used, expires_ns, record) VALUES ($1, $2, $3, $4)
 		ON CONFLICT (id_hash) DO UPDATE SET used = EXCLUDED.used, expires_ns = EXCLUDED.expires_ns, record = EXCLUDED.record`,
 		store.HashID(code), rec.Used, ns(d.now().Add(ttl)), b)
 	return err
@@ -31,7 +31,7 @@ func (d *DB) RedeemCode(ctx context.Context, code string) (*store.AuthCode, erro
 	id := store.HashID(code)
 	now := ns(d.now())
 	var b []byte
-	err := d.pool.QueryRow(ctx, `UPDATE auth_codes SET used = true
+	err := d.q.QueryRow(ctx, `UPDATE auth_codes SET used = true
 		WHERE id_hash = $1 AND expires_ns > $2 AND NOT used RETURNING record`, id, now).Scan(&b)
 	if err == nil {
 		var rec store.AuthCode
@@ -45,7 +45,7 @@ func (d *DB) RedeemCode(ctx context.Context, code string) (*store.AuthCode, erro
 		return nil, err
 	}
 	var used bool
-	if err := d.pool.QueryRow(ctx, `SELECT used, record FROM auth_codes WHERE id_hash = $1 AND expires_ns > $2`,
+	if err := d.q.QueryRow(ctx, `SELECT used, record FROM auth_codes WHERE id_hash = $1 AND expires_ns > $2`,
 		id, now).Scan(&used, &b); err != nil {
 		return nil, notFound(err)
 	}
@@ -77,7 +77,7 @@ func (d *DB) GetLaunch(ctx context.Context, id string) (*store.Launch, error) {
 // the others find no row (ErrNotFound).
 func (d *DB) ConsumeLaunch(ctx context.Context, id string) (*store.Launch, error) {
 	var b []byte
-	err := d.pool.QueryRow(ctx, `DELETE FROM launches WHERE id_hash = $1 AND expires_ns > $2 RETURNING record`,
+	err := d.q.QueryRow(ctx, `DELETE FROM launches WHERE id_hash = $1 AND expires_ns > $2 RETURNING record`,
 		store.HashID(id), ns(d.now())).Scan(&b)
 	if err != nil {
 		return nil, notFound(err)
@@ -111,7 +111,7 @@ func (d *DB) GetSessionByHash(ctx context.Context, hash string) (*store.Session,
 
 // DeleteSession implements store.Store.
 func (d *DB) DeleteSession(ctx context.Context, id string) error {
-	_, err := d.pool.Exec(ctx, `DELETE FROM sessions WHERE id_hash = $1`, store.HashID(id))
+	_, err := d.q.Exec(ctx, `DELETE FROM sessions WHERE id_hash = $1`, store.HashID(id))
 	return err
 }
 
@@ -123,7 +123,7 @@ func (d *DB) putExpiring(ctx context.Context, table, idHash string, rec any, ttl
 	if err != nil {
 		return err
 	}
-	_, err = d.pool.Exec(ctx, `INSERT INTO `+table+` (id_hash, expires_ns, record) VALUES ($1, $2, $3)
+	_, err = d.q.Exec(ctx, `INSERT INTO `+table+` (id_hash, expires_ns, record) VALUES ($1, $2, $3)
 		ON CONFLICT (id_hash) DO UPDATE SET expires_ns = EXCLUDED.expires_ns, record = EXCLUDED.record`,
 		idHash, ns(d.now().Add(ttl)), b)
 	return err
@@ -132,7 +132,7 @@ func (d *DB) putExpiring(ctx context.Context, table, idHash string, rec any, ttl
 // getExpiring reads a live record of a table keyed by id_hash.
 func getExpiring[T any](ctx context.Context, d *DB, table, idHash string) (*T, error) {
 	var b []byte
-	err := d.pool.QueryRow(ctx, `SELECT record FROM `+table+` WHERE id_hash = $1 AND expires_ns > $2`,
+	err := d.q.QueryRow(ctx, `SELECT record FROM `+table+` WHERE id_hash = $1 AND expires_ns > $2`,
 		idHash, ns(d.now())).Scan(&b)
 	if err != nil {
 		return nil, notFound(err)
@@ -153,7 +153,7 @@ func (d *DB) UseJTI(ctx context.Context, issuer, jti string, exp time.Time) erro
 	if !exp.After(now) {
 		exp = now.Add(time.Second)
 	}
-	tag, err := d.pool.Exec(ctx, `INSERT INTO used_jtis (id_hash, expires_ns) VALUES ($1, $2)
+	tag, err := d.q.Exec(ctx, `INSERT INTO used_jtis (id_hash, expires_ns) VALUES ($1, $2)
 		ON CONFLICT (id_hash) DO UPDATE SET expires_ns = EXCLUDED.expires_ns WHERE used_jtis.expires_ns <= $3`,
 		store.HashID(issuer+"\x00"+jti), ns(exp), ns(now))
 	if err != nil {
@@ -171,7 +171,7 @@ func (d *DB) PutConsent(ctx context.Context, rec *store.Consent, ttl time.Durati
 	if err != nil {
 		return err
 	}
-	_, err = d.pool.Exec(ctx, `INSERT INTO consents (user_name, client_id, expires_ns, record) VALUES ($1, $2, $3, $4)
+	_, err = d.q.Exec(ctx, `INSERT INTO consents (user_name, client_id, expires_ns, record) VALUES ($1, $2, $3, $4)
 		ON CONFLICT (user_name, client_id) DO UPDATE SET expires_ns = EXCLUDED.expires_ns, record = EXCLUDED.record`,
 		[]byte(rec.User), []byte(rec.ClientID), ns(d.now().Add(ttl)), b)
 	return err
@@ -180,7 +180,7 @@ func (d *DB) PutConsent(ctx context.Context, rec *store.Consent, ttl time.Durati
 // GetConsent implements store.Store.
 func (d *DB) GetConsent(ctx context.Context, user, clientID string) (*store.Consent, error) {
 	var b []byte
-	err := d.pool.QueryRow(ctx, `SELECT record FROM consents WHERE user_name = $1 AND client_id = $2 AND expires_ns > $3`,
+	err := d.q.QueryRow(ctx, `SELECT record FROM consents WHERE user_name = $1 AND client_id = $2 AND expires_ns > $3`,
 		[]byte(user), []byte(clientID), ns(d.now())).Scan(&b)
 	if err != nil {
 		return nil, notFound(err)
@@ -194,6 +194,6 @@ func (d *DB) GetConsent(ctx context.Context, user, clientID string) (*store.Cons
 
 // DeleteConsent implements store.Store.
 func (d *DB) DeleteConsent(ctx context.Context, user, clientID string) error {
-	_, err := d.pool.Exec(ctx, `DELETE FROM consents WHERE user_name = $1 AND client_id = $2`, []byte(user), []byte(clientID))
+	_, err := d.q.Exec(ctx, `DELETE FROM consents WHERE user_name = $1 AND client_id = $2`, []byte(user), []byte(clientID))
 	return err
 }

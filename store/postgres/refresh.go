@@ -53,20 +53,20 @@ func (d *DB) SaveRefresh(ctx context.Context, token string, rec *store.RefreshTo
 		c.IssuedAt = now
 		rec = &c
 	}
-	return putRefresh(ctx, d.pool, store.HashID(token), rec, now.Add(ttl))
+	return putRefresh(ctx, d.q, store.HashID(token), rec, now.Add(ttl))
 }
 
 // GetRefresh implements store.Store.
 func (d *DB) GetRefresh(ctx context.Context, token string) (*store.RefreshToken, error) {
 	now := d.now()
-	rec, _, err := getRefresh(ctx, d.pool, store.HashID(token), now, "")
+	rec, _, err := getRefresh(ctx, d.q, store.HashID(token), now, "")
 	if err != nil {
 		return nil, err
 	}
 	if rec.Used {
 		return nil, store.ErrNotFound
 	}
-	revoked, err := d.revokedRefresh(ctx, d.pool, rec, now)
+	revoked, err := d.revokedRefresh(ctx, d.q, rec, now)
 	switch {
 	case err != nil:
 		return nil, err
@@ -211,13 +211,13 @@ func (d *DB) UserGrants(ctx context.Context, user string) ([]store.UserGrant, er
 		}
 		return g
 	}
-	toks, err := list[store.RefreshToken](ctx, d.pool, `SELECT record FROM refresh_tokens
+	toks, err := list[store.RefreshToken](ctx, d.q, `SELECT record FROM refresh_tokens
 		WHERE subject = $1 AND NOT used AND expires_ns > $2 ORDER BY id_hash COLLATE "C"`, []byte(user), ns(now))
 	if err != nil {
 		return nil, err
 	}
 	for _, rec := range toks {
-		revoked, err := d.revokedRefresh(ctx, d.pool, rec, now)
+		revoked, err := d.revokedRefresh(ctx, d.q, rec, now)
 		if err != nil {
 			return nil, err
 		}
@@ -233,7 +233,7 @@ func (d *DB) UserGrants(ctx context.Context, user string) ([]store.UserGrant, er
 			g.AuthTime = rec.AuthTime
 		}
 	}
-	consents, err := list[store.Consent](ctx, d.pool, `SELECT record FROM consents
+	consents, err := list[store.Consent](ctx, d.q, `SELECT record FROM consents
 		WHERE user_name = $1 AND expires_ns > $2 ORDER BY client_id`, []byte(user), ns(now))
 	if err != nil {
 		return nil, err

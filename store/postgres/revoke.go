@@ -114,7 +114,7 @@ func (d *DB) Revocation(ctx context.Context, kind store.RevocationKind, id strin
 		return nil, store.ErrNotFound
 	}
 	var atNS, untilNS int64
-	err := d.pool.QueryRow(ctx, `SELECT at_ns, until_ns FROM revocations WHERE kind = $1 AND id = $2 AND until_ns > $3`,
+	err := d.q.QueryRow(ctx, `SELECT at_ns, until_ns FROM revocations WHERE kind = $1 AND id = $2 AND until_ns > $3`,
 		string(kind), []byte(id), ns(d.now())).Scan(&atNS, &untilNS)
 	if err != nil {
 		return nil, notFound(err)
@@ -126,7 +126,7 @@ func (d *DB) Revocation(ctx context.Context, kind store.RevocationKind, id strin
 // since that are still live, oldest first (then by kind:id, the Badger
 // key order).
 func (d *DB) RevokedSince(ctx context.Context, since time.Time) ([]store.Revocation, error) {
-	rows, err := d.pool.Query(ctx, `SELECT kind, id, at_ns, until_ns FROM revocation_log
+	rows, err := d.q.Query(ctx, `SELECT kind, id, at_ns, until_ns FROM revocation_log
 		WHERE recorded_ns >= $1 AND until_ns > $2
 		ORDER BY recorded_ns, convert_to(kind || ':', 'UTF8') || id`, ns(since), ns(d.now()))
 	if err != nil {

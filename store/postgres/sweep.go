@@ -43,7 +43,7 @@ func (d *DB) Sweep(ctx context.Context) (int64, error) {
 		}
 		return nil
 	})
-	return total, err
+	return total, unavailable(err)
 }
 
 // sweepLoop runs Sweep every interval until Close.

@@ -76,7 +76,7 @@ func (s *Service) serveIntrospect(w http.ResponseWriter, r *http.Request) {
 	resp, err := s.introspect(r.Context(), token, form.Get("token_type_hint"))
 	if err != nil {
 		s.logger.Error("introspection", zap.Error(err))
-		oauth.Write(w, oauth.New(oauth.CodeServerError, "internal error"))
+		oauth.Write(w, failure(err))
 		return
 	}
 	if resp.Active && !caller.any && resp.ClientID != caller.clientID {

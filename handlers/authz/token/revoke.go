@@ -62,7 +62,7 @@ func (s *Service) serveRevoke(w http.ResponseWriter, r *http.Request) {
 		return
 	case err != nil:
 		s.logger.Error("revocation", zap.String("client_id", client.ID), zap.Error(err))
-		oauth.Write(w, oauth.New(oauth.CodeServerError, "internal error"))
+		oauth.Write(w, failure(err))
 		return
 	}
 	s.logger.Debug("revocation", zap.String("client_id", client.ID), zap.String("revoked", kind))

@@ -40,10 +40,22 @@ type tokenResponse struct {
 	store.LaunchContext
 }
 
-// serverFault answers a failure of the server itself; the cause is logged,
+// serverFault answers a failure of the server itself: 503
+// temporarily_unavailable when the store cannot be reached now
+// (store.ErrUnavailable), server_error otherwise. The cause is logged,
 // never sent.
 func (s *Service) serverFault(what string, err error) *oauth.Error {
 	s.logger.Error("token endpoint: "+what, zap.Error(err))
+	return failure(err)
+}
+
+// failure is the answer to a failure of the server itself, already
+// logged: oauth.Unavailable when the store cannot be reached now
+// (store.ErrUnavailable), server_error otherwise.
+func failure(err error) *oauth.Error {
+	if errors.Is(err, store.ErrUnavailable) {
+		return oauth.Unavailable()
+	}
 	return oauth.New(oauth.CodeServerError, "internal error")
 }
 

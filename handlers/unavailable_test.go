@@ -1,0 +1,133 @@
+package handlers_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/oauth2"
+
+	"github.com/smartcaddy/smartauth/handlers"
+	"github.com/smartcaddy/smartauth/handlers/authz"
+	"github.com/smartcaddy/smartauth/handlers/register"
+	"github.com/smartcaddy/smartauth/handlers/users"
+	"github.com/smartcaddy/smartauth/internal/pgtest"
+	"github.com/smartcaddy/smartauth/keys"
+	"github.com/smartcaddy/smartauth/store"
+	"github.com/smartcaddy/smartauth/store/postgres"
+)
+
+// TestStoreUnavailable: the handlers on a PostgreSQL store whose database
+// refuses connections answer 503 temporarily_unavailable with a
+// Retry-After, never 500, at the token endpoint (a static client and a
+// dynamically registered one) and at registration, and the sign-in page
+// is a 503 page with the same Retry-After; once the database
+// accepts connections again the same server redeems a code, the one the
+// refused request carried (nothing was used up by the failure).
+func TestStoreUnavailable(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.DSN(t)
+	db, err := postgres.Open(ctx, dsn, postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	ring, err := keys.New(ctx, keys.Options{Store: db, Retain: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &tokenHandler{}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	// Only the request helpers of tokenEnv are used (t, issuer, tokenURL):
+	// its Badger-specific fields stay empty.
+	e := &tokenEnv{t: t, srv: srv, handler: h, issuer: srv.URL + "/auth", fhirBase: srv.URL + "/fhir"}
+	e.tokenURL = e.issuer + "/token"
+	iss, _ := url.Parse(e.issuer)
+	fhir, _ := url.Parse(e.fhirBase)
+	both := []string{"authorization_code", "refresh_token"}
+	if err := db.PutClient(ctx, &store.Client{ID: tkDynamic, Type: store.ClientPublic, RedirectURIs: []string{tkRedirect}, GrantTypes: both, Dynamic: true}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := handlers.New(handlers.Config{
+		Issuer:   iss,
+		FHIRBase: fhir,
+		Store:    db,
+		Keys:     ring,
+		Clients: map[string]*store.Client{
+			tkPublic: {ID: tkPublic, Type: store.ClientPublic, RedirectURIs: []string{tkRedirect}, GrantTypes: both},
+		},
+		Users:         map[string]*users.User{tkUser: {Name: tkUser, FHIRUser: tkUserFHIR, Patients: []string{"pat-1"}}},
+		Registration:  register.Settings{Enabled: true, Open: true},
+		PasswordLogin: true,
+		Lifetimes: authz.Lifetimes{
+			AccessToken: 10 * time.Minute, RefreshToken: 24 * time.Hour,
+			Code: time.Minute, Launch: time.Minute, Session: time.Hour,
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.s.Store(s)
+	t.Cleanup(func() { _ = s.Close() })
+
+	// seed stores a code for client as the authorize endpoint would.
+	seed := func(client string) url.Values {
+		verifier := oauth2.GenerateVerifier()
+		code := store.NewSecret()
+		rec := &store.AuthCode{
+			ClientID: client, RedirectURI: tkRedirect, CodeChallenge: oauth2.S256ChallengeFromVerifier(verifier),
+			Scope: "openid fhirUser launch/patient patient/*.rs offline_access", Subject: tkUser,
+			AuthTime: time.Now().Add(-time.Minute).Truncate(time.Second), FamilyID: store.NewSecret(),
+			Context: store.LaunchContext{Patient: "pat-1"},
+		}
+		if err := db.SaveCode(ctx, code, rec, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		return url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {tkRedirect},
+			"client_id": {client}, "code_verifier": {verifier}}
+	}
+	static, dynamic := seed(tkPublic), seed(tkDynamic)
+
+	unavailable := func(what string, r tokenReply) {
+		t.Helper()
+		if r.status != http.StatusServiceUnavailable || r.str("error") != "temporarily_unavailable" {
+			t.Fatalf("%s while the database is down: %d %v, want 503 temporarily_unavailable", what, r.status, r.body)
+		}
+		if got := r.header.Get("Retry-After"); got != "5" {
+			t.Errorf("%s while the database is down: Retry-After %q, want 5", what, got)
+		}
+	}
+
+	pgtest.Refuse(t, dsn)
+	unavailable("token request of a static client", e.post(static, nil))
+	unavailable("token request of a registered client", e.post(dynamic, nil))
+	unavailable("registration", e.sendJSON(http.MethodPost, e.issuer+"/register", "", map[string]any{
+		"redirect_uris": []string{tkRedirect}, "token_endpoint_auth_method": "none",
+		"grant_types": []string{"authorization_code"}, "response_types": []string{"code"}, "client_name": "Down App",
+	}))
+
+	// The sign-in page stores a session for its form: a 503 page.
+	resp, err := http.Get(e.issuer + "/login")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") != "5" ||
+		!strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
+		t.Fatalf("sign-in page while the database is down: %d, Retry-After %q, %s, want a 503 page with Retry-After 5",
+			resp.StatusCode, resp.Header.Get("Retry-After"), resp.Header.Get("Content-Type"))
+	}
+
+	pgtest.Allow(t, dsn)
+	for name, form := range map[string]url.Values{"static": static, "registered": dynamic} {
+		r := e.post(form, nil)
+		if r.status != http.StatusOK || r.str("access_token") == "" {
+			t.Fatalf("token request of the %s client after recovery: %d %v", name, r.status, r.body)
+		}
+	}
+}
