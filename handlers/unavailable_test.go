@@ -27,7 +27,9 @@ import (
 // dynamically registered one) and at registration, and the sign-in page
 // is a 503 page with the same Retry-After; once the database
 // accepts connections again the same server redeems a code, the one the
-// refused request carried (nothing was used up by the failure).
+// refused request carried (nothing was used up by the failure). The guard
+// answers a token it has not verified yet with 503 and Retry-After while
+// it cannot check its revocation, and lets it through afterwards.
 func TestStoreUnavailable(t *testing.T) {
 	ctx := context.Background()
 	dsn := pgtest.DSN(t)
@@ -92,6 +94,23 @@ func TestStoreUnavailable(t *testing.T) {
 			"client_id": {client}, "code_verifier": {verifier}}
 	}
 	static, dynamic := seed(tkPublic), seed(tkDynamic)
+	// An access token the guard has not seen yet (so not cached).
+	first := e.post(seed(tkPublic), nil)
+	access := first.str("access_token")
+	if first.status != http.StatusOK || access == "" {
+		t.Fatalf("a token before the outage: %d %v", first.status, first.body)
+	}
+	fhirRead := func() *http.Response {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, e.fhirBase+"/Patient/pat-1", nil)
+		req.Header.Set("Authorization", "Bearer "+access)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		return resp
+	}
 
 	unavailable := func(what string, r tokenReply) {
 		t.Helper()
@@ -123,7 +142,20 @@ func TestStoreUnavailable(t *testing.T) {
 			resp.StatusCode, resp.Header.Get("Retry-After"), resp.Header.Get("Content-Type"))
 	}
 
+	// The guard cannot check the new token's revocation: 503 with
+	// Retry-After and no Bearer challenge (the app keeps its token),
+	// never 401.
+	if resp := fhirRead(); resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") != "5" ||
+		resp.Header.Get("WWW-Authenticate") != "" {
+		t.Fatalf("guarded read while the database is down: %d, Retry-After %q, WWW-Authenticate %q; want 503, 5, none",
+			resp.StatusCode, resp.Header.Get("Retry-After"), resp.Header.Get("WWW-Authenticate"))
+	}
+
 	pgtest.Allow(t, dsn)
+	// The same token passes the guard again (next answers 404 here).
+	if resp := fhirRead(); resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("guarded read after recovery: %d, want the upstream's 404", resp.StatusCode)
+	}
 	for name, form := range map[string]url.Values{"static": static, "registered": dynamic} {
 		r := e.post(form, nil)
 		if r.status != http.StatusOK || r.str("access_token") == "" {

@@ -185,9 +185,20 @@ func issueCode(status int) string {
 		return "not-supported"
 	case http.StatusRequestEntityTooLarge:
 		return "too-costly"
+	case http.StatusServiceUnavailable:
+		return "transient"
 	default:
 		return "exception"
 	}
+}
+
+// storeUnavailable answers a request whose token cannot be checked
+// because the store is unreachable (store.ErrUnavailable): 503 with
+// Retry-After and no Bearer challenge, so that the app keeps its token and
+// retries instead of signing the user in again.
+func storeUnavailable() *oauth.Error {
+	return &oauth.Error{Status: http.StatusServiceUnavailable, RetryAfter: oauth.UnavailableRetryAfter,
+		Description: "the access token cannot be checked now (the authorization server's storage is unavailable); retry later"}
 }
 
 // missingToken refuses a request that carried no access token (RFC 6750
@@ -226,6 +237,9 @@ func (g *Guard) refuse(w http.ResponseWriter, a *audit, f *oauth.Error) {
 func (g *Guard) writeGuardFault(w http.ResponseWriter, f *oauth.Error) {
 	if f.Status == http.StatusUnauthorized || f.Code != "" {
 		w.Header().Set("WWW-Authenticate", oauth.BearerChallenge(g.base, f.Code, f.Description, f.Scope))
+	}
+	if f.RetryAfter > 0 {
+		w.Header().Set("Retry-After", oauth.RetryAfterSeconds(f.RetryAfter))
 	}
 	writeOutcome(w, f.Status, issueCode(f.Status), f.Description)
 }

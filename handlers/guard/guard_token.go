@@ -9,10 +9,12 @@ import (
 	"unsafe"
 
 	"github.com/lestrrat-go/jwx/v3/jwt"
+	"go.uber.org/zap"
 
 	"github.com/smartcaddy/smartauth/handlers/accesstoken"
 	"github.com/smartcaddy/smartauth/handlers/oauth"
 	"github.com/smartcaddy/smartauth/scopes"
+	"github.com/smartcaddy/smartauth/store"
 )
 
 // authenticate finds the request's access token and returns who it is
@@ -36,6 +38,9 @@ func (g *Guard) authenticate(r *http.Request) (*principal, *oauth.Error) {
 		return nil, invalidToken("the access token was revoked")
 	case errors.Is(err, jwt.TokenExpiredError()):
 		return nil, invalidToken("the access token is expired")
+	case errors.Is(err, store.ErrUnavailable):
+		g.logger.Error("guard: the token's revocation check failed", zap.Error(err))
+		return nil, storeUnavailable()
 	case err != nil:
 		return nil, invalidToken("the access token is not valid")
 	}
@@ -72,6 +77,10 @@ func (g *Guard) newPrincipal(r *http.Request, tok accesstoken.Claims) (*principa
 	p.exp = p.exp.Add(accesstoken.Skew)
 	p.granted, _ = scopes.ParseAll(scopes.Split(p.scope))
 	client, err := g.registry.Lookup(r.Context(), p.clientID)
+	if errors.Is(err, store.ErrUnavailable) {
+		g.logger.Error("guard: looking up the token's client failed", zap.Error(err))
+		return nil, storeUnavailable()
+	}
 	if err != nil || client == nil {
 		return nil, invalidToken("the access token's client is no longer registered")
 	}
