@@ -137,6 +137,7 @@ func (g *Guard) poll(stopped <-chan struct{}) {
 	defer close(g.gs.done)
 	t := time.NewTicker(revocationPoll)
 	defer t.Stop()
+	var failingSince time.Time // zero while reads succeed
 	for n := 1; ; n++ {
 		select {
 		case <-g.gs.stop:
@@ -146,8 +147,19 @@ func (g *Guard) poll(stopped <-chan struct{}) {
 		case <-t.C:
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		if err := g.pollRevocations(ctx); err != nil {
-			g.logger.Error("guard: reading the revocation log", zap.Error(err))
+		// A failing store is logged when reads start failing, then once a
+		// minute, and when they succeed again: not four times a second.
+		switch err := g.pollRevocations(ctx); {
+		case err != nil && (failingSince.IsZero() || n%(int(time.Minute/revocationPoll)) == 0):
+			if failingSince.IsZero() {
+				failingSince = time.Now()
+			}
+			g.logger.Error("guard: reading the revocation log", zap.Error(err),
+				zap.Duration("failing_for", time.Since(failingSince).Round(time.Second)))
+		case err == nil && !failingSince.IsZero():
+			g.logger.Info("guard: reading the revocation log again",
+				zap.Duration("failed_for", time.Since(failingSince).Round(time.Second)))
+			failingSince = time.Time{}
 		}
 		if n%originsRefresh == 0 {
 			g.refreshOrigins(ctx)
