@@ -39,7 +39,7 @@ func startFlowSite(t *testing.T, extra string) flowSite {
 }
 
 // newFlowSite builds the flow site's configuration without starting it.
-func newFlowSite(t *testing.T, extra string) flowSite {
+func newFlowSite(t testing.TB, extra string) flowSite {
 	t.Helper()
 	hash, err := bcrypt.GenerateFromPassword([]byte("alice-pw"), bcrypt.MinCost)
 	if err != nil {
@@ -86,7 +86,7 @@ func (s flowSite) oauth(clientID, secret string, scopes ...string) *oauth2.Confi
 // browser is a cookie-keeping HTTP client that submits forms the way a
 // person would, and reports where the server finally redirects the app.
 type browser struct {
-	t      *testing.T
+	t      testing.TB
 	c      *http.Client
 	pages  []string // titles of the pages seen
 	choose map[string]string
@@ -97,7 +97,7 @@ type browser struct {
 	forge url.Values
 }
 
-func newBrowser(t *testing.T) *browser {
+func newBrowser(t testing.TB) *browser {
 	jar, _ := cookiejar.New(nil)
 	return &browser{t: t, c: &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
 		choose: map[string]string{"username": "alice", "password": "alice-pw", "patient": "p1"}, untick: map[string]bool{}}

@@ -27,8 +27,9 @@ const benchConcurrency = 16
 
 // benchSites runs, in one Caddy, the same upstream behind (a) a plain
 // reverse_proxy and (b) smart_auth + reverse_proxy, and returns the two
-// base URLs with the token signer of (b).
-func benchSites(b *testing.B) (plain, guarded string, signer *tokenSigner, storage string) {
+// base URLs with the token signer of (b); storage is the argument of (b)'s
+// storage directive.
+func benchSites(b *testing.B, storage string) (plain, guarded string, signer *tokenSigner) {
 	b.Helper()
 	body := []byte(`{"resourceType":"Bundle","type":"searchset","total":0}`)
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -38,7 +39,6 @@ func benchSites(b *testing.B) (plain, guarded string, signer *tokenSigner, stora
 	b.Cleanup(up.Close)
 	signer = newTokenSigner(b)
 	pa, pb := benchPort(b), benchPort(b)
-	storage = b.TempDir()
 	plain, guarded = fmt.Sprintf("http://localhost:%d", pa), fmt.Sprintf("http://localhost:%d", pb)
 	signer.issuer, signer.aud = guarded+"/auth", guarded+"/fhir"
 	upHost := strings.TrimPrefix(up.URL, "http://")
@@ -71,7 +71,7 @@ http://localhost:%d {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = caddy.Stop() })
-	return plain, guarded, signer, storage
+	return plain, guarded, signer
 }
 
 // benchPort returns a free loopback port.
@@ -137,7 +137,7 @@ func runLoad(b *testing.B, hc *http.Client, url, token string, n, conc int, res 
 	res.requests += per * conc
 }
 
-// BenchmarkGuardVsPlainProxy measures, in one run, (a) reverse_proxy and
+// BenchmarkGuardVsPlainProxy measures, in one run and on each store, (a) reverse_proxy and
 // (b) smart_auth + reverse_proxy in front of the same upstream, with one
 // token reused across requests as apps do (a patient/ search, which the
 // guard also rewrites with the patient parameter). Throughput: b.N
@@ -148,7 +148,12 @@ func runLoad(b *testing.B, hc *http.Client, url, token string, n, conc int, res 
 //
 //	go test -run '^$' -bench BenchmarkGuardVsPlainProxy -benchtime 40000x .
 func BenchmarkGuardVsPlainProxy(b *testing.B) {
-	plain, guarded, signer, _ := benchSites(b)
+	forEachStore(b, benchGuardVsPlainProxy)
+}
+
+// benchGuardVsPlainProxy is BenchmarkGuardVsPlainProxy on one store.
+func benchGuardVsPlainProxy(b *testing.B, storage string) {
+	plain, guarded, signer := benchSites(b, storage)
 	token := signer.mint(b, tokenSpec{scope: "patient/*.rs", patient: "p1"})
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: benchConcurrency, MaxConnsPerHost: benchConcurrency}}
 	path := "/fhir/Observation?code=1234"
@@ -184,14 +189,19 @@ func BenchmarkGuardVsPlainProxy(b *testing.B) {
 	b.ReportMetric(us(lg.pct(0.99)-la.pct(0.99)), "added_p99_µs")
 }
 
-// BenchmarkGuardTokenFirstUse compares, in one run and one client at a
+// BenchmarkGuardTokenFirstUse compares, on each store, in one run and one client at a
 // time, a request with a token the guard has not seen (signature check and
 // claims, then cached) with a request reusing a cached token, and the bare
 // keys.Ring.Verify of such a token.
 //
 //	go test -run '^$' -bench BenchmarkGuardTokenFirstUse -benchtime 2000x .
 func BenchmarkGuardTokenFirstUse(b *testing.B) {
-	_, guarded, signer, _ := benchSites(b)
+	forEachStore(b, benchGuardTokenFirstUse)
+}
+
+// benchGuardTokenFirstUse is BenchmarkGuardTokenFirstUse on one store.
+func benchGuardTokenFirstUse(b *testing.B, storage string) {
+	_, guarded, signer := benchSites(b, storage)
 	tokens := make([]string, b.N)
 	for i := range tokens {
 		tokens[i] = signer.mint(b, tokenSpec{scope: "patient/*.rs", patient: "p1"})

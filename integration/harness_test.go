@@ -38,7 +38,7 @@ func TestMain(m *testing.M) {
 }
 
 // freePort returns a TCP port free on the loopback interface.
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
