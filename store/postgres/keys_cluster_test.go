@@ -244,8 +244,11 @@ func mustVerify(t *testing.T, r *keys.Ring, name string, tok []byte, what string
 	}
 }
 
+// clusterAlgs are the algorithms every ring holds a key for.
 var clusterAlgs = []string{keys.ES256, keys.RS256}
 
+// TestKeyRingsStartTogetherOnEmptyDatabase: three rings started at once on
+// an empty database make one key per algorithm and agree on it.
 func TestKeyRingsStartTogetherOnEmptyDatabase(t *testing.T) {
 	c := newClock()
 	dsn := freshDSN(t)
@@ -285,6 +288,8 @@ func equalKIDs(a, b map[string][]string) bool {
 	return true
 }
 
+// TestKeyRingRotationAcrossInstances: one ring rotates, forced or on its
+// schedule, while the others serve (testRotationAcrossInstances).
 func TestKeyRingRotationAcrossInstances(t *testing.T) {
 	for _, how := range []string{"forced", "scheduled"} {
 		t.Run(how, func(t *testing.T) { testRotationAcrossInstances(t, how == "forced") })
@@ -447,6 +452,9 @@ func testRotationAcrossInstances(t *testing.T, forced bool) {
 	}
 }
 
+// TestKeyRingsRefreshAtRotationTimeMakeOneSuccessor: four rings refreshing
+// at once (their Maintain) when rotation is due make one successor per
+// algorithm, round after round, and all sign with it.
 func TestKeyRingsRefreshAtRotationTimeMakeOneSuccessor(t *testing.T) {
 	c := newClock()
 	dsn := freshDSN(t)
