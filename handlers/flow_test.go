@@ -297,7 +297,7 @@ func TestLoginRateLimit(t *testing.T) {
 func TestTrustedIdentity(t *testing.T) {
 	identity := map[string]string{}
 	env := newFlowEnv(t, flowOptions{
-		config: func(c *handlers.Config) { c.PasswordLogin = false; c.TrustedIdentity = true },
+		config: func(c *handlers.Config) { c.Authz.PasswordLogin = false; c.Authz.TrustedIdentity = true },
 		wrap: func(h http.Handler) http.Handler {
 			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				repl := caddy.NewReplacer()
@@ -348,7 +348,7 @@ func TestTrustedIdentity(t *testing.T) {
 }
 
 func TestPatientUserSkipsPicker(t *testing.T) {
-	env := newFlowEnv(t, flowOptions{config: func(c *handlers.Config) { c.RememberConsent = 3600e9 }})
+	env := newFlowEnv(t, flowOptions{config: func(c *handlers.Config) { c.Authz.RememberConsent = 3600e9 }})
 	b := env.browser()
 	params := env.authParams("openid launch/patient patient/*.rs")
 	p := b.login(b.follow(b.get(env.authorizeURL(params))), "bob", bobPassword)
@@ -428,7 +428,7 @@ func TestTemplateOverride(t *testing.T) {
 <input name="username"><input type="password" name="password"></form>`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	env := newFlowEnv(t, flowOptions{config: func(c *handlers.Config) { c.TemplatesDir = dir }})
+	env := newFlowEnv(t, flowOptions{config: func(c *handlers.Config) { c.Authz.TemplatesDir = dir }})
 	b := env.browser()
 	p := b.get(env.issuer + "/login")
 	if !strings.Contains(p.body, "ACME SIGN-IN") {
@@ -447,7 +447,7 @@ func TestTemplateOverride(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(bad, "consent.html"), []byte(`{{if}}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_, err := tryFlowEnv(t, flowOptions{config: func(c *handlers.Config) { c.TemplatesDir = bad }})
+	_, err := tryFlowEnv(t, flowOptions{config: func(c *handlers.Config) { c.Authz.TemplatesDir = bad }})
 	if err == nil || !strings.Contains(err.Error(), filepath.Join(bad, "consent.html")) {
 		t.Fatalf("broken template: err = %v", err)
 	}

@@ -104,8 +104,7 @@ func newFlowConfig(t *testing.T, db *store.DB, base string) handlers.Config {
 			AccessToken: 5 * time.Minute, RefreshToken: time.Hour,
 			Code: time.Minute, Launch: 5 * time.Minute, Session: time.Hour,
 		},
-		PasswordLogin:  true,
-		FrameAncestors: []string{ehrFrame},
+		Authz: authz.Settings{PasswordLogin: true, FrameAncestors: []string{ehrFrame}},
 	}
 }
 

@@ -65,7 +65,7 @@ func TestPickerPatientSearch(t *testing.T) {
 	var requests atomic.Int32
 	upstream := fakeFHIR(t, &requests)
 	env := newFlowEnv(t, flowOptions{config: func(c *handlers.Config) {
-		c.PatientSearch, _ = url.Parse(upstream.URL + "/r4")
+		c.Authz.PatientSearch, _ = url.Parse(upstream.URL + "/r4")
 		c.Users["carol"] = &users.User{Name: "carol", PasswordHash: testPasswordHash(t, "carol-pw"), FHIRUser: "Practitioner/c"}
 	}})
 	b := env.browser()
@@ -133,7 +133,7 @@ func TestPickerSearchNotForListedUsers(t *testing.T) {
 	var requests atomic.Int32
 	upstream := fakeFHIR(t, &requests)
 	env := newFlowEnv(t, flowOptions{config: func(c *handlers.Config) {
-		c.PatientSearch, _ = url.Parse(upstream.URL + "/r4")
+		c.Authz.PatientSearch, _ = url.Parse(upstream.URL + "/r4")
 	}})
 	b := env.browser()
 	p := b.follow(b.get(env.authorizeURL(env.authParams("openid launch/patient patient/*.rs"))))

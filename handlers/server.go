@@ -30,7 +30,6 @@ import (
 	"net/url"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
@@ -67,27 +66,9 @@ type Config struct {
 	// AccessTokenAlg signs access tokens: "ES256" (default) or "RS256".
 	// id_tokens are always RS256.
 	AccessTokenAlg string
-	// PasswordLogin enables the built-in sign-in form.
-	PasswordLogin bool
-	// TrustedIdentity signs a user in from {http.auth.user.id}, set by a
-	// preceding Caddy authentication handler, mapped to a configured
-	// user by name.
-	TrustedIdentity bool
-	// RememberConsent, when positive, remembers a user's consent for a
-	// client and scope set for this long.
-	RememberConsent time.Duration
-	// FrameAncestors are the origins allowed to frame the consent,
-	// picker and launcher pages (an EHR embedding apps). The login page
-	// is only ever framable by 'self'. Empty: 'self' only.
-	FrameAncestors []string
-	// TemplatesDir, when set, holds operator templates that replace the
-	// embedded ones by file name.
-	TemplatesDir string
-
-	// PatientSearch, when set, is the FHIR base URL the patient picker
-	// searches by name (GET Patient?name=…) for users without a configured
-	// patient list. The server calls it directly, without a token.
-	PatientSearch *url.URL
+	// Authz are the authorization server's sign-in and page settings
+	// (handlers/authz).
+	Authz authz.Settings
 
 	// Guard configures the FHIR API guard (handlers/guard).
 	Guard guard.Options
@@ -168,7 +149,7 @@ func New(cfg Config) (*Server, error) {
 		logger:     cfg.Logger,
 		issuerPath: strings.TrimSuffix(cfg.Issuer.Path, "/"),
 		fhirPath:   strings.TrimSuffix(cfg.FHIRBase.Path, "/"),
-		users:      users.New(users.Options{PatientSearch: cfg.PatientSearch != nil}),
+		users:      users.New(users.Options{PatientSearch: cfg.Authz.PatientSearch != nil}),
 	}
 	var err error
 	if s.tokens, err = accesstoken.New(accesstoken.Options{
@@ -217,12 +198,7 @@ func New(cfg Config) (*Server, error) {
 		Users:                cfg.Users,
 		Rule:                 s.users,
 		Lifetimes:            cfg.Lifetimes,
-		PasswordLogin:        cfg.PasswordLogin,
-		TrustedIdentity:      cfg.TrustedIdentity,
-		RememberConsent:      cfg.RememberConsent,
-		FrameAncestors:       cfg.FrameAncestors,
-		TemplatesDir:         cfg.TemplatesDir,
-		PatientSearch:        cfg.PatientSearch,
+		Settings:             cfg.Authz,
 		RegistrationEndpoint: s.registrationEndpoint(),
 		Pending:              s.pending,
 		Logins:               s.logins,

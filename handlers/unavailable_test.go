@@ -63,9 +63,9 @@ func TestStoreUnavailable(t *testing.T) {
 		Clients: map[string]*store.Client{
 			tkPublic: {ID: tkPublic, Type: store.ClientPublic, RedirectURIs: []string{tkRedirect}, GrantTypes: both},
 		},
-		Users:         map[string]*users.User{tkUser: {Name: tkUser, FHIRUser: tkUserFHIR, Patients: []string{"pat-1"}}},
-		Registration:  register.Settings{Enabled: true, Open: true},
-		PasswordLogin: true,
+		Users:        map[string]*users.User{tkUser: {Name: tkUser, FHIRUser: tkUserFHIR, Patients: []string{"pat-1"}}},
+		Registration: register.Settings{Enabled: true, Open: true},
+		Authz:        authz.Settings{PasswordLogin: true},
 		Lifetimes: authz.Lifetimes{
 			AccessToken: 10 * time.Minute, RefreshToken: 24 * time.Hour,
 			Code: time.Minute, Launch: time.Minute, Session: time.Hour,

@@ -85,6 +85,25 @@ type Options struct {
 	// Lifetimes are how long issued artifacts live; zero fields take
 	// DefaultLifetimes.
 	Lifetimes Lifetimes
+	// Settings are the operator's sign-in and page settings.
+	Settings
+	// RegistrationEndpoint is the URL of dynamic client registration,
+	// listed in the discovery documents; empty when registration is off.
+	RegistrationEndpoint string
+	// Pending is the issuer's table of pending authorization requests
+	// (NewPending). The router keeps it across config reloads.
+	Pending *Pending
+	// Logins is the issuer's sign-in throttle (NewLoginLimiter). The
+	// router keeps it across config reloads.
+	Logins *throttle.Limiter
+	// Logger receives the server's logs; nil for none.
+	Logger *zap.Logger
+}
+
+// Settings are the operator's settings of the authorization server's
+// sign-in and pages, from the Caddyfile; the router passes them through
+// unchanged (handlers.Config.Authz).
+type Settings struct {
 	// PasswordLogin enables the built-in sign-in form.
 	PasswordLogin bool
 	// TrustedIdentity signs a user in from {http.auth.user.id}, set by a
@@ -106,17 +125,6 @@ type Options struct {
 	// configured patient list. The server calls it directly, without a
 	// token.
 	PatientSearch *url.URL
-	// RegistrationEndpoint is the URL of dynamic client registration,
-	// listed in the discovery documents; empty when registration is off.
-	RegistrationEndpoint string
-	// Pending is the issuer's table of pending authorization requests
-	// (NewPending). The router keeps it across config reloads.
-	Pending *Pending
-	// Logins is the issuer's sign-in throttle (NewLoginLimiter). The
-	// router keeps it across config reloads.
-	Logins *throttle.Limiter
-	// Logger receives the server's logs; nil for none.
-	Logger *zap.Logger
 }
 
 // Server is the authorization server of one issuer. It is immutable after

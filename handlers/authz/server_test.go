@@ -79,7 +79,7 @@ func (d *testDeployment) server(t *testing.T, pending *Pending) *Server {
 	s, err := New(Options{
 		Issuer: iss, FHIRBase: fhir, Store: d.db, Keys: d.ring, Clients: d.registry, Tokens: d.tokens,
 		Users: map[string]*users.User{"alice": {Name: "alice", Patients: []string{"p1"}}},
-		Rule:  users.New(users.Options{}), PasswordLogin: true,
+		Rule:  users.New(users.Options{}), Settings: Settings{PasswordLogin: true},
 		Pending: pending, Logins: NewLoginLimiter(),
 	})
 	if err != nil {
