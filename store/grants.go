@@ -176,41 +176,17 @@ func (d *DB) Revoke(_ context.Context, kind RevocationKind, id string, until tim
 // is keyed by time so that RevokedSince reads only what is new.
 func (d *DB) revoke(txn *badger.Txn, kind RevocationKind, id string, until time.Time) error {
 	now := d.now()
-	if !until.After(now) {
-		// Nothing it names can still be valid, but record it briefly so
-		// that a cache polling the log sees it.
-		until = now.Add(time.Minute)
-	}
-	// Until is rounded up to a whole second, so that revocations of one
-	// identifier racing each other (fifty replays of a code, each
-	// revoking its family until now + the tokens' lifetime) usually name
-	// the same instant: all but the first then find it recorded and
-	// write nothing, and a transaction that writes nothing never
-	// conflicts.
-	if r := until.Truncate(time.Second); r.Before(until) {
-		until = r.Add(time.Second)
-	}
-	// A second revocation of the same identifier never covers less than
-	// the first: it keeps the later Until and the later At (a clock
-	// stepped back must not make revoked tokens valid again).
-	at := now
+	until = RevocationUntil(until, now)
 	prev, err := d.revocation(txn, kind, id)
 	switch {
-	case err == nil:
-		if !prev.Until.Before(until) && (kind != RevokedClient || !prev.At.Before(now)) {
-			// Recorded already, covering at least as much. Only a
-			// RevokedClient's At means something (which tokens it
-			// covers); a later one must be recorded.
-			return nil
-		}
-		if prev.Until.After(until) {
-			until = prev.Until
-		}
-		if prev.At.After(at) {
-			at = prev.At
-		}
-	case !errors.Is(err, ErrNotFound):
+	case errors.Is(err, ErrNotFound):
+		prev = nil
+	case err != nil:
 		return err
+	}
+	at, until, write := MergeRevocation(prev, kind, now, until)
+	if !write {
+		return nil
 	}
 	rev := Revocation{Kind: kind, ID: id, At: at, Until: until}
 	if err := d.set(txn, kindRevoked, string(kind)+":"+id, &rev, until); err != nil {

@@ -52,7 +52,7 @@ func (d *DB) RotateRefresh(_ context.Context, token string, rot Rotation) (*Refr
 		var prev *RefreshToken
 		var prevExp time.Time
 		if old.Used {
-			if prev, prevExp, err = d.graceSuccessor(txn, &old, rot.Grace, now); err != nil {
+			if prev, prevExp, err = d.graceSuccessor(txn, &old, rot, now); err != nil {
 				return err
 			}
 			if prev == nil {
@@ -111,8 +111,8 @@ func (d *DB) RotateRefresh(_ context.Context, token string, rot Rotation) (*Refr
 // rotated token old would replace, with its expiry: when grace is on, old
 // was first rotated less than grace ago, and its successor is live and
 // unused. Otherwise it returns nil: the presentation is reuse.
-func (d *DB) graceSuccessor(txn *badger.Txn, old *RefreshToken, grace time.Duration, now time.Time) (*RefreshToken, time.Time, error) {
-	if grace <= 0 || old.Successor == "" || old.UsedAt.IsZero() || !now.Before(old.UsedAt.Add(grace)) {
+func (d *DB) graceSuccessor(txn *badger.Txn, old *RefreshToken, rot Rotation, now time.Time) (*RefreshToken, time.Time, error) {
+	if !rot.InGrace(old, now) {
 		return nil, time.Time{}, nil
 	}
 	var next RefreshToken
@@ -130,14 +130,8 @@ func (d *DB) graceSuccessor(txn *badger.Txn, old *RefreshToken, grace time.Durat
 	return &next, exp, nil
 }
 
-// revokeReusedFamily revokes the family of a reused refresh token. Its
-// newest member was issued no later than now with the rotation's ttl, so
-// the revocation lasts until now+ttl, or the reused token's own expiry
-// exp if that is later.
+// revokeReusedFamily revokes the family of a reused refresh token until
+// ReusedFamilyUntil.
 func (d *DB) revokeReusedFamily(txn *badger.Txn, old *RefreshToken, exp time.Time, ttl time.Duration, now time.Time) error {
-	until := now.Add(ttl)
-	if exp.After(until) {
-		until = exp
-	}
-	return d.revoke(txn, RevokedFamily, old.FamilyID, until)
+	return d.revoke(txn, RevokedFamily, old.FamilyID, ReusedFamilyUntil(exp, ttl, now))
 }

@@ -111,7 +111,7 @@ func (d *DB) RotateRefresh(ctx context.Context, token string, rot store.Rotation
 		var prev *store.RefreshToken
 		var prevExp time.Time
 		if old.Used {
-			if prev, prevExp, err = graceSuccessor(ctx, tx, &old, rot.Grace, now); err != nil {
+			if prev, prevExp, err = graceSuccessor(ctx, tx, &old, rot, now); err != nil {
 				return err
 			}
 			if prev == nil {
@@ -170,8 +170,8 @@ func (d *DB) RotateRefresh(ctx context.Context, token string, rot store.Rotation
 // the rotated token old would replace, with its expiry: when grace is on,
 // old was first rotated less than grace ago, and its successor is live
 // and unused. Otherwise it returns nil: the presentation is reuse.
-func graceSuccessor(ctx context.Context, tx pgx.Tx, old *store.RefreshToken, grace time.Duration, now time.Time) (*store.RefreshToken, time.Time, error) {
-	if grace <= 0 || old.Successor == "" || old.UsedAt.IsZero() || !now.Before(old.UsedAt.Add(grace)) {
+func graceSuccessor(ctx context.Context, tx pgx.Tx, old *store.RefreshToken, rot store.Rotation, now time.Time) (*store.RefreshToken, time.Time, error) {
+	if !rot.InGrace(old, now) {
 		return nil, time.Time{}, nil
 	}
 	next, exp, err := getRefresh(ctx, tx, old.Successor, now, "FOR UPDATE")
@@ -188,14 +188,9 @@ func graceSuccessor(ctx context.Context, tx pgx.Tx, old *store.RefreshToken, gra
 }
 
 // revokeReusedFamily revokes the family of a reused refresh token until
-// now+ttl (its newest member's latest expiry), or the reused token's own
-// expiry exp if that is later.
+// store.ReusedFamilyUntil.
 func (d *DB) revokeReusedFamily(ctx context.Context, tx pgx.Tx, old *store.RefreshToken, exp time.Time, ttl time.Duration, now time.Time) error {
-	until := now.Add(ttl)
-	if exp.After(until) {
-		until = exp
-	}
-	return d.revoke(ctx, tx, store.RevokedFamily, old.FamilyID, until)
+	return d.revoke(ctx, tx, store.RevokedFamily, old.FamilyID, store.ReusedFamilyUntil(exp, ttl, now))
 }
 
 // UserGrants implements store.Store: the user's live, unused, unrevoked

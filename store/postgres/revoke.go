@@ -31,10 +31,8 @@ func (d *DB) Revoke(ctx context.Context, kind store.RevocationKind, id string, u
 }
 
 // revoke records a revocation inside tx and appends it to the revocation
-// log, with the Badger store's rules: Until is at least a minute from now
-// and rounded up to a whole second; a second revocation of the same
-// identifier never covers less than the first (it keeps the later Until
-// and the later At); one that adds nothing writes nothing. The identifier's
+// log, with the rules the Badger store shares (store.RevocationUntil,
+// store.MergeRevocation); one that adds nothing writes nothing. The identifier's
 // row is locked (SELECT … FOR UPDATE, or the INSERT that creates it), so
 // concurrent revocations of one identifier apply one after the other.
 func (d *DB) revoke(ctx context.Context, tx pgx.Tx, kind store.RevocationKind, id string, until time.Time) error {
@@ -44,19 +42,15 @@ func (d *DB) revoke(ctx context.Context, tx pgx.Tx, kind store.RevocationKind, i
 		}
 	}
 	now := d.now()
-	if !until.After(now) {
-		until = now.Add(time.Minute)
-	}
-	if r := until.Truncate(time.Second); r.Before(until) {
-		until = r.Add(time.Second)
-	}
-	at := now
+	until = store.RevocationUntil(until, now)
+	var at time.Time
 	for attempt := 0; ; attempt++ {
 		var atNS, untilNS int64
 		err := tx.QueryRow(ctx, `SELECT at_ns, until_ns FROM revocations WHERE kind = $1 AND id = $2 FOR UPDATE`,
 			string(kind), []byte(id)).Scan(&atNS, &untilNS)
 		switch {
 		case errors.Is(err, pgx.ErrNoRows):
+			at = now
 			tag, err := tx.Exec(ctx, `INSERT INTO revocations (kind, id, at_ns, until_ns) VALUES ($1, $2, $3, $4)
 				ON CONFLICT (kind, id) DO NOTHING`, string(kind), []byte(id), ns(at), ns(until))
 			if err != nil {
@@ -73,18 +67,14 @@ func (d *DB) revoke(ctx context.Context, tx pgx.Tx, kind store.RevocationKind, i
 		case err != nil:
 			return err
 		default:
+			var prev *store.Revocation
 			if untilNS > ns(now) {
 				// A live revocation: merge.
-				prevAt, prevUntil := fromNS(atNS), fromNS(untilNS)
-				if !prevUntil.Before(until) && (kind != store.RevokedClient || !prevAt.Before(now)) {
-					return nil
-				}
-				if prevUntil.After(until) {
-					until = prevUntil
-				}
-				if prevAt.After(at) {
-					at = prevAt
-				}
+				prev = &store.Revocation{Kind: kind, ID: id, At: fromNS(atNS), Until: fromNS(untilNS)}
+			}
+			var write bool
+			if at, until, write = store.MergeRevocation(prev, kind, now, until); !write {
+				return nil
 			}
 			if _, err := tx.Exec(ctx, `UPDATE revocations SET at_ns = $3, until_ns = $4 WHERE kind = $1 AND id = $2`,
 				string(kind), []byte(id), ns(at), ns(until)); err != nil {
