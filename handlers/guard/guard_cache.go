@@ -33,6 +33,9 @@ const (
 	revocationOverlap = 30 * time.Second
 )
 
+// farFuture is pruneAt while no jti or family revocation is known.
+var farFuture = time.Unix(1<<62, 0)
+
 // principal is a verified access token: who, for which client, with what.
 // It is immutable once cached.
 type principal struct {
@@ -68,7 +71,8 @@ type guardState struct {
 	outside map[string]bool // resource types allowed outside the compartment
 	audit   *zap.Logger     // the decisions' logger (guard_audit.go)
 
-	since    time.Time // where the next revocation read starts
+	since    time.Time // where the next revocation read starts; only the poller reads and sets it
+	pruneAt  time.Time // when the first jti or family revocation runs out
 	stop     chan struct{}
 	done     chan struct{}
 	stopOnce sync.Once
@@ -88,6 +92,7 @@ func (g *Guard) initState(ctx context.Context, configured map[string]*store.Clie
 		outside:    map[string]bool{},
 		audit:      g.logger.Named("guard"),
 		since:      time.Unix(0, 0),
+		pruneAt:    farFuture,
 		stop:       make(chan struct{}),
 		done:       make(chan struct{}),
 	}
@@ -181,31 +186,43 @@ func (g *Guard) pollRevocations(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	for _, rev := range revs {
+		if rev.At.After(gs.since) {
+			gs.since = rev.At
+		}
+	}
 	now := time.Now()
+	// The overlap re-reads revocations already known on every poll: when
+	// none is new and none has run out, the cache is left alone and the
+	// write lock (which stalls requests) is never taken.
+	gs.mu.RLock()
+	idle := !now.After(gs.pruneAt)
+	for i := 0; idle && i < len(revs); i++ {
+		idle = !gs.newRevocationLocked(revs[i], now)
+	}
+	gs.mu.RUnlock()
+	if idle {
+		return nil
+	}
 	gs.mu.Lock()
 	defer gs.mu.Unlock()
 	changed := false
 	for _, rev := range revs {
-		if rev.Kind != store.RevokedClient && rev.Until.Before(now) {
-			continue // over: no token it names is still valid
+		if !gs.newRevocationLocked(rev, now) {
+			continue
 		}
 		switch rev.Kind {
 		case store.RevokedToken:
-			if until, ok := gs.revJTI[rev.ID]; !ok || rev.Until.After(until) {
-				gs.revJTI[rev.ID], changed = rev.Until, true
-			}
+			gs.revJTI[rev.ID] = rev.Until
 		case store.RevokedFamily:
-			if until, ok := gs.revFamily[rev.ID]; !ok || rev.Until.After(until) {
-				gs.revFamily[rev.ID], changed = rev.Until, true
-			}
+			gs.revFamily[rev.ID] = rev.Until
 		case store.RevokedClient:
-			if rev.At.After(gs.revClient[rev.ID]) {
-				gs.revClient[rev.ID], changed = rev.At, true
-			}
+			gs.revClient[rev.ID] = rev.At
 		}
-		if rev.At.After(gs.since) {
-			gs.since = rev.At
+		if rev.Kind != store.RevokedClient && rev.Until.Before(gs.pruneAt) {
+			gs.pruneAt = rev.Until
 		}
+		changed = true
 	}
 	if changed {
 		for k, p := range gs.tokens {
@@ -214,17 +231,48 @@ func (g *Guard) pollRevocations(ctx context.Context) error {
 			}
 		}
 	}
-	for id, until := range gs.revJTI {
-		if until.Before(now) {
-			delete(gs.revJTI, id)
-		}
-	}
-	for id, until := range gs.revFamily {
-		if until.Before(now) {
-			delete(gs.revFamily, id)
-		}
+	if now.After(gs.pruneAt) {
+		gs.pruneLocked(now)
 	}
 	return nil
+}
+
+// newRevocationLocked tells whether rev tells the guard something it does
+// not know yet: a revocation still in force that it has not recorded, or
+// one that lasts longer or (for a client) reaches later tokens. g.mu is
+// held, for reading at least.
+func (g *guardState) newRevocationLocked(rev store.Revocation, now time.Time) bool {
+	if rev.Kind != store.RevokedClient && rev.Until.Before(now) {
+		return false // over: no token it names is still valid
+	}
+	switch rev.Kind {
+	case store.RevokedToken:
+		until, ok := g.revJTI[rev.ID]
+		return !ok || rev.Until.After(until)
+	case store.RevokedFamily:
+		until, ok := g.revFamily[rev.ID]
+		return !ok || rev.Until.After(until)
+	case store.RevokedClient:
+		return rev.At.After(g.revClient[rev.ID])
+	}
+	return false
+}
+
+// pruneLocked drops the jti and family revocations that have run out (no
+// token they name is still valid) and sets pruneAt to when the next one
+// runs out; g.mu is held for writing.
+func (g *guardState) pruneLocked(now time.Time) {
+	g.pruneAt = farFuture
+	for _, m := range [...]map[string]time.Time{g.revJTI, g.revFamily} {
+		for id, until := range m {
+			switch {
+			case until.Before(now):
+				delete(m, id)
+			case until.Before(g.pruneAt):
+				g.pruneAt = until
+			}
+		}
+	}
 }
 
 // revokedLocked tells whether a known revocation hits p; g.mu is held.

@@ -98,7 +98,6 @@ func parseInteraction(method, rel string, params, ifNoneExist url.Values) (*inte
 	if params == nil {
 		in.params = url.Values{}
 	}
-	unsupported := &oauth.Error{Status: http.StatusMethodNotAllowed, Description: method + " is not supported on this path"}
 	for _, sg := range segs {
 		if sg == "" {
 			return nil, badRequest("the request path has an empty segment")
@@ -112,24 +111,24 @@ func parseInteraction(method, rel string, params, ifNoneExist url.Values) (*inte
 		case http.MethodPost:
 			in.name = ixBatch
 		default:
-			return nil, unsupported
+			return nil, unsupported(method)
 		}
 		return in, nil
 	case segs[0] == "metadata" && len(segs) == 1:
 		if method != http.MethodGet {
-			return nil, unsupported
+			return nil, unsupported(method)
 		}
 		in.name = ixCapabilities
 		return in, nil
 	case segs[0] == "_history" && len(segs) == 1:
 		if method != http.MethodGet {
-			return nil, unsupported
+			return nil, unsupported(method)
 		}
 		in.name, in.need = ixHistorySystem, scopes.Search
 		return in, nil
 	case segs[0] == "_search" && len(segs) == 1:
 		if method != http.MethodPost {
-			return nil, unsupported
+			return nil, unsupported(method)
 		}
 		in.name, in.need = ixSearchSystem, scopes.Search
 		return in, nil
@@ -145,18 +144,18 @@ func parseInteraction(method, rel string, params, ifNoneExist url.Values) (*inte
 	}
 	in.resourceType = segs[0]
 	if len(segs) == 1 {
-		return typeLevel(in, method, ifNoneExist, unsupported)
+		return typeLevel(in, method, ifNoneExist)
 	}
 	switch s1 := segs[1]; {
 	case len(segs) == 2 && s1 == "_search":
 		if method != http.MethodPost {
-			return nil, unsupported
+			return nil, unsupported(method)
 		}
 		in.name, in.need = ixSearchType, scopes.Search
 		return in, nil
 	case len(segs) == 2 && s1 == "_history":
 		if method != http.MethodGet {
-			return nil, unsupported
+			return nil, unsupported(method)
 		}
 		in.name, in.need = ixHistoryType, scopes.Search
 		return in, nil
@@ -171,7 +170,7 @@ func parseInteraction(method, rel string, params, ifNoneExist url.Values) (*inte
 	}
 	in.id = segs[1]
 	if len(segs) == 2 {
-		return instanceLevel(in, method, unsupported)
+		return instanceLevel(in, method)
 	}
 	switch s2 := segs[2]; {
 	case len(segs) == 3 && s2 == "_history" && method == http.MethodGet:
@@ -184,7 +183,7 @@ func parseInteraction(method, rel string, params, ifNoneExist url.Values) (*inte
 		in.name, in.need, in.compartment = ixSearchCompart, scopes.Search, in.id
 		in.resourceType, in.id = s2, ""
 	case s2 == "_history" && len(segs) <= 4:
-		return nil, unsupported
+		return nil, unsupported(method)
 	default:
 		return nil, badRequest("unknown path")
 	}
@@ -192,7 +191,7 @@ func parseInteraction(method, rel string, params, ifNoneExist url.Values) (*inte
 }
 
 // typeLevel handles [base]/Type: search, create, conditional interactions.
-func typeLevel(in *interaction, method string, ifNoneExist url.Values, unsupported *oauth.Error) (*interaction, *oauth.Error) {
+func typeLevel(in *interaction, method string, ifNoneExist url.Values) (*interaction, *oauth.Error) {
 	conditional := len(in.params) > 0
 	switch method {
 	case http.MethodGet:
@@ -218,13 +217,13 @@ func typeLevel(in *interaction, method string, ifNoneExist url.Values, unsupport
 		}
 		in.name, in.need = ixCondDelete, scopes.Delete|scopes.Search
 	default:
-		return nil, unsupported
+		return nil, unsupported(method)
 	}
 	return in, nil
 }
 
 // instanceLevel handles [base]/Type/id: read, update, patch, delete.
-func instanceLevel(in *interaction, method string, unsupported *oauth.Error) (*interaction, *oauth.Error) {
+func instanceLevel(in *interaction, method string) (*interaction, *oauth.Error) {
 	switch method {
 	case http.MethodGet:
 		in.name, in.need = ixRead, scopes.Read
@@ -235,7 +234,13 @@ func instanceLevel(in *interaction, method string, unsupported *oauth.Error) (*i
 	case http.MethodDelete:
 		in.name, in.need = ixDelete, scopes.Delete
 	default:
-		return nil, unsupported
+		return nil, unsupported(method)
 	}
 	return in, nil
+}
+
+// unsupported refuses a method the path does not take (405). It is built
+// only on refusal, not for every request.
+func unsupported(method string) *oauth.Error {
+	return &oauth.Error{Status: http.StatusMethodNotAllowed, Description: method + " is not supported on this path"}
 }

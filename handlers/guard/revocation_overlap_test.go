@@ -71,3 +71,54 @@ func TestRevocationVisibleLate(t *testing.T) {
 		t.Fatalf("revocations known to the guard: newer %v, late %v; want both", newer, late)
 	}
 }
+
+// TestRevocationRereadIsIdle: revocations the overlap reads again change
+// nothing: a poll that finds only known revocations leaves the token
+// cache alone (it sweeps the cache only when a revocation is new), and a
+// new one still sweeps it.
+func TestRevocationRereadIsIdle(t *testing.T) {
+	e := newFuzzEnv(t)
+	if err := e.g.Close(); err != nil { // the test polls by hand
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	until := time.Now().Add(time.Hour)
+	if err := e.db.Revoke(ctx, store.RevokedToken, "jti-known", until); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.g.pollRevocations(ctx); err != nil {
+		t.Fatal(err)
+	}
+	gs := e.g.gs
+	// A cache entry a known revocation hits: only a sweep drops it.
+	marker := [32]byte{1}
+	gs.mu.Lock()
+	gs.tokens[marker] = &principal{jti: "jti-known", clientID: "c", exp: until}
+	gs.mu.Unlock()
+	present := func() bool {
+		gs.mu.RLock()
+		defer gs.mu.RUnlock()
+		return gs.tokens[marker] != nil
+	}
+	if err := e.g.pollRevocations(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !present() {
+		t.Fatal("a poll that read only known revocations swept the token cache")
+	}
+	if err := e.db.Revoke(ctx, store.RevokedToken, "jti-new", until); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.g.pollRevocations(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if present() {
+		t.Fatal("a poll that read a new revocation did not sweep the token cache")
+	}
+	gs.mu.RLock()
+	_, known := gs.revJTI["jti-new"]
+	gs.mu.RUnlock()
+	if !known {
+		t.Fatal("the new revocation is not known to the guard")
+	}
+}
