@@ -91,10 +91,14 @@ type tokenEnv struct {
 // tokenHandler adapts the Caddy handler to net/http.
 type tokenHandler struct {
 	s atomic.Pointer[handlers.Server]
+	// upstream counts the requests that reached the next handler (the
+	// FHIR server behind the guard), which answers 404.
+	upstream atomic.Int64
 }
 
 func (h *tokenHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_ = h.s.Load().ServeHTTP(w, r, caddyhttp.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) error {
+		h.upstream.Add(1)
 		http.NotFound(w, r)
 		return nil
 	}))

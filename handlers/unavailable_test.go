@@ -145,10 +145,11 @@ func TestStoreUnavailable(t *testing.T) {
 	// The guard cannot check the new token's revocation: 503 with
 	// Retry-After and no Bearer challenge (the app keeps its token),
 	// never 401.
+	before := h.upstream.Load()
 	if resp := fhirRead(); resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") != "5" ||
-		resp.Header.Get("WWW-Authenticate") != "" {
-		t.Fatalf("guarded read while the database is down: %d, Retry-After %q, WWW-Authenticate %q; want 503, 5, none",
-			resp.StatusCode, resp.Header.Get("Retry-After"), resp.Header.Get("WWW-Authenticate"))
+		resp.Header.Get("WWW-Authenticate") != "" || h.upstream.Load() != before {
+		t.Fatalf("guarded read while the database is down: %d, Retry-After %q, WWW-Authenticate %q, upstream calls %d; want 503, 5, none, 0",
+			resp.StatusCode, resp.Header.Get("Retry-After"), resp.Header.Get("WWW-Authenticate"), h.upstream.Load()-before)
 	}
 
 	pgtest.Allow(t, dsn)
