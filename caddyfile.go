@@ -83,6 +83,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //			operation    <$name> <ResourceType|*> <permissions>
 //			allow_outside_compartment <ResourceType> [<ResourceType>...]
 //			header       <Name> <value>
+//			revocation_staleness <duration>|off
 //		}
 //
 //		registration open
@@ -98,7 +99,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 // a placeholder: {env.*} or {file.*}); it may appear once.
 // Repeatable: signing_key (once per algorithm), frame_ancestors, client, user; inside a client
 // redirect_uri, scopes and grant_types; inside a user patients and scopes; every option of guard
-// (lists add up). guard and registration may appear once; registration must say who may register
+// but revocation_staleness (lists add up). guard and registration may appear once; registration must say who may register
 // (open, or one of initial_access_token and initial_access_token_hash). Secrets (secret,
 // initial_access_token) are best given as placeholders ({env.VAR}, {file.path}) or as their hashes
 // (secret_hash, initial_access_token_hash from `caddy smart-auth hash-secret`). The fields of

@@ -6,7 +6,9 @@ import (
 	"net/textproto"
 	"regexp"
 	"strings"
+	"time"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
 	"github.com/smartcaddy/smartauth/handlers/guard"
@@ -21,9 +23,10 @@ import (
 //		operation <$name> <ResourceType|*> <permissions>
 //		allow_outside_compartment <ResourceType>...
 //		header <Name> <value>
+//		revocation_staleness <duration>|off
 //	}
 //
-// Every option may be repeated; lists add up.
+// Every option but revocation_staleness may be repeated; lists add up.
 type GuardConfig struct {
 	// CORSOrigins are the origins (scheme://host[:port]) browser apps may
 	// call the FHIR API from; "*" allows any origin. Default: the origins
@@ -48,7 +51,22 @@ type GuardConfig struct {
 	// removed from every incoming request, so clients cannot forge them.
 	// (`header`)
 	Headers []GuardHeader `json:"headers,omitempty"`
+
+	// RevocationStaleness bounds how long the guard serves tokens from its
+	// cache without having read the store's revocation log: when the
+	// store has been unreachable from this instance for longer, a cached
+	// token is answered 503 with Retry-After (as a token the guard cannot
+	// check), so that a revocation recorded through another instance
+	// meanwhile is never ignored for longer than this. At least 1s.
+	// Default 1m. "off" (JSON: a negative duration) serves cached tokens
+	// until they expire. (`revocation_staleness`)
+	RevocationStaleness caddy.Duration `json:"revocation_staleness,omitempty"`
 }
+
+// minRevocationStaleness is the smallest revocation_staleness: a few of
+// the guard's revocation polls (every 250 ms), so that one slow read does
+// not refuse cached tokens.
+const minRevocationStaleness = time.Second
 
 // GuardOperation allows a FHIR operation.
 type GuardOperation struct {
@@ -122,6 +140,20 @@ func parseGuard(d *caddyfile.Dispenser) (*GuardConfig, error) {
 			h := GuardHeader{Name: args[0], Value: args[1]}
 			g.Headers = append(g.Headers, h)
 			err = h.check()
+		case "revocation_staleness":
+			if len(args) != 1 {
+				return nil, d.Errf("guard: revocation_staleness: want <duration> or off")
+			}
+			if args[0] == "off" {
+				g.RevocationStaleness = -1
+				break
+			}
+			dur, perr := caddy.ParseDuration(args[0])
+			if perr != nil {
+				return nil, d.Errf("guard: revocation_staleness: %v", perr)
+			}
+			g.RevocationStaleness = caddy.Duration(dur)
+			err = g.checkStaleness()
 		default:
 			return nil, d.Errf("guard: unrecognized subdirective '%s'", opt)
 		}
@@ -152,6 +184,18 @@ func (g *GuardConfig) validate() error {
 		if err := h.check(); err != nil {
 			return fmt.Errorf("header: %w", err)
 		}
+	}
+	if err := g.checkStaleness(); err != nil {
+		return fmt.Errorf("revocation_staleness: %w", err)
+	}
+	return nil
+}
+
+// checkStaleness checks revocation_staleness: unset, off (negative) or at
+// least minRevocationStaleness.
+func (g *GuardConfig) checkStaleness() error {
+	if d := time.Duration(g.RevocationStaleness); d > 0 && d < minRevocationStaleness {
+		return fmt.Errorf("%s: must be at least %s (or off)", d, minRevocationStaleness)
 	}
 	return nil
 }
@@ -212,8 +256,9 @@ func (g *GuardConfig) options() (guard.Options, error) {
 		return guard.Options{}, nil
 	}
 	o := guard.Options{
-		CORSOrigins:        g.CORSOrigins,
-		OutsideCompartment: g.AllowOutsideCompartment,
+		CORSOrigins:         g.CORSOrigins,
+		OutsideCompartment:  g.AllowOutsideCompartment,
+		RevocationStaleness: time.Duration(g.RevocationStaleness),
 	}
 	for _, op := range g.Operations {
 		sc, err := scopes.Parse("system/Basic." + op.Permissions)

@@ -4,6 +4,9 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
 
 	"github.com/smartcaddy/smartauth/handlers/guard"
 	"github.com/smartcaddy/smartauth/scopes"
@@ -22,6 +25,7 @@ func TestGuardCaddyfileOptions(t *testing.T) {
 			allow_outside_compartment Location
 			header X-Smart-Patient {smart.patient}
 			header x-smart-user {smart.user}
+			revocation_staleness 90s
 		}
 	}`)
 	if err != nil {
@@ -35,10 +39,11 @@ func TestGuardCaddyfileOptions(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := guard.Options{
-		CORSOrigins:        []string{"https://app.example.org", "http://localhost:3000", "https://other.example.org"},
-		Operations:         []guard.OperationRule{{Name: "$validate", ResourceType: "*", Perms: scopes.Read}, {Name: "$lastn", ResourceType: "Observation", Perms: scopes.Search}},
-		OutsideCompartment: []string{"Medication", "Organization", "Location"},
-		Headers:            []guard.HeaderRule{{Name: "X-Smart-Patient", Value: "{smart.patient}"}, {Name: "X-Smart-User", Value: "{smart.user}"}},
+		CORSOrigins:         []string{"https://app.example.org", "http://localhost:3000", "https://other.example.org"},
+		Operations:          []guard.OperationRule{{Name: "$validate", ResourceType: "*", Perms: scopes.Read}, {Name: "$lastn", ResourceType: "Observation", Perms: scopes.Search}},
+		OutsideCompartment:  []string{"Medication", "Organization", "Location"},
+		Headers:             []guard.HeaderRule{{Name: "X-Smart-Patient", Value: "{smart.patient}"}, {Name: "X-Smart-User", Value: "{smart.user}"}},
+		RevocationStaleness: 90 * time.Second,
 	}
 	gotJS, _ := json.Marshal(o)
 	wantJS, _ := json.Marshal(want)
@@ -66,8 +71,18 @@ func TestGuardCaddyfileErrors(t *testing.T) {
 		{"header name", "  header X(Patient) {smart.patient}", `guard: header: "X(Patient)" is not a header name, at Testfile:5`},
 		{"header reserved", "  header authorization {smart.jti}", "guard: header: authorization cannot be set by the guard, at Testfile:5"},
 		{"header second line", "  header X-A {smart.sub}\n  header Host x", "guard: header: Host cannot be set by the guard, at Testfile:6"},
+		{"revocation_staleness arity", "  revocation_staleness", "guard: revocation_staleness: want <duration> or off, at Testfile:5"},
+		{"revocation_staleness not a duration", "  revocation_staleness soon", "guard: revocation_staleness: time: invalid duration \"soon\", at Testfile:5"},
+		{"revocation_staleness too short", "  revocation_staleness 500ms", "guard: revocation_staleness: 500ms: must be at least 1s (or off), at Testfile:5"},
 	} {
 		t.Run(c.name, func(t *testing.T) { expectParseError(t, head+c.block+"\n }\n}", c.want) })
+	}
+	off, err := parse(t, "smart_auth {\n issuer https://a.example\n fhir_base https://f.example\n guard {\n revocation_staleness off\n }\n}")
+	if err != nil || off.Validate() != nil {
+		t.Fatalf("revocation_staleness off: %v", err)
+	}
+	if o, _ := off.Guard.options(); o.RevocationStaleness >= 0 {
+		t.Errorf("revocation_staleness off: %s, want a negative duration (no bound)", o.RevocationStaleness)
 	}
 	if _, err := parse(t, "smart_auth {\n issuer https://a.example\n fhir_base https://f.example\n guard on {\n }\n}"); err == nil || !strings.Contains(err.Error(), `guard: takes a block, not "on", at Testfile:4`) {
 		t.Errorf("guard argument: %v", err)
@@ -80,6 +95,7 @@ func TestGuardJSONValidation(t *testing.T) {
 		"operation":                 {Operations: []GuardOperation{{Name: "$x", ResourceType: "*", Permissions: ""}}},
 		"allow_outside_compartment": {AllowOutsideCompartment: []string{"x"}},
 		"header":                    {Headers: []GuardHeader{{Name: "X-A", Value: " "}}},
+		"revocation_staleness":      {RevocationStaleness: caddy.Duration(10 * time.Millisecond)},
 	} {
 		s := &SmartAuth{Issuer: "https://a.example", FHIRBase: "https://f.example", Guard: g}
 		if err := s.Validate(); err == nil || !strings.HasPrefix(err.Error(), "guard: "+name+": ") {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/smartcaddy/smartauth/handlers"
 	"github.com/smartcaddy/smartauth/handlers/authz"
+	"github.com/smartcaddy/smartauth/handlers/guard"
 	"github.com/smartcaddy/smartauth/handlers/register"
 	"github.com/smartcaddy/smartauth/handlers/users"
 	"github.com/smartcaddy/smartauth/internal/pgtest"
@@ -21,16 +22,19 @@ import (
 	"github.com/smartcaddy/smartauth/store/postgres"
 )
 
-// TestStoreUnavailable: the handlers on a PostgreSQL store whose database
-// refuses connections answer 503 temporarily_unavailable with a
-// Retry-After, never 500, at the token endpoint (a static client and a
-// dynamically registered one) and at registration, and the sign-in page
-// is a 503 page with the same Retry-After; once the database
-// accepts connections again the same server redeems a code, the one the
-// refused request carried (nothing was used up by the failure). The guard
-// answers a token it has not verified yet with 503 and Retry-After while
-// it cannot check its revocation, and lets it through afterwards.
-func TestStoreUnavailable(t *testing.T) {
+// pgEnv is a router on a PostgreSQL store (a fresh database) behind an
+// httptest server, with a static and a dynamically registered public
+// client and one user, for the outage tests.
+type pgEnv struct {
+	*tokenEnv
+	h   *tokenHandler
+	db  *postgres.DB
+	dsn string
+}
+
+// newPGEnv builds a pgEnv whose guard has the given options.
+func newPGEnv(t *testing.T, guardOpts guard.Options) *pgEnv {
+	t.Helper()
 	ctx := context.Background()
 	dsn := pgtest.DSN(t)
 	db, err := postgres.Open(ctx, dsn, postgres.Options{})
@@ -65,6 +69,7 @@ func TestStoreUnavailable(t *testing.T) {
 		},
 		Users:        map[string]*users.User{tkUser: {Name: tkUser, FHIRUser: tkUserFHIR, Patients: []string{"pat-1"}}},
 		Registration: register.Settings{Enabled: true, Open: true},
+		Guard:        guardOpts,
 		Authz:        authz.Settings{PasswordLogin: true},
 		Lifetimes: authz.Lifetimes{
 			AccessToken: 10 * time.Minute, RefreshToken: 24 * time.Hour,
@@ -76,23 +81,54 @@ func TestStoreUnavailable(t *testing.T) {
 	}
 	h.s.Store(s)
 	t.Cleanup(func() { _ = s.Close() })
+	return &pgEnv{tokenEnv: e, h: h, db: db, dsn: dsn}
+}
 
-	// seed stores a code for client as the authorize endpoint would.
-	seed := func(client string) url.Values {
-		verifier := oauth2.GenerateVerifier()
-		code := store.NewSecret()
-		rec := &store.AuthCode{
-			ClientID: client, RedirectURI: tkRedirect, CodeChallenge: oauth2.S256ChallengeFromVerifier(verifier),
-			Scope: "openid fhirUser launch/patient patient/*.rs offline_access", Subject: tkUser,
-			AuthTime: time.Now().Add(-time.Minute).Truncate(time.Second), FamilyID: store.NewSecret(),
-			Context: store.LaunchContext{Patient: "pat-1"},
-		}
-		if err := db.SaveCode(ctx, code, rec, time.Minute); err != nil {
-			t.Fatal(err)
-		}
-		return url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {tkRedirect},
-			"client_id": {client}, "code_verifier": {verifier}}
+// seed stores a code for client as the authorize endpoint would, and
+// returns the token request that redeems it.
+func (pe *pgEnv) seed(client string) url.Values {
+	pe.t.Helper()
+	verifier := oauth2.GenerateVerifier()
+	code := store.NewSecret()
+	rec := &store.AuthCode{
+		ClientID: client, RedirectURI: tkRedirect, CodeChallenge: oauth2.S256ChallengeFromVerifier(verifier),
+		Scope: "openid fhirUser launch/patient patient/*.rs offline_access", Subject: tkUser,
+		AuthTime: time.Now().Add(-time.Minute).Truncate(time.Second), FamilyID: store.NewSecret(),
+		Context: store.LaunchContext{Patient: "pat-1"},
 	}
+	if err := pe.db.SaveCode(context.Background(), code, rec, time.Minute); err != nil {
+		pe.t.Fatal(err)
+	}
+	return url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {tkRedirect},
+		"client_id": {client}, "code_verifier": {verifier}}
+}
+
+// read sends a guarded FHIR read with an access token; it returns the
+// answer (body closed).
+func (pe *pgEnv) read(access string) *http.Response {
+	pe.t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, pe.fhirBase+"/Patient/pat-1", nil)
+	req.Header.Set("Authorization", "Bearer "+access)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		pe.t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	return resp
+}
+
+// TestStoreUnavailable: the handlers on a PostgreSQL store whose database
+// refuses connections answer 503 temporarily_unavailable with a
+// Retry-After, never 500, at the token endpoint (a static client and a
+// dynamically registered one) and at registration, and the sign-in page
+// is a 503 page with the same Retry-After; once the database
+// accepts connections again the same server redeems a code, the one the
+// refused request carried (nothing was used up by the failure). The guard
+// answers a token it has not verified yet with 503 and Retry-After while
+// it cannot check its revocation, and lets it through afterwards.
+func TestStoreUnavailable(t *testing.T) {
+	pe := newPGEnv(t, guard.Options{})
+	e, h, dsn, seed := pe.tokenEnv, pe.h, pe.dsn, pe.seed
 	static, dynamic := seed(tkPublic), seed(tkDynamic)
 	// An access token the guard has not seen yet (so not cached).
 	first := e.post(seed(tkPublic), nil)

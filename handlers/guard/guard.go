@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"path"
 	"strings"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -50,7 +51,19 @@ type Options struct {
 	// removes them from every incoming request first, so a client cannot
 	// forge them.
 	Headers []HeaderRule
+	// RevocationStaleness bounds how old the guard's view of the
+	// revocation log may be while it serves tokens from its cache: once no
+	// read of the log has succeeded for longer (the store unreachable from
+	// this instance), a cached token gets the same 503 as a token that
+	// cannot be checked, until a read succeeds again. A revocation
+	// recorded meanwhile through another instance is then never missed for
+	// longer than this. 0: DefaultRevocationStaleness. Negative: no bound
+	// (cached tokens are served until they expire).
+	RevocationStaleness time.Duration
 }
+
+// DefaultRevocationStaleness is Options.RevocationStaleness when it is 0.
+const DefaultRevocationStaleness = time.Minute
 
 // OperationRule allows an operation: Name (with its "$") on ResourceType
 // ("*" for every type and the system level), needing Perms of the scopes

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -71,11 +72,16 @@ type guardState struct {
 	outside map[string]bool // resource types allowed outside the compartment
 	audit   *zap.Logger     // the decisions' logger (guard_audit.go)
 
-	since    time.Time // where the next revocation read starts; only the poller reads and sets it
-	pruneAt  time.Time // when the first jti or family revocation runs out
-	stop     chan struct{}
-	done     chan struct{}
-	stopOnce sync.Once
+	since time.Time // where the next revocation read starts; only the poller reads and sets it
+	// readAt is when the last successful read of the revocation log
+	// started (Unix nanoseconds); staleAfter is how old it may get before
+	// cached tokens are refused (0: never).
+	readAt     atomic.Int64
+	staleAfter time.Duration
+	pruneAt    time.Time // when the first jti or family revocation runs out
+	stop       chan struct{}
+	done       chan struct{}
+	stopOnce   sync.Once
 }
 
 // initState builds the guard state: it loads the revocation log and the
@@ -95,6 +101,12 @@ func (g *Guard) initState(ctx context.Context, configured map[string]*store.Clie
 		pruneAt:    farFuture,
 		stop:       make(chan struct{}),
 		done:       make(chan struct{}),
+	}
+	switch st := g.opts.RevocationStaleness; {
+	case st == 0:
+		gs.staleAfter = DefaultRevocationStaleness
+	case st > 0:
+		gs.staleAfter = st
 	}
 	for _, t := range g.opts.OutsideCompartment {
 		gs.outside[t] = true
@@ -143,6 +155,7 @@ func (g *Guard) poll(stopped <-chan struct{}) {
 	t := time.NewTicker(revocationPoll)
 	defer t.Stop()
 	var failingSince time.Time // zero while reads succeed
+	refusing := false          // cached tokens are refused: the view is stale
 	for n := 1; ; n++ {
 		select {
 		case <-g.gs.stop:
@@ -166,6 +179,14 @@ func (g *Guard) poll(stopped <-chan struct{}) {
 				zap.Duration("failed_for", time.Since(failingSince).Round(time.Second)))
 			failingSince = time.Time{}
 		}
+		switch stale := g.gs.stale(time.Now()); {
+		case stale && !refusing:
+			g.logger.Error("guard: the revocation log has not been read for longer than revocation_staleness: cached tokens are refused (503) until it is",
+				zap.Duration("revocation_staleness", g.gs.staleAfter))
+		case !stale && refusing:
+			g.logger.Info("guard: the revocation log is current again: cached tokens are served")
+		}
+		refusing = g.gs.stale(time.Now())
 		if n%originsRefresh == 0 {
 			g.refreshOrigins(ctx)
 		}
@@ -182,10 +203,14 @@ func (g *Guard) pollRevocations(ctx context.Context) error {
 	if !from.IsZero() && from.After(time.Unix(0, 0).Add(revocationOverlap)) {
 		from = from.Add(-revocationOverlap)
 	}
+	started := time.Now()
 	revs, err := g.store.RevokedSince(ctx, from)
 	if err != nil {
 		return err
 	}
+	// Whatever this read brings is applied below before the next poll
+	// runs, and only the poller writes readAt.
+	defer gs.readAt.Store(started.UnixNano())
 	for _, rev := range revs {
 		if rev.At.After(gs.since) {
 			gs.since = rev.At
@@ -300,6 +325,13 @@ func (g *guardState) cached(key [sha256.Size]byte, now time.Time) *principal {
 		return nil
 	}
 	return p
+}
+
+// stale tells whether the last successful read of the revocation log
+// started more than staleAfter before now, so that cached tokens must not
+// be served (Options.RevocationStaleness).
+func (g *guardState) stale(now time.Time) bool {
+	return g.staleAfter > 0 && now.UnixNano()-g.readAt.Load() > int64(g.staleAfter)
 }
 
 // remember caches a verified principal unless a revocation already hits

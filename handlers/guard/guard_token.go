@@ -30,6 +30,11 @@ func (g *Guard) authenticate(r *http.Request) (*principal, *oauth.Error) {
 	// Hash the token in place (no copy): sha256 only reads its input.
 	key := sha256.Sum256(unsafe.Slice(unsafe.StringData(raw), len(raw)))
 	if p := g.gs.cached(key, now); p != nil {
+		if g.gs.stale(now) {
+			// Revocations made elsewhere may be unseen: the token cannot
+			// be checked now (Options.RevocationStaleness).
+			return nil, storeUnavailable()
+		}
 		return p, nil
 	}
 	tok, err := g.tokens.Verify(r.Context(), raw)
