@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
@@ -69,6 +70,12 @@ func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		s.logger.Error("sign-in session", zap.Error(err))
 		s.redirectAuthorizeError(w, r, p.redirectURI, p.state, failureCode(err), "the sign-in session could not be stored")
+		return
+	}
+	// The request travels sealed as JSON, which keeps only UTF-8 text
+	// (RFC 6749 allows printable ASCII in state).
+	if !utf8.ValidString(p.state) || !utf8.ValidString(p.nonce) {
+		s.redirectAuthorizeError(w, r, p.redirectURI, p.state, "invalid_request", "state and nonce must be UTF-8 text")
 		return
 	}
 	if len(s.pending.begin(p)) > pendingMaxSealed {
