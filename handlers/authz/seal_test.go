@@ -223,3 +223,20 @@ func FuzzOpenPending(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkSealOpenPending seals and opens a typical standalone request,
+// bound to a session.
+func BenchmarkSealOpenPending(b *testing.B) {
+	pr, _ := testPending(b)
+	p := pendingAuthorization{clientID: "growth-chart", clientName: "Growth Chart", redirectURI: "https://app.example/cb",
+		state: "st-0123456789abcdef", nonce: "n-0S6_WzA2Mj", challenge: strings.Repeat("c", 43),
+		offered: []string{"openid", "fhirUser", "launch/patient", "patient/Observation.rs", "offline_access"},
+		context: store.LaunchContext{Patient: "pat1"}, session: store.HashID("session")}
+	sealed := pr.begin(&p)
+	for b.Loop() {
+		if _, ok := pr.peek(pr.seal(p)); !ok {
+			b.Fatal("does not open")
+		}
+	}
+	b.ReportMetric(float64(len(sealed)), "chars")
+}
