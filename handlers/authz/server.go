@@ -173,8 +173,8 @@ type Server struct {
 const siteKeysTimeout = 30 * time.Second
 
 // New builds a Server: it reads the site secret (creating it on the
-// store's first start) and derives the keys of the flow from it, parses the page templates and the discovery
-// documents and lays out the routes.
+// store's first start) and derives the flow's keys from it, parses the
+// page templates and the discovery documents and lays out the routes.
 func New(opts Options) (*Server, error) {
 	if opts.Issuer == nil || opts.FHIRBase == nil || opts.Store == nil || opts.Keys == nil ||
 		opts.Clients == nil || opts.Tokens == nil || opts.Rule == nil || opts.Logins == nil {
