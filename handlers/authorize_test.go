@@ -101,3 +101,19 @@ func TestAuthorizeAccepts(t *testing.T) {
 		t.Fatalf("POST authorize code: %+v %v", rec, q)
 	}
 }
+
+// TestAuthorizeTooLargeToSeal checks that a request whose sealed form
+// would exceed the bound (a huge state) goes back to the app as
+// invalid_request, and one whose state is not UTF-8 too.
+func TestAuthorizeTooLargeToSeal(t *testing.T) {
+	env := newFlowEnv(t, flowOptions{})
+	b := env.browser()
+	for name, state := range map[string]string{"huge state": strings.Repeat("s", 13<<10), "state not UTF-8": "st-\xff"} {
+		v := env.authParams("openid patient/*.rs")
+		v.Set("state", state)
+		q := appRedirectParams(t, b.post(env.issuer+"/authorize", v), appRedirect)
+		if q.Get("error") != "invalid_request" || q.Get("code") != "" || q.Get("state") != state {
+			t.Fatalf("%s: %v", name, q.Get("error_description"))
+		}
+	}
+}

@@ -31,9 +31,16 @@ func TestStandaloneLaunchWithPicker(t *testing.T) {
 	if p.status != http.StatusOK {
 		t.Fatalf("login page: %d", p.status)
 	}
-	anon := cookieNamed(p, "smart_auth_session")
-	if anon == nil {
-		t.Fatal("the sign-in page set no session cookie for its CSRF token")
+	// The form's CSRF token is bound to a cookie, and nothing is stored
+	// before sign-in: no session yet.
+	anon := cookieNamed(p, "smart_auth_csrf")
+	switch {
+	case anon == nil:
+		t.Fatal("the sign-in page set no cookie for its CSRF token")
+	case cookieNamed(p, "smart_auth_session") != nil:
+		t.Fatal("the sign-in page started a session before sign-in")
+	case !anon.HttpOnly || anon.SameSite != http.SameSiteLaxMode || anon.Path != "/auth" || anon.Secure:
+		t.Errorf("CSRF cookie attributes: HttpOnly=%v SameSite=%v Path=%q Secure=%v", anon.HttpOnly, anon.SameSite, anon.Path, anon.Secure)
 	}
 	if csp := p.header.Get("Content-Security-Policy"); !strings.Contains(csp, "frame-ancestors 'self';") || strings.Contains(csp, ehrFrame) {
 		t.Errorf("login page CSP %q: want frame-ancestors 'self' only", csp)

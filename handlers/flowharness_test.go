@@ -65,7 +65,7 @@ func testPasswordHash(t *testing.T, pw string) string {
 }
 
 // newFlowConfig builds the configuration of the test deployment.
-func newFlowConfig(t *testing.T, db *store.DB, base string) handlers.Config {
+func newFlowConfig(t *testing.T, db store.Store, base string) handlers.Config {
 	t.Helper()
 	ring, err := keys.New(context.Background(), keys.Options{Store: db, Retain: time.Hour})
 	if err != nil {

@@ -105,10 +105,10 @@ type Server struct {
 	// registrar serves dynamic client registration (RFC 7591/7592).
 	registrar *register.Registrar
 	// The issuer's state that survives a config reload, from statePool
-	// (state.go): pending authorization requests and the sign-in
-	// throttle (authz.Options) and the open-registration throttle
-	// (register.go). Released once, by Close.
-	pending       *authz.Pending
+	// (state.go): the sign-in throttle (authz.Options) and the
+	// open-registration throttle (register.go). Released once, by Close.
+	// (Pending authorization requests are not state: the browser
+	// carries each, sealed; authz's pending.go.)
 	logins        *throttle.Limiter
 	registrations *throttle.Limiter
 	releaseOnce   sync.Once
@@ -116,7 +116,6 @@ type Server struct {
 
 // The kinds of reload-surviving state of an issuer (statePool).
 const (
-	statePending       = "pending"
 	stateLogins        = "logins"
 	stateRegistrations = "registrations"
 )
@@ -200,7 +199,6 @@ func New(cfg Config) (*Server, error) {
 		Lifetimes:            cfg.Lifetimes,
 		Settings:             cfg.Authz,
 		RegistrationEndpoint: s.registrationEndpoint(),
-		Pending:              s.pending,
 		Logins:               s.logins,
 		Logger:               cfg.Logger,
 	}); err != nil {
@@ -229,19 +227,18 @@ func New(cfg Config) (*Server, error) {
 // (state.go), sharing it with the Server of the config being replaced.
 func (s *Server) acquireSiteState() {
 	iss := s.cfg.Issuer.String()
-	s.pending = acquireShared(statePending, iss, authz.NewPending)
 	s.logins = acquireShared(stateLogins, iss, authz.NewLoginLimiter)
 	s.registrations = acquireShared(stateRegistrations, iss, register.NewLimiter)
 }
 
 // releaseSiteState gives the issuer's state back to the pool, once.
 func (s *Server) releaseSiteState() {
-	if s.pending == nil {
+	if s.logins == nil {
 		return // not acquired: New failed
 	}
 	s.releaseOnce.Do(func() {
 		iss := s.cfg.Issuer.String()
-		for _, kind := range []string{statePending, stateLogins, stateRegistrations} {
+		for _, kind := range []string{stateLogins, stateRegistrations} {
 			releaseShared(kind, iss)
 		}
 	})

@@ -3,13 +3,15 @@ package handlers
 import "github.com/caddyserver/caddy/v2"
 
 // statePool holds the in-memory state of each issuer that must survive a
-// Caddy config reload: pending authorization requests and the sign-in and
-// open-registration throttles (Server.acquireSiteState). Caddy provisions a
-// new config before it cleans up the old one, so the new Server acquires
-// the state while the old one still holds it, and nothing is lost; when
-// the last Server of an issuer is closed, its state goes. Keys name the
-// issuer, so that two sites with different issuers share nothing. This is
-// the idiom of store/pool.go.
+// Caddy config reload: the sign-in and open-registration throttles
+// (Server.acquireSiteState). Pending authorization requests are not here:
+// the browser carries each, sealed under the store's site secret, so they
+// survive reloads and restarts and continue on any instance. Caddy
+// provisions a new config before it cleans up the old one, so the new
+// Server acquires the state while the old one still holds it, and nothing
+// is lost; when the last Server of an issuer is closed, its state goes.
+// Keys name the issuer, so that two sites with different issuers share
+// nothing. This is the idiom of store/pool.go.
 var statePool = caddy.NewUsagePool()
 
 // pooledState makes any value a caddy.Destructor. Nothing needs undoing

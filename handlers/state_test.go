@@ -64,13 +64,12 @@ func newStateTestServer(t *testing.T, issuer string) *Server {
 }
 
 // TestSiteStateAcrossReload plays a config reload (the new Server is made
-// before the old one is closed) and checks that pending requests and
-// throttles carry over, that a second site with another issuer shares
-// none of them, and that they go when the last Server of the issuer is
-// closed. (The table of pending requests is authz's: its entries are
-// opaque here; authz's TestPendingSharedAcrossServers checks that a
-// request pending on one Server continues on another given the same
-// table.)
+// before the old one is closed) and checks that the throttles carry over,
+// that a second site with another issuer shares none of them, and that
+// they go when the last Server of the issuer is closed. (Pending requests
+// are no state: authz's TestPendingAcrossServers checks that a request
+// sealed by one Server continues on another over the same store, and on no
+// other store.)
 func TestSiteStateAcrossReload(t *testing.T) {
 	const issA, issB = "https://a.example/test-reload", "https://b.example/test-reload"
 	// loginMaxFailuresPerUser is any limit: the limiter takes it per call.
@@ -92,7 +91,7 @@ func TestSiteStateAcrossReload(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = old.Close() // a second Close releases nothing more
-	if reloaded.pending != old.pending || reloaded.logins != old.logins || reloaded.registrations != old.registrations {
+	if reloaded.logins != old.logins || reloaded.registrations != old.registrations {
 		t.Fatal("the reloaded Server got new state")
 	}
 	if _, ok := reloaded.logins.Reserve("u\x00alice", loginMaxFailuresPerUser, now); ok {
@@ -103,7 +102,7 @@ func TestSiteStateAcrossReload(t *testing.T) {
 	}
 
 	other := newStateTestServer(t, issB)
-	if other.pending == reloaded.pending || other.logins == reloaded.logins || other.registrations == reloaded.registrations {
+	if other.logins == reloaded.logins || other.registrations == reloaded.registrations {
 		t.Fatal("two issuers share state")
 	}
 	if _, ok := other.logins.Reserve("u\x00alice", loginMaxFailuresPerUser, now); !ok {
@@ -114,7 +113,7 @@ func TestSiteStateAcrossReload(t *testing.T) {
 		t.Fatal(err)
 	}
 	restarted := newStateTestServer(t, issA)
-	if restarted.pending == reloaded.pending || restarted.logins == reloaded.logins {
+	if restarted.logins == reloaded.logins {
 		t.Fatal("state outlived the last Server of its issuer")
 	}
 }

@@ -67,7 +67,8 @@ func newPGEnv(t *testing.T, guardOpts guard.Options) *pgEnv {
 		Clients: map[string]*store.Client{
 			tkPublic: {ID: tkPublic, Type: store.ClientPublic, RedirectURIs: []string{tkRedirect}, GrantTypes: both},
 		},
-		Users:        map[string]*users.User{tkUser: {Name: tkUser, FHIRUser: tkUserFHIR, Patients: []string{"pat-1"}}},
+		Users: map[string]*users.User{tkUser: {Name: tkUser, FHIRUser: tkUserFHIR, Patients: []string{"pat-1"},
+			PasswordHash: testPasswordHash(t, alicePassword)}},
 		Registration: register.Settings{Enabled: true, Open: true},
 		Guard:        guardOpts,
 		Authz:        authz.Settings{PasswordLogin: true},
@@ -166,16 +167,18 @@ func TestStoreUnavailable(t *testing.T) {
 		"grant_types": []string{"authorization_code"}, "response_types": []string{"code"}, "client_name": "Down App",
 	}))
 
-	// The sign-in page stores a session for its form: a 503 page.
-	resp, err := http.Get(e.issuer + "/login")
-	if err != nil {
-		t.Fatal(err)
+	// The sign-in page stores nothing: its form is shown while the
+	// database is down. Signing in stores a session: a 503 page.
+	b := (&flowEnv{t: t, issuer: e.issuer}).browser()
+	lp := b.get(e.issuer + "/login")
+	if lp.status != http.StatusOK {
+		t.Fatalf("sign-in page while the database is down: %d, want the form", lp.status)
 	}
-	_ = resp.Body.Close()
-	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") != "5" ||
-		!strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
-		t.Fatalf("sign-in page while the database is down: %d, Retry-After %q, %s, want a 503 page with Retry-After 5",
-			resp.StatusCode, resp.Header.Get("Retry-After"), resp.Header.Get("Content-Type"))
+	p := b.login(lp, tkUser, alicePassword)
+	if p.status != http.StatusServiceUnavailable || p.header.Get("Retry-After") != "5" ||
+		!strings.HasPrefix(p.header.Get("Content-Type"), "text/html") {
+		t.Fatalf("sign-in while the database is down: %d, Retry-After %q, %s, want a 503 page with Retry-After 5",
+			p.status, p.header.Get("Retry-After"), p.header.Get("Content-Type"))
 	}
 
 	// The guard cannot check the new token's revocation: 503 with

@@ -27,6 +27,7 @@ var kindLabels = map[string]string{
 	store.KindRevocationLog: "revocation log entries",
 	store.KindRevocation:    "revocations",
 	store.KindSession:       "sessions",
+	store.KindSiteSecret:    "site secrets",
 }
 
 // migrateCommand is `caddy smart-auth migrate`: a Badger storage
@@ -39,7 +40,8 @@ func migrateCommand() *cobra.Command {
 Copies every record of a smart_auth storage directory (Badger) into a
 PostgreSQL database: clients, codes, launches, sign-in sessions, refresh
 tokens with their families and used flags, used JWT ids, consents,
-revocations and the revocation log, and signing keys (with their kids).
+revocations and the revocation log, signing keys (with their kids), and
+the site secret that seals requests in flight and sign-in forms.
 Secrets stay hashed and are copied as they are, so users stay signed in,
 refresh tokens keep working and issued tokens keep verifying. Prints how
 many records of each kind it copied.

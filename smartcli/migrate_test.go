@@ -66,6 +66,9 @@ func fillStorage(t *testing.T, dir string) *store.DB {
 		return []*store.KeyRecord{{KID: "kid-1", Alg: "ES256", PrivateKey: []byte{1}, PublicJWK: json.RawMessage(`{}`),
 			CreatedAt: time.Now(), ActiveFrom: time.Now()}}, nil
 	}))
+	if _, err := db.SiteSecret(ctx); err != nil {
+		t.Fatal(err)
+	}
 	return db
 }
 
@@ -94,7 +97,7 @@ func TestMigrateCommand(t *testing.T) {
 	}
 	for _, line := range []string{"copied " + dir + " to PostgreSQL:", "        1  clients", "        2  refresh tokens",
 		"        1  sessions", "        1  authorization codes", "        1  signing keys", "        1  revocations",
-		"        1  revocation log entries", "        0  consents", "        8  records in all"} {
+		"        1  revocation log entries", "        0  consents", "        1  site secrets", "        9  records in all"} {
 		if !strings.Contains(out, line+"\n") {
 			t.Errorf("output lacks %q:\n%s", line, out)
 		}
@@ -124,6 +127,15 @@ func TestMigrateCommand(t *testing.T) {
 	}
 	if keys, err := pg.Keys(ctx); err != nil || len(keys) != 1 || keys[0].KID != "kid-1" {
 		t.Fatalf("keys: %v %v", keys, err)
+	}
+	// The site secret moves: requests in flight and sign-in forms sealed
+	// before the move still open.
+	want, err := reopenSiteSecret(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := pg.SiteSecret(ctx); err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("the site secret on PostgreSQL is not Badger's (%v)", err)
 	}
 
 	// An instance has now served from the database (pg above): copying
@@ -176,4 +188,14 @@ func TestMigrateCommandErrors(t *testing.T) {
 			t.Errorf("migrate %v shows the password: %v\n%s", c.args, err, out)
 		}
 	}
+}
+
+// reopenSiteSecret reads the site secret of a closed storage directory.
+func reopenSiteSecret(dir string) ([]byte, error) {
+	db, err := store.Open(dir, store.Options{})
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	return db.SiteSecret(context.Background())
 }

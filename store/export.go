@@ -40,12 +40,15 @@ const (
 	KindRevocationLog = "revlog"
 	// KindKey is a signing KeyRecord; Key is its kid.
 	KindKey = "key"
+	// KindSiteSecret is the site secret (a SiteSecret, sitesecret.go);
+	// Key is "secret". There is one.
+	KindSiteSecret = "site"
 )
 
 // Kinds lists every record kind, in the order Export walks them (Badger
 // key order).
 var Kinds = []string{KindClient, KindCode, KindConsent, KindJTI, KindKey, KindLaunch,
-	KindRefresh, KindRevocationLog, KindRevocation, KindSession}
+	KindRefresh, KindRevocationLog, KindRevocation, KindSession, KindSiteSecret}
 
 // metaPrefix holds the store's bookkeeping (the keys-version marker), not
 // records: Export skips it.

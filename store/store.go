@@ -140,6 +140,11 @@ type Store interface {
 	// one transaction: records fn returns are put, records it leaves out
 	// are deleted. A concurrent update makes the loser run fn again.
 	UpdateKeys(ctx context.Context, fn func(keys []*KeyRecord) ([]*KeyRecord, error)) error
+
+	// SiteSecret returns the store's site secret (SiteSecretSize random
+	// bytes), creating it on first use: every caller, on any instance,
+	// gets the same value, forever.
+	SiteSecret(ctx context.Context) ([]byte, error)
 }
 
 // RevocationKind says what a revoked identifier names.

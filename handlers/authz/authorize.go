@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
@@ -71,8 +72,17 @@ func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 		s.redirectAuthorizeError(w, r, p.redirectURI, p.state, failureCode(err), "the sign-in session could not be stored")
 		return
 	}
-	id := store.NewSecret()
-	now := time.Now()
+	// The request travels sealed as JSON, which keeps only UTF-8 text
+	// (RFC 6749 allows printable ASCII in state).
+	if !utf8.ValidString(p.state) || !utf8.ValidString(p.nonce) {
+		s.redirectAuthorizeError(w, r, p.redirectURI, p.state, "invalid_request", "state and nonce must be UTF-8 text")
+		return
+	}
+	if len(s.pending.begin(p)) > pendingMaxSealed {
+		s.redirectAuthorizeError(w, r, p.redirectURI, p.state, "invalid_request",
+			"the request is too large to keep (state, nonce or launch context)")
+		return
+	}
 	if !s.sessions.signedIn(fs) {
 		if p.promptNone {
 			s.redirectAuthorizeError(w, r, p.redirectURI, p.state, "login_required", "the user is not signed in")
@@ -83,13 +93,11 @@ func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 				"This server signs you in through your organization's sign-in, which did not identify you. Sign in there, then start the app again.")
 			return
 		}
-		s.pending.add(id, *p, now)
-		seeOther(w, r, s.Endpoint(pathLogin)+"?"+url.Values{pendingFieldName: {id}}.Encode())
+		seeOther(w, r, s.Endpoint(pathLogin)+"?"+url.Values{pendingFieldName: {s.pending.seal(*p)}}.Encode())
 		return
 	}
 	p.session = store.HashID(fs.id)
-	s.pending.add(id, *p, now)
-	s.advanceAuthorization(w, r, fs, id, *p)
+	s.advanceAuthorization(w, r, fs, *p)
 }
 
 // validateAuthorize checks an authorization request and, for an EHR
@@ -290,26 +298,27 @@ func trustedUserID(r *http.Request) string {
 }
 
 // advanceAuthorization takes a signed-in user's pending request to its
-// next step: the patient picker, the consent page, or the code.
-func (s *Server) advanceAuthorization(w http.ResponseWriter, r *http.Request, fs *flowSession, id string, p pendingAuthorization) {
+// next step: the patient picker, the consent page, or the code. The
+// request travels on sealed as it is now (bound to the session, with the
+// patient chosen).
+func (s *Server) advanceAuthorization(w http.ResponseWriter, r *http.Request, fs *flowSession, p pendingAuthorization) {
 	user := s.sessions.user(fs)
 	if user == nil || p.session != store.HashID(fs.id) {
 		s.pending.showExpired(w)
 		return
 	}
-	if p.ehrLaunch && !s.checkLaunchUser(w, r, id, p, user) {
+	if p.ehrLaunch && !s.checkLaunchUser(w, r, p, user) {
 		return
 	}
 	if !p.ehrLaunch && p.context.Patient == "" && slices.Contains(p.offered, "launch/patient") {
 		if own, ok := strings.CutPrefix(user.FHIRUser, "Patient/"); ok {
 			p.context.Patient = own
-			s.pending.save(id, p)
 		} else if len(user.Patients) > 0 || s.mayUsePatientSearch(user) {
 			if p.promptNone {
-				s.failPending(w, r, id, p, "interaction_required", "a patient must be chosen")
+				s.failPending(w, r, p, "interaction_required", "a patient must be chosen")
 				return
 			}
-			seeOther(w, r, s.Endpoint(pathPicker)+"?"+url.Values{pendingFieldName: {id}}.Encode())
+			seeOther(w, r, s.Endpoint(pathPicker)+"?"+url.Values{pendingFieldName: {s.pending.seal(p)}}.Encode())
 			return
 		}
 	}
@@ -317,7 +326,7 @@ func (s *Server) advanceAuthorization(w http.ResponseWriter, r *http.Request, fs
 	if s.cfg.RememberConsent > 0 {
 		c, err := s.cfg.Store.GetConsent(r.Context(), user.Name, p.clientID)
 		if err == nil && coversScopes(c.Scopes, shown) {
-			s.finishAuthorization(w, r, fs, id, shown)
+			s.finishAuthorization(w, r, fs, p, shown)
 			return
 		}
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
@@ -325,10 +334,10 @@ func (s *Server) advanceAuthorization(w http.ResponseWriter, r *http.Request, fs
 		}
 	}
 	if p.promptNone {
-		s.failPending(w, r, id, p, "consent_required", "the user must consent")
+		s.failPending(w, r, p, "consent_required", "the user must consent")
 		return
 	}
-	seeOther(w, r, s.Endpoint(pathConsent)+"?"+url.Values{pendingFieldName: {id}}.Encode())
+	seeOther(w, r, s.Endpoint(pathConsent)+"?"+url.Values{pendingFieldName: {s.pending.seal(p)}}.Encode())
 }
 
 // consentScopes are the scopes the user is asked about: the offered ones,
@@ -362,12 +371,16 @@ func coversScopes(have, want []string) bool {
 	return true
 }
 
-// finishAuthorization issues the code for a pending request and sends the
-// browser back to the app. The pending request is used up.
-func (s *Server) finishAuthorization(w http.ResponseWriter, r *http.Request, fs *flowSession, id string, granted []string) {
-	p, ok := s.pending.take(fs, id)
-	if !ok {
+// finishAuthorization issues the code for a signed-in user's pending
+// request and sends the browser back to the app. The pending request is
+// used up first, whatever follows: a request used before gets the expired
+// page and no code.
+func (s *Server) finishAuthorization(w http.ResponseWriter, r *http.Request, fs *flowSession, p pendingAuthorization, granted []string) {
+	if !s.sessions.signedIn(fs) || p.session != store.HashID(fs.id) {
 		s.pending.showExpired(w)
+		return
+	}
+	if !s.usePending(w, r, p) {
 		return
 	}
 	// The last word on what the grant may hold, whatever path led here.

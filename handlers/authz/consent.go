@@ -38,11 +38,11 @@ type consentScope struct {
 func (s *Server) serveConsent(w http.ResponseWriter, r *http.Request) {
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
-		fs, id, p, ok := s.pending.readPage(w, r)
+		fs, p, ok := s.pending.readPage(w, r)
 		if !ok {
 			return
 		}
-		s.renderConsent(w, fs, id, p)
+		s.renderConsent(w, fs, p)
 	case http.MethodPost:
 		s.postConsent(w, r)
 	default:
@@ -52,11 +52,11 @@ func (s *Server) serveConsent(w http.ResponseWriter, r *http.Request) {
 }
 
 // renderConsent shows the consent page of a pending request.
-func (s *Server) renderConsent(w http.ResponseWriter, fs *flowSession, id string, p pendingAuthorization) {
+func (s *Server) renderConsent(w http.ResponseWriter, fs *flowSession, p pendingAuthorization) {
 	data := consentPage{
 		Action:     s.Endpoint(pathConsent),
 		CSRF:       fs.rec.CSRF,
-		Req:        id,
+		Req:        s.pending.seal(p),
 		ClientName: p.clientName,
 		User:       displayUserName(s.sessions.user(fs)),
 		Patient:    p.context.Patient,
@@ -79,17 +79,17 @@ func (s *Server) flowPageSecurity(p pendingAuthorization) pageSecurity {
 // postConsent records the user's consent decision and, when allowed,
 // issues the code with the ticked scopes.
 func (s *Server) postConsent(w http.ResponseWriter, r *http.Request) {
-	fs, id, p, ok := s.pending.readForm(w, r)
+	fs, p, ok := s.pending.readForm(w, r)
 	if !ok {
 		return
 	}
 	switch r.PostForm.Get("decision") {
 	case "allow":
 	case "deny":
-		s.failPending(w, r, id, p, "access_denied", "the user denied access")
+		s.failPending(w, r, p, "access_denied", "the user denied access")
 		return
 	default:
-		s.renderConsent(w, fs, id, p)
+		s.renderConsent(w, fs, p)
 		return
 	}
 	ticked := r.PostForm["scope"]
@@ -105,5 +105,5 @@ func (s *Server) postConsent(w http.ResponseWriter, r *http.Request) {
 			s.logger.Error("remembering a consent failed", zap.Error(err))
 		}
 	}
-	s.finishAuthorization(w, r, fs, id, granted)
+	s.finishAuthorization(w, r, fs, p, granted)
 }

@@ -145,7 +145,6 @@ func newFuzzEnv(tb testing.TB) *fuzzEnv {
 		Rule:                 users.New(users.Options{}),
 		Lifetimes:            lifetimes,
 		RegistrationEndpoint: fzIssuer + "/register",
-		Pending:              NewPending(),
 		Logins:               NewLoginLimiter(),
 	})
 	if err != nil {

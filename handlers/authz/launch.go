@@ -149,10 +149,10 @@ func (s *Server) checkLaunchRequest(r *http.Request, req *launchRequest) string 
 // checkLaunchUser tells whether the signed-in user may complete an EHR
 // launch: the launch's user, when it names one, and a user allowed the
 // launch's patient (mayHavePatient, the rule of the picker and the
-// launcher page). Otherwise it shows an error page and ends the pending
-// request; the launch itself stays usable for the right user until it
+// launcher page). Otherwise it shows an error page and uses the pending
+// request up; the launch itself stays usable for the right user until it
 // expires.
-func (s *Server) checkLaunchUser(w http.ResponseWriter, r *http.Request, id string, p pendingAuthorization, u *users.User) bool {
+func (s *Server) checkLaunchUser(w http.ResponseWriter, r *http.Request, p pendingAuthorization, u *users.User) bool {
 	var msg string
 	switch {
 	case p.launchUser != "" && p.launchUser != u.Name:
@@ -162,7 +162,9 @@ func (s *Server) checkLaunchUser(w http.ResponseWriter, r *http.Request, id stri
 	default:
 		return true
 	}
-	s.pending.remove(id)
+	if err := s.pending.use(r.Context(), p); err != nil && !errors.Is(err, store.ErrReplayed) {
+		s.logger.Error("using up a pending authorization request failed", zap.Error(err))
+	}
 	s.logger.Warn("an EHR launch was refused to the signed-in user",
 		zap.String("client_id", p.clientID), zap.String("user", u.Name))
 	s.pages.message(w, http.StatusForbidden, "Launch not available", msg)

@@ -107,7 +107,7 @@ func (s *Server) showLogin(w http.ResponseWriter, r *http.Request) {
 		// another session.
 		if req != "" {
 			if p, ok := s.pending.claim(fs, req, ""); ok {
-				s.advanceAuthorization(w, r, fs, req, p)
+				s.advanceAuthorization(w, r, fs, p)
 				return
 			}
 		}
@@ -124,16 +124,10 @@ func (s *Server) showLogin(w http.ResponseWriter, r *http.Request) {
 	s.renderLogin(w, r, http.StatusOK, req, ret, "", "")
 }
 
-// renderLogin shows the sign-in form with a CSRF token bound to the
-// (possibly anonymous) session.
+// renderLogin shows the sign-in form with the CSRF token of its cookie
+// (loginFormCSRF): nothing is stored before someone signs in.
 func (s *Server) renderLogin(w http.ResponseWriter, r *http.Request, status int, req, ret, username, message string) {
-	fs, err := s.sessions.forForm(w, r)
-	if err != nil {
-		s.logger.Error("sign-in session", zap.Error(err))
-		s.pages.storeFailure(w, err, "The sign-in session could not be stored.")
-		return
-	}
-	data := loginPage{Action: s.Endpoint(pathLogin), CSRF: fs.rec.CSRF, Return: ret, Username: username, Error: message}
+	data := loginPage{Action: s.Endpoint(pathLogin), CSRF: s.sessions.loginFormCSRF(w, r), Return: ret, Username: username, Error: message}
 	sec := pageSecurity{}
 	if req != "" {
 		if p, ok := s.pending.peek(req); ok {
@@ -158,11 +152,11 @@ func (s *Server) postLogin(w http.ResponseWriter, r *http.Request) {
 		s.pages.message(w, http.StatusBadRequest, "Invalid request", "The form could not be read.")
 		return
 	}
-	fs := s.sessions.read(r)
-	if !s.sessions.checkCSRF(r, fs) {
+	if !s.sessions.checkLoginCSRF(r) {
 		s.sessions.refuseCSRF(w)
 		return
 	}
+	fs := s.sessions.read(r)
 	req, ret := r.PostForm.Get(pendingFieldName), loginReturn(r.PostForm.Get("return"))
 	username, password := r.PostForm.Get("username"), r.PostForm.Get("password")
 	if len(username) > loginMaxUsernameLength {
@@ -200,7 +194,7 @@ func (s *Server) postLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	if req != "" {
 		if p, ok := s.pending.claim(nfs, req, oldHash); ok {
-			s.advanceAuthorization(w, r, nfs, req, p)
+			s.advanceAuthorization(w, r, nfs, p)
 			return
 		}
 		s.pending.showExpired(w)

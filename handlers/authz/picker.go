@@ -29,19 +29,19 @@ type pickerPage struct {
 func (s *Server) servePicker(w http.ResponseWriter, r *http.Request) {
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
-		fs, id, p, ok := s.pending.readPage(w, r)
+		fs, p, ok := s.pending.readPage(w, r)
 		if !ok {
 			return
 		}
-		s.renderPicker(w, r, fs, id, p)
+		s.renderPicker(w, r, fs, p)
 	case http.MethodPost:
-		fs, id, p, ok := s.pending.readForm(w, r)
+		fs, p, ok := s.pending.readForm(w, r)
 		if !ok {
 			return
 		}
 		if p.ehrLaunch || p.context.Patient != "" {
 			// The context is settled; a second choice changes nothing.
-			s.advanceAuthorization(w, r, fs, id, p)
+			s.advanceAuthorization(w, r, fs, p)
 			return
 		}
 		patient := r.PostForm.Get("patient")
@@ -50,9 +50,9 @@ func (s *Server) servePicker(w http.ResponseWriter, r *http.Request) {
 				"You cannot choose that patient. Go back and choose one of the patients listed.")
 			return
 		}
+		// The choice travels sealed in the request from here on.
 		p.context.Patient = patient
-		s.pending.save(id, p)
-		s.advanceAuthorization(w, r, fs, id, p)
+		s.advanceAuthorization(w, r, fs, p)
 	default:
 		w.Header().Set("Allow", "GET, POST")
 		s.pages.message(w, http.StatusMethodNotAllowed, "Method not allowed", "Use GET or POST.")
@@ -61,12 +61,12 @@ func (s *Server) servePicker(w http.ResponseWriter, r *http.Request) {
 
 // renderPicker shows the patient picker of a pending request, with the
 // name search's results when the user searches.
-func (s *Server) renderPicker(w http.ResponseWriter, r *http.Request, fs *flowSession, id string, p pendingAuthorization) {
+func (s *Server) renderPicker(w http.ResponseWriter, r *http.Request, fs *flowSession, p pendingAuthorization) {
 	u := s.sessions.user(fs)
 	data := pickerPage{
 		Action:     s.Endpoint(pathPicker),
 		CSRF:       fs.rec.CSRF,
-		Req:        id,
+		Req:        s.pending.seal(p),
 		ClientName: p.clientName,
 	}
 	for _, pt := range u.Patients {

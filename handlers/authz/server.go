@@ -12,10 +12,14 @@
 // and registration come in through Options: the client registry
 // (clients.Registry), the access-token profile (accesstoken.Profile), the
 // reach rule (users.Rule), and the issuer's state that survives a Caddy
-// reload (Pending, the sign-in limiter), which the router keeps.
+// reload (the sign-in limiter), which the router keeps. Pending
+// authorization requests are kept by no one: the browser carries each,
+// sealed (pending.go, seal.go), so that every instance of a scaled-out
+// authorization server continues it.
 package authz
 
 import (
+	"context"
 	"errors"
 	"maps"
 	"net/http"
@@ -55,7 +59,7 @@ const (
 )
 
 // Options configure a Server. Issuer, FHIRBase, Store, Keys, Clients,
-// Tokens, Rule, Pending and Logins are required.
+// Tokens, Rule and Logins are required.
 type Options struct {
 	// Issuer is the authorization server's URL, without a trailing
 	// slash: the iss of its tokens and the base of its endpoints.
@@ -90,9 +94,6 @@ type Options struct {
 	// RegistrationEndpoint is the URL of dynamic client registration,
 	// listed in the discovery documents; empty when registration is off.
 	RegistrationEndpoint string
-	// Pending is the issuer's table of pending authorization requests
-	// (NewPending). The router keeps it across config reloads.
-	Pending *Pending
 	// Logins is the issuer's sign-in throttle (NewLoginLimiter). The
 	// router keeps it across config reloads.
 	Logins *throttle.Limiter
@@ -160,20 +161,24 @@ type Server struct {
 	tokens *accesstoken.Profile
 	// users is the reach rule (Options.Rule).
 	users *users.Rule
-	// pending are the issuer's pending authorization requests
-	// (pending.go), over the table of Options.Pending.
+	// pending seals and opens the issuer's pending authorization
+	// requests (pending.go).
 	pending *pendingRequests
 	// logins is the issuer's sign-in throttle (login.go), from
 	// Options.Logins.
 	logins *throttle.Limiter
 }
 
-// New builds a Server: it parses the page templates and the discovery
-// documents and lays out the routes.
+// siteKeysTimeout bounds reading the site secret when a Server is built.
+const siteKeysTimeout = 30 * time.Second
+
+// New builds a Server: it reads the site secret (creating it on the
+// store's first start) and derives the flow's keys from it, parses the
+// page templates and the discovery documents and lays out the routes.
 func New(opts Options) (*Server, error) {
 	if opts.Issuer == nil || opts.FHIRBase == nil || opts.Store == nil || opts.Keys == nil ||
-		opts.Clients == nil || opts.Tokens == nil || opts.Rule == nil || opts.Pending == nil || opts.Logins == nil {
-		return nil, errors.New("authz: issuer, FHIR base, store, keys, clients, tokens, rule, pending table and sign-in limiter are required")
+		opts.Clients == nil || opts.Tokens == nil || opts.Rule == nil || opts.Logins == nil {
+		return nil, errors.New("authz: issuer, FHIR base, store, keys, clients, tokens, rule and sign-in limiter are required")
 	}
 	if opts.Logger == nil {
 		opts.Logger = zap.NewNop()
@@ -189,7 +194,12 @@ func New(opts Options) (*Server, error) {
 		users:      opts.Rule,
 		logins:     opts.Logins,
 	}
-	var err error
+	ctx, cancel := context.WithTimeout(context.Background(), siteKeysTimeout)
+	defer cancel()
+	keys, err := loadSiteKeys(ctx, opts.Store)
+	if err != nil {
+		return nil, err
+	}
 	if s.tokenService, err = token.New(token.Options{
 		Issuer:             opts.Issuer,
 		FHIRBase:           opts.FHIRBase,
@@ -223,12 +233,15 @@ func New(opts Options) (*Server, error) {
 		users:      opts.Users,
 		pages:      s.pages,
 		logger:     opts.Logger,
+		keys:       keys,
 	}
 	s.pending = &pendingRequests{
-		table:    opts.Pending.table,
+		keys:     keys,
 		issuer:   opts.Issuer.String(),
+		used:     opts.Store,
 		sessions: s.sessions,
 		pages:    s.pages,
+		now:      time.Now,
 	}
 	s.addRoutes()
 	return s, nil

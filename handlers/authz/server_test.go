@@ -71,8 +71,8 @@ func newTestDeployment(t *testing.T) *testDeployment {
 }
 
 // server builds an authorization Server of the deployment with password
-// sign-in over the given pending table.
-func (d *testDeployment) server(t *testing.T, pending *Pending) *Server {
+// sign-in.
+func (d *testDeployment) server(t *testing.T) *Server {
 	t.Helper()
 	iss, _ := url.Parse(fzIssuer)
 	fhir, _ := url.Parse(fzFHIRBase)
@@ -80,7 +80,7 @@ func (d *testDeployment) server(t *testing.T, pending *Pending) *Server {
 		Issuer: iss, FHIRBase: fhir, Store: d.db, Keys: d.ring, Clients: d.registry, Tokens: d.tokens,
 		Users: map[string]*users.User{"alice": {Name: "alice", Patients: []string{"p1"}}},
 		Rule:  users.New(users.Options{}), Settings: Settings{PasswordLogin: true},
-		Pending: pending, Logins: NewLoginLimiter(),
+		Logins: NewLoginLimiter(),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -101,14 +101,13 @@ func (s *Server) get(t *testing.T, target string) *httptest.ResponseRecorder {
 	return w
 }
 
-// TestPendingSharedAcrossServers plays what the router does across a
-// config reload: a request left pending by one Server (sent to sign in)
-// continues on another Server given the same Pending table, and is
-// unknown to a Server given a fresh one.
-func TestPendingSharedAcrossServers(t *testing.T) {
+// TestPendingAcrossServers plays a config reload, a restart and a second
+// instance: a request left pending by one Server (sent to sign in)
+// continues on another Server over the same store (the same site secret),
+// and does not open on a Server over another store.
+func TestPendingAcrossServers(t *testing.T) {
 	d := newTestDeployment(t)
-	pending := NewPending()
-	old, reloaded, fresh := d.server(t, pending), d.server(t, pending), d.server(t, NewPending())
+	old, reloaded, fresh := d.server(t), d.server(t), newTestDeployment(t).server(t)
 
 	verifier := make([]byte, 32)
 	_, _ = rand.Read(verifier)
@@ -128,7 +127,7 @@ func TestPendingSharedAcrossServers(t *testing.T) {
 		name  string
 		s     *Server
 		known bool
-	}{{"the same server", old, true}, {"a server given the same table", reloaded, true}, {"a server given a fresh table", fresh, false}} {
+	}{{"the same server", old, true}, {"another server over the same store", reloaded, true}, {"a server over another store", fresh, false}} {
 		w := tc.s.get(t, login)
 		if w.Code != http.StatusOK {
 			t.Fatalf("%s: sign-in page %d", tc.name, w.Code)
@@ -143,7 +142,7 @@ func TestPendingSharedAcrossServers(t *testing.T) {
 // at the FHIR base, the issuer and the site root, the JWKS, and every
 // endpoint and page under the issuer.
 func TestRoutes(t *testing.T) {
-	s := newTestDeployment(t).server(t, NewPending())
+	s := newTestDeployment(t).server(t)
 	routes := s.Routes()
 	want := []string{
 		"/fhir/.well-known/smart-configuration", "/.well-known/smart-configuration",

@@ -3,6 +3,7 @@ package authz
 import (
 	"context"
 	"crypto/subtle"
+	"encoding/base64"
 	"errors"
 	"net/http"
 	"net/url"
@@ -19,9 +20,15 @@ import (
 // under the id's hash.
 const sessionCookieName = "smart_auth_session"
 
-// anonymousSessionTTL bounds a session that carries only a CSRF secret for
-// the sign-in form, before anyone signed in.
-const anonymousSessionTTL = 30 * time.Minute
+// loginCSRFCookieName names the cookie of the sign-in form's CSRF check
+// before sign-in (a signed double submit): a random value, whose HMAC
+// under the site keys is the form's token. Nothing is stored: any
+// instance checks it.
+const loginCSRFCookieName = "smart_auth_csrf"
+
+// loginCSRFTTL is how long the sign-in form's CSRF cookie lives; a form
+// shown again refreshes it.
+const loginCSRFTTL = time.Hour
 
 // csrfFieldName is the hidden input of every form of the flow.
 const csrfFieldName = "csrf_token"
@@ -49,6 +56,8 @@ type sessions struct {
 	pages *pageRenderer
 	// logger receives store failures.
 	logger *zap.Logger
+	// keys sign the sign-in form's CSRF cookie (seal.go).
+	keys *siteKeys
 }
 
 // cookiePath is the cookie path: the issuer's path, or "/".
@@ -100,19 +109,21 @@ func (ss *sessions) read(r *http.Request) *flowSession {
 	return &flowSession{id: c.Value, rec: rec}
 }
 
-// start stores a fresh session under a new id and sets its cookie. An
-// old session named by the request's cookie is deleted: the id changes at
-// every sign-in, so that an id planted before sign-in is worthless.
+// start stores a fresh session of a signed-in user under a new id and
+// sets its cookie. An old session named by the request's cookie is
+// deleted: the id changes at every sign-in, so that an id planted before
+// sign-in is worthless. Sessions are only ever stored for a user who has
+// signed in.
 func (ss *sessions) start(ctx context.Context, w http.ResponseWriter, r *http.Request, user string, authTime time.Time) (*flowSession, error) {
 	if old, err := r.Cookie(sessionCookieName); err == nil && old.Value != "" && len(old.Value) <= 128 {
 		if err := ss.store.DeleteSession(ctx, old.Value); err != nil && !errors.Is(err, store.ErrNotFound) {
 			return nil, err
 		}
 	}
-	ttl := ss.lifetime
 	if user == "" {
-		ttl = min(ttl, anonymousSessionTTL)
+		return nil, errors.New("authz: a sign-in session without a user")
 	}
+	ttl := ss.lifetime
 	fs := &flowSession{id: store.NewSecret(), rec: &store.Session{User: user, AuthTime: authTime, CSRF: store.NewSecret()}}
 	if err := ss.store.SaveSession(ctx, fs.id, fs.rec, ttl); err != nil {
 		return nil, err
@@ -123,15 +134,22 @@ func (ss *sessions) start(ctx context.Context, w http.ResponseWriter, r *http.Re
 
 // setCookie sets (or, with an empty id, clears) the session cookie.
 func (ss *sessions) setCookie(w http.ResponseWriter, id string, ttl time.Duration) {
+	ss.setNamedCookie(w, sessionCookieName, id, ttl)
+}
+
+// setNamedCookie sets (or, with an empty value, clears) a cookie of the
+// flow: HttpOnly, SameSite=Lax, Secure except for a loopback http issuer,
+// on the issuer's path.
+func (ss *sessions) setNamedCookie(w http.ResponseWriter, name, value string, ttl time.Duration) {
 	c := &http.Cookie{
-		Name:     sessionCookieName,
-		Value:    id,
+		Name:     name,
+		Value:    value,
 		Path:     ss.cookiePath(),
 		HttpOnly: true,
 		Secure:   ss.cookieSecure(),
 		SameSite: http.SameSiteLaxMode,
 	}
-	if id == "" {
+	if value == "" {
 		c.MaxAge = -1
 	} else {
 		c.MaxAge = int(ttl / time.Second)
@@ -139,30 +157,61 @@ func (ss *sessions) setCookie(w http.ResponseWriter, id string, ttl time.Duratio
 	http.SetCookie(w, c)
 }
 
-// forForm returns the request's session, creating an anonymous one when
-// there is none, so that a form can carry a CSRF token bound to it.
-func (ss *sessions) forForm(w http.ResponseWriter, r *http.Request) (*flowSession, error) {
-	if fs := ss.read(r); fs != nil && fs.rec.CSRF != "" {
-		return fs, nil
+// loginFormCSRF returns the sign-in form's CSRF token: the HMAC of the
+// request's CSRF cookie, or of a new random value whose cookie it sets.
+// The cookie is set again either way, to refresh its lifetime.
+func (ss *sessions) loginFormCSRF(w http.ResponseWriter, r *http.Request) string {
+	value := ""
+	if c, err := r.Cookie(loginCSRFCookieName); err == nil && validCookieSecret(c.Value) {
+		value = c.Value
+	} else {
+		value = store.NewSecret()
 	}
-	return ss.start(r.Context(), w, r, "", time.Time{})
+	ss.setNamedCookie(w, loginCSRFCookieName, value, loginCSRFTTL)
+	return ss.keys.csrfToken(ss.issuer.String(), value)
 }
 
-// checkCSRF tells whether a POST carries the session's CSRF token and, when
-// the browser says where it comes from, comes from this server's origin.
-// The form must have been parsed.
+// validCookieSecret tells whether a cookie value has the form of
+// store.NewSecret: 43 base64url characters.
+func validCookieSecret(v string) bool {
+	if len(v) != 43 {
+		return false
+	}
+	_, err := base64.RawURLEncoding.Strict().DecodeString(v)
+	return err == nil
+}
+
+// checkLoginCSRF tells whether a sign-in POST carries the token of its
+// CSRF cookie and passes the origin check. Nothing is read from the
+// store. The form must have been parsed.
+func (ss *sessions) checkLoginCSRF(r *http.Request) bool {
+	c, err := r.Cookie(loginCSRFCookieName)
+	if err != nil || !validCookieSecret(c.Value) || !ss.sameOrigin(r) {
+		return false
+	}
+	got := r.PostForm.Get(csrfFieldName)
+	want := ss.keys.csrfToken(ss.issuer.String(), c.Value)
+	return got != "" && subtle.ConstantTimeCompare([]byte(got), []byte(want)) == 1
+}
+
+// checkCSRF tells whether a POST of a signed-in page carries the
+// session's CSRF token and passes the origin check. The form must have
+// been parsed.
 func (ss *sessions) checkCSRF(r *http.Request, fs *flowSession) bool {
-	if fs == nil || fs.rec == nil || fs.rec.CSRF == "" {
-		return false
-	}
-	if origin := r.Header.Get("Origin"); origin != "" && origin != "null" && origin != ss.issuerOrigin() {
-		return false
-	}
-	if r.Header.Get("Sec-Fetch-Site") == "cross-site" {
+	if fs == nil || fs.rec == nil || fs.rec.CSRF == "" || !ss.sameOrigin(r) {
 		return false
 	}
 	got := r.PostForm.Get(csrfFieldName)
 	return got != "" && subtle.ConstantTimeCompare([]byte(got), []byte(fs.rec.CSRF)) == 1
+}
+
+// sameOrigin tells whether a POST, when the browser says where it comes
+// from, comes from this server's origin.
+func (ss *sessions) sameOrigin(r *http.Request) bool {
+	if origin := r.Header.Get("Origin"); origin != "" && origin != "null" && origin != ss.issuerOrigin() {
+		return false
+	}
+	return r.Header.Get("Sec-Fetch-Site") != "cross-site"
 }
 
 // issuerOrigin is the scheme and host of the issuer.

@@ -18,7 +18,20 @@ type Store interface {
 	GrantStore
 	ConsentStore
 	ClientLister
+	SiteSecretStore
+	JTIStore
 	token.Store
+}
+
+// SiteSecretStore gives the site secret the sealed pending requests and
+// the sign-in form's CSRF token are keyed from (seal.go).
+type SiteSecretStore interface {
+	SiteSecret(ctx context.Context) ([]byte, error)
+}
+
+// JTIStore records used pending request ids (pending.go), once each.
+type JTIStore interface {
+	UseJTI(ctx context.Context, issuer, jti string, exp time.Time) error
 }
 
 // SessionStore holds the sign-in sessions (session.go, login.go), by id.

@@ -108,6 +108,14 @@ func queueImport(b *pgx.Batch, r store.RawRecord) error {
 	case store.KindKey:
 		b.Queue(`INSERT INTO signing_keys (kid, record) VALUES ($1, $2) ON CONFLICT (kid) DO NOTHING`,
 			[]byte(r.Key), r.Value)
+	case store.KindSiteSecret:
+		// The database's own secret, if it has one already, is kept:
+		// it seals what is in flight on the instances serving it.
+		if _, err := decodeSiteSecret(r.Value); err != nil {
+			return err
+		}
+		b.Queue(`INSERT INTO store_meta (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING`,
+			siteSecretName, string(r.Value))
 	default:
 		return fmt.Errorf("postgres storage: cannot import records of kind %q", r.Kind)
 	}

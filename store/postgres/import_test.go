@@ -77,6 +77,9 @@ func fillBadger(t *testing.T, b *store.DB, c *clock) {
 				CreatedAt: c.Now(), ActiveFrom: c.Now(), RetiredAt: c.Now(), PublishUntil: c.Now().Add(time.Hour)},
 		}, nil
 	}))
+	if _, err := b.SiteSecret(ctx); err != nil {
+		t.Fatal(err)
+	}
 	// sess-old expires before the move and is not copied.
 	c.Advance(2 * time.Minute)
 }
@@ -87,7 +90,7 @@ var wantCounts = map[string]int{
 	// rt-1, rt-2, rv-1, rv-2, rc-1
 	store.KindRefresh: 5, store.KindJTI: 1, store.KindConsent: 1,
 	// client gone, family fam-revoked, client other, token access-jti
-	store.KindRevocation: 4, store.KindRevocationLog: 4, store.KindKey: 2,
+	store.KindRevocation: 4, store.KindRevocationLog: 4, store.KindKey: 2, store.KindSiteSecret: 1,
 }
 
 // dump returns every row of every table as text, to compare a database
@@ -101,7 +104,7 @@ func dump(t *testing.T, dsn string) map[string]string {
 	defer conn.Close(ctx)
 	out := map[string]string{}
 	for _, table := range []string{"clients", "auth_codes", "launches", "sessions", "refresh_tokens", "used_jtis",
-		"consents", "revocations", "revocation_log", "signing_keys"} {
+		"consents", "revocations", "revocation_log", "signing_keys", "store_meta"} {
 		var s *string
 		if err := conn.QueryRow(ctx, `SELECT string_agg(t::text, E'\n' ORDER BY t::text) FROM `+table+` t`).Scan(&s); err != nil {
 			t.Fatal(err)
@@ -169,6 +172,7 @@ func TestImportFromBadger(t *testing.T) {
 	}{
 		{"clients", func(s store.Store) (any, error) { return s.ListClients(ctx) }},
 		{"keys", func(s store.Store) (any, error) { return s.Keys(ctx) }},
+		{"site secret", func(s store.Store) (any, error) { return s.SiteSecret(ctx) }},
 		{"consent", func(s store.Store) (any, error) { return s.GetConsent(ctx, "alice", "app") }},
 		{"user grants", func(s store.Store) (any, error) { return s.UserGrants(ctx, "alice") }},
 		{"launch", func(s store.Store) (any, error) { return s.GetLaunch(ctx, "launch-1") }},

@@ -42,6 +42,7 @@ func Run(t *testing.T, open Opener) {
 		{"Keys", keyCases},
 		{"Sessions", sessionCases},
 		{"CodesAndLaunches", codeCases},
+		{"SiteSecret", siteSecretCases},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
