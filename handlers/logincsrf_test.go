@@ -40,3 +40,20 @@ func TestLoginCSRFCookie(t *testing.T) {
 		t.Fatalf("genuine sign-in: %d %s", p.status, p.body)
 	}
 }
+
+// TestLoginUnknownRequest: the sign-in page named with a request that does
+// not open (expired, altered, made up) says the request is gone, instead
+// of showing a plain form after which the app would never hear back.
+func TestLoginUnknownRequest(t *testing.T) {
+	env := newFlowEnv(t, flowOptions{})
+	b := env.browser()
+	for _, req := range []string{"made-up", strings.Repeat("A", 600)} {
+		p := b.get(env.issuer + "/login?" + url.Values{"req": {req}}.Encode())
+		if p.status != http.StatusBadRequest || !strings.Contains(p.body, "Request expired") {
+			t.Fatalf("sign-in page for request %.20q: %d %.300s, want 400 Request expired", req, p.status, p.body)
+		}
+	}
+	if p := b.get(env.issuer + "/login"); p.status != http.StatusOK || !strings.Contains(p.body, `name="password"`) {
+		t.Fatalf("sign-in page without a request: %d", p.status)
+	}
+}

@@ -116,6 +116,15 @@ func (s *Server) showLogin(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if req != "" {
+		// A request that does not open (expired, altered, another
+		// issuer's) is said to be gone here, not dropped from the form:
+		// else the user signs in and the app never hears back.
+		if _, ok := s.pending.peek(req); !ok {
+			s.pending.showExpired(w)
+			return
+		}
+	}
 	if !s.cfg.PasswordLogin {
 		s.pages.message(w, http.StatusUnauthorized, "Not signed in",
 			"This server signs you in through your organization's sign-in, which did not identify you.")
