@@ -45,6 +45,8 @@ type multiFamily struct {
 	// lost: current was presented and no answer came, so whether it is
 	// used up is unknown.
 	lost bool
+	// last is the answer to the family's latest request.
+	last answer
 }
 
 // newLoad prepares the load of a pair.
@@ -136,8 +138,10 @@ func (m *instances) authorizeOnce(b *browser, i int) (issuedCode, answer) {
 func (l *multiLoad) rotate(f *multiFamily, i int, allowed func(a answer) bool) bool {
 	a := l.m.refresh(i, f.current)
 	l.count("refresh", i, a)
+	f.last = a
 	if a.err != nil {
-		f.lost = true
+		// A request refused at connect never reached the server.
+		f.lost = f.lost || !a.notSent()
 		return false
 	}
 	tok := tokenAnswer(a)
