@@ -213,12 +213,22 @@ func startCluster() (*cluster, error) {
 		_ = os.RemoveAll(dir)
 		return nil, err
 	}
-	if out, err := c.run("pg_ctl", "-D", data, "-l", filepath.Join(dir, "log"), "-w", "-t", "120", "start"); err != nil {
-		log, _ := os.ReadFile(filepath.Join(dir, "log"))
+	if err := c.start(); err != nil {
 		_ = c.stop()
-		return nil, fmt.Errorf("pg_ctl start: %v\n%s\nserver log:\n%s", err, out, log)
+		return nil, err
 	}
 	return c, nil
+}
+
+// start starts the server on the cluster's data directory and waits until
+// it accepts connections.
+func (c *cluster) start() error {
+	data := filepath.Join(c.dir, "data")
+	if out, err := c.run("pg_ctl", "-D", data, "-l", filepath.Join(c.dir, "log"), "-w", "-t", "120", "start"); err != nil {
+		log, _ := os.ReadFile(filepath.Join(c.dir, "log"))
+		return fmt.Errorf("pg_ctl start: %v\n%s\nserver log:\n%s", err, out, log)
+	}
+	return nil
 }
 
 // dropPrivileges makes the cluster run as an unprivileged user, who gets
@@ -257,17 +267,24 @@ func (c *cluster) run(prog string, args ...string) ([]byte, error) {
 
 // stop stops the server (if it runs) and removes the directory.
 func (c *cluster) stop() error {
-	data := filepath.Join(c.dir, "data")
-	var err error
-	if _, statErr := os.Stat(filepath.Join(data, "postmaster.pid")); statErr == nil {
-		if out, e := c.run("pg_ctl", "-D", data, "-m", "fast", "-w", "-t", "60", "stop"); e != nil {
-			err = fmt.Errorf("pg_ctl stop: %v\n%s", e, out)
-		}
-	}
+	err := c.shutdown()
 	if e := os.RemoveAll(c.dir); e != nil && err == nil {
 		err = e
 	}
 	return err
+}
+
+// shutdown stops the server, if it runs, in fast mode (open connections
+// are closed), keeping the data directory.
+func (c *cluster) shutdown() error {
+	data := filepath.Join(c.dir, "data")
+	if _, statErr := os.Stat(filepath.Join(data, "postmaster.pid")); statErr != nil {
+		return nil
+	}
+	if out, err := c.run("pg_ctl", "-D", data, "-m", "fast", "-w", "-t", "60", "stop"); err != nil {
+		return fmt.Errorf("pg_ctl stop: %v\n%s", err, out)
+	}
+	return nil
 }
 
 // findBinaries returns the directory of the newest PostgreSQL's initdb and
