@@ -241,6 +241,13 @@ func (s *SmartAuth) Provision(ctx caddy.Context) error {
 	if rotation < 0 {
 		rotation = 0
 	}
+	if rotation > 0 && rotation < 2*keyPublishAhead {
+		// Accepted (tests shorten it), but said: a successor is published
+		// keyPublishAhead before it signs and rings check for due
+		// rotations once a minute, so keys change less often than asked.
+		s.logger.Warn("key_rotation is shorter than twice the successor's publication lead: keys rotate at most every few minutes",
+			zap.Duration("key_rotation", rotation), zap.Duration("publish_ahead", keyPublishAhead))
+	}
 	ring, err := keys.New(ctx, keys.Options{
 		Store:          db,
 		Logger:         s.logger.Named("keys"),
