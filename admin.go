@@ -18,9 +18,9 @@ import (
 // registerAdmin registers the running handler with the admin API, by
 // issuer; during a config reload the newest handler of an issuer answers.
 func (s *SmartAuth) registerAdmin(db store.Store, ring *keys.Ring, clients map[string]*store.Client) {
-	kind := "badger"
-	if s.StoragePostgres != "" {
-		kind = "postgres"
+	kind, dir := "postgres", ""
+	if bdb, ok := db.(*store.DB); ok {
+		kind, dir = "badger", bdb.Dir()
 	}
 	users := make(map[string]bool, len(s.Users))
 	for _, u := range s.Users {
@@ -31,6 +31,7 @@ func (s *SmartAuth) registerAdmin(db store.Store, ring *keys.Ring, clients map[s
 		Issuer:           s.Issuer,
 		FHIRBase:         s.FHIRBase,
 		Storage:          kind,
+		StorageDir:       dir,
 		Store:            db,
 		Keys:             ring,
 		Configured:       clients,

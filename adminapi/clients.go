@@ -27,12 +27,21 @@ type Client struct {
 	Scopes       []string  `json:"scopes,omitempty"`
 	JWKSURI      string    `json:"jwks_uri,omitempty"`
 	IssuedAt     time.Time `json:"issued_at,omitzero"`
+	// Source is SourceConfiguration or SourceRegistration.
+	Source string `json:"source"`
 }
 
-// ClientOf is the listing of a stored or configured client.
-func ClientOf(c *store.Client) Client {
+// Where a client comes from, in Client.Source.
+const (
+	SourceConfiguration = "configuration"
+	SourceRegistration  = "registration"
+)
+
+// ClientOf is the listing of a registered (stored) client, or of a
+// configured one with source SourceConfiguration.
+func ClientOf(c *store.Client, source string) Client {
 	out := Client{ID: c.ID, Name: c.Name, Type: c.Type, GrantTypes: c.GrantTypes,
-		RedirectURIs: c.RedirectURIs, Scopes: c.Scopes, JWKSURI: c.JWKSURI}
+		RedirectURIs: c.RedirectURIs, Scopes: c.Scopes, JWKSURI: c.JWKSURI, Source: source}
 	if !c.IssuedAt.IsZero() {
 		out.IssuedAt = c.IssuedAt.UTC()
 	}
@@ -51,7 +60,7 @@ type Clients struct {
 func listClients(w http.ResponseWriter, r *http.Request, t *Target) error {
 	out := Clients{Issuer: t.Issuer, Configured: []Client{}, Registered: []Client{}}
 	for _, c := range t.Configured {
-		out.Configured = append(out.Configured, ClientOf(c))
+		out.Configured = append(out.Configured, ClientOf(c, SourceConfiguration))
 	}
 	slices.SortFunc(out.Configured, func(a, b Client) int { return strings.Compare(a.ID, b.ID) })
 	list, err := t.Store.ListClients(r.Context())
@@ -59,7 +68,7 @@ func listClients(w http.ResponseWriter, r *http.Request, t *Target) error {
 		return storeError(t, "listing the registered clients", err)
 	}
 	for _, c := range list {
-		out.Registered = append(out.Registered, ClientOf(c))
+		out.Registered = append(out.Registered, ClientOf(c, SourceRegistration))
 	}
 	return writeJSON(w, http.StatusOK, out)
 }

@@ -180,13 +180,16 @@ type IssuerInfo struct {
 	Issuer   string `json:"issuer"`
 	FHIRBase string `json:"fhir_base"`
 	Storage  string `json:"storage"`
+	// StorageDir is the Badger directory; absent for PostgreSQL (whose
+	// DSN is a secret).
+	StorageDir string `json:"storage_dir,omitempty"`
 }
 
 // listIssuers answers GET /smart-auth/issuers.
 func listIssuers(w http.ResponseWriter) error {
 	out := []IssuerInfo{}
 	for _, t := range targets() {
-		out = append(out, IssuerInfo{Issuer: t.Issuer, FHIRBase: t.FHIRBase, Storage: t.Storage})
+		out = append(out, IssuerInfo{Issuer: t.Issuer, FHIRBase: t.FHIRBase, Storage: t.Storage, StorageDir: t.StorageDir})
 	}
 	return writeJSON(w, http.StatusOK, out)
 }

@@ -37,6 +37,9 @@ type Target struct {
 	FHIRBase string
 	// Storage names the kind of store: "badger" or "postgres".
 	Storage string
+	// StorageDir is the Badger directory (absolute, clean), "" for
+	// PostgreSQL: the command line matches its --storage against it.
+	StorageDir string
 	// Store is the issuer's store.
 	Store store.Store
 	// Keys is the issuer's signing key ring.

@@ -1,6 +1,7 @@
 package adminapi
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"time"
@@ -43,24 +44,56 @@ func userGrants(r *http.Request, t *Target) (string, []store.UserGrant, error) {
 	return user, list, nil
 }
 
+// GrantsOf is the listing of a user's grants.
+func GrantsOf(list []store.UserGrant) []Grant {
+	out := make([]Grant, 0, len(list))
+	for _, g := range list {
+		out = append(out, Grant{ClientID: g.ClientID, Families: g.Families, Scope: g.Scope,
+			IssuedAt: g.IssuedAt.UTC(), AuthTime: g.AuthTime.UTC(), Remembered: g.Remembered})
+	}
+	return out
+}
+
 // listGrants answers GET /smart-auth/users/{user}/grants.
 func listGrants(w http.ResponseWriter, r *http.Request, t *Target) error {
 	user, list, err := userGrants(r, t)
 	if err != nil {
 		return err
 	}
-	out := Grants{Issuer: t.Issuer, User: user, Grants: []Grant{}}
-	for _, g := range list {
-		out.Grants = append(out.Grants, Grant{ClientID: g.ClientID, Families: g.Families, Scope: g.Scope,
-			IssuedAt: g.IssuedAt.UTC(), AuthTime: g.AuthTime.UTC(), Remembered: g.Remembered})
-	}
-	return writeJSON(w, http.StatusOK, out)
+	return writeJSON(w, http.StatusOK, Grants{Issuer: t.Issuer, User: user, Grants: GrantsOf(list)})
 }
 
-// revokeUser answers POST /smart-auth/users/{user}/revoke: every live
-// refresh-token family of the user is revoked, and with each family every
-// access token issued from it (store.RevokedFamily). Remembered consents
-// are forgotten, so that the next authorization asks again.
+// RevokeUser revokes every live refresh-token family of a user until
+// until, and with each family every access token issued from it
+// (store.RevokedFamily), and forgets the user's remembered consents, so
+// that the next authorization asks again. It returns the families
+// revoked. The admin API and the command line (on a storage directory)
+// both use it.
+func RevokeUser(ctx context.Context, st store.Store, user string, grants []store.UserGrant, until time.Time) ([]string, error) {
+	families := []string{}
+	for _, g := range grants {
+		for _, f := range g.Families {
+			if err := st.Revoke(ctx, store.RevokedFamily, f, until); err != nil {
+				return families, fmt.Errorf("revoking a refresh-token family of %s: %w", user, err)
+			}
+			families = append(families, f)
+		}
+		if g.Remembered != nil {
+			if err := st.DeleteConsent(ctx, user, g.ClientID); err != nil {
+				return families, fmt.Errorf("forgetting a consent of %s: %w", user, err)
+			}
+		}
+	}
+	return families, nil
+}
+
+// RevokedUser is the answer of POST /smart-auth/users/{user}/revoke.
+type RevokedUser struct {
+	User     string   `json:"user"`
+	Families []string `json:"families_revoked"`
+}
+
+// revokeUser answers POST /smart-auth/users/{user}/revoke (RevokeUser).
 func revokeUser(w http.ResponseWriter, r *http.Request, t *Target) error {
 	user, list, err := userGrants(r, t)
 	if err != nil {
@@ -70,22 +103,14 @@ func revokeUser(w http.ResponseWriter, r *http.Request, t *Target) error {
 	if err != nil {
 		return err
 	}
-	families := []string{}
-	for _, g := range list {
-		for _, f := range g.Families {
-			if err := t.Store.Revoke(r.Context(), store.RevokedFamily, f, until); err != nil {
-				return storeError(t, "revoking a user's refresh-token family", err)
-			}
-			families = append(families, f)
-		}
-		if g.Remembered != nil {
-			if err := t.Store.DeleteConsent(r.Context(), user, g.ClientID); err != nil {
-				return storeError(t, "forgetting a user's consent", err)
-			}
-		}
+	families, err := RevokeUser(r.Context(), t.Store, user, list, until)
+	if len(families) > 0 || err == nil {
+		audit(t, r, "every refresh-token family of a user revoked", zap.String("user", user), zap.Int("families", len(families)), zap.Time("revoked_until", until))
 	}
-	audit(t, r, "every refresh-token family of a user revoked", zap.String("user", user), zap.Int("families", len(families)), zap.Time("revoked_until", until))
-	return writeJSON(w, http.StatusOK, map[string]any{"user": user, "families_revoked": families})
+	if err != nil {
+		return storeError(t, "revoking a user's tokens", err)
+	}
+	return writeJSON(w, http.StatusOK, RevokedUser{User: user, Families: families})
 }
 
 // maxFamilyID bounds a family id in a path.
