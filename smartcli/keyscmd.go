@@ -3,9 +3,10 @@ package smartcli
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
-	"text/tabwriter"
+	"slices"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -94,32 +95,26 @@ running Caddy (its admin API).
 
 // printKeys prints a key ring as a table, or as JSON with --json.
 func printKeys(cmd *cobra.Command, ring adminapi.KeyRing) error {
-	if asJSON, _ := cmd.Flags().GetBool("json"); asJSON {
-		return printJSON(cmd.OutOrStdout(), ring)
-	}
 	out := cmd.OutOrStdout()
-	if len(ring.Rotated) > 0 {
+	if asJSON, _ := cmd.Flags().GetBool("json"); !asJSON && len(ring.Rotated) > 0 {
 		fmt.Fprintf(out, "rotated: %v\n", ring.Rotated)
 	}
-	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "KID\tALG\tSTATE\tSIGNS_FROM\tAGE\tPUBLISHED_UNTIL")
+	rows := make([][]string, 0, len(ring.Keys))
 	for _, k := range ring.Keys {
-		until := "-"
-		if !k.PublishUntil.IsZero() {
-			until = k.PublishUntil.UTC().Format(time.RFC3339)
-		}
 		state := k.State
 		if k.External {
 			state += " (file)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", k.KID, k.Alg, state, k.ActiveFrom.UTC().Format(time.RFC3339),
-			(time.Duration(k.AgeSeconds) * time.Second).String(), until)
+		rows = append(rows, []string{k.KID, k.Alg, state, stamp(k.ActiveFrom),
+			(time.Duration(k.AgeSeconds) * time.Second).String(), stamp(k.PublishUntil)})
 	}
-	if err := tw.Flush(); err != nil {
+	if err := printListing(cmd, ring, rows, "KID", "ALG", "STATE", "SIGNS_FROM", "AGE", "PUBLISHED_UNTIL"); err != nil {
 		return err
 	}
-	for alg, at := range ring.NextRotation {
-		fmt.Fprintf(out, "next %s key signs from %s\n", alg, at.UTC().Format(time.RFC3339))
+	if asJSON, _ := cmd.Flags().GetBool("json"); !asJSON {
+		for _, alg := range slices.Sorted(maps.Keys(ring.NextRotation)) {
+			fmt.Fprintf(out, "next %s key signs from %s\n", alg, stamp(ring.NextRotation[alg]))
+		}
 	}
 	return nil
 }

@@ -38,6 +38,28 @@ func printJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
+// printListing prints v as JSON with --json, else a table of the rows
+// under the header.
+func printListing(cmd *cobra.Command, v any, rows [][]string, header ...string) error {
+	if asJSON, _ := cmd.Flags().GetBool("json"); asJSON {
+		return printJSON(cmd.OutOrStdout(), v)
+	}
+	tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, strings.Join(header, "\t"))
+	for _, r := range rows {
+		fmt.Fprintln(tw, strings.Join(r, "\t"))
+	}
+	return tw.Flush()
+}
+
+// stamp is a time in RFC 3339 (UTC), "-" when unset.
+func stamp(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
 // clientsCommand is `caddy smart-auth clients`.
 func clientsCommand() *cobra.Command {
 	cmd := &cobra.Command{
@@ -55,20 +77,12 @@ not stored). Secrets are stored only as hashes and never shown.
 			if err != nil {
 				return err
 			}
-			if asJSON, _ := cmd.Flags().GetBool("json"); asJSON {
-				return printJSON(cmd.OutOrStdout(), list)
-			}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "CLIENT_ID\tSOURCE\tTYPE\tGRANT_TYPES\tISSUED_AT\tNAME\tREDIRECT_URIS")
+			rows := make([][]string, 0, len(list))
 			for _, c := range list {
-				issued := "-"
-				if !c.IssuedAt.IsZero() {
-					issued = c.IssuedAt.Format(time.RFC3339)
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.ID, c.Source, c.Type, strings.Join(c.GrantTypes, ","),
-					issued, printable(c.Name), strings.Join(c.RedirectURIs, " "))
+				rows = append(rows, []string{c.ID, c.Source, c.Type, strings.Join(c.GrantTypes, ","),
+					stamp(c.IssuedAt), printable(c.Name), strings.Join(c.RedirectURIs, " ")})
 			}
-			return tw.Flush()
+			return printListing(cmd, list, rows, "CLIENT_ID", "SOURCE", "TYPE", "GRANT_TYPES", "ISSUED_AT", "NAME", "REDIRECT_URIS")
 		},
 	}
 	storageFlag(cmd)
@@ -294,20 +308,12 @@ it was last refreshed and authorized, and the remembered consent.
 			if err != nil {
 				return err
 			}
-			if asJSON, _ := cmd.Flags().GetBool("json"); asJSON {
-				return printJSON(cmd.OutOrStdout(), grants)
-			}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "CLIENT_ID\tLAST_REFRESH\tSCOPE\tREMEMBERED\tFAMILIES")
+			rows := make([][]string, 0, len(grants))
 			for _, g := range grants {
-				last := "-"
-				if !g.IssuedAt.IsZero() {
-					last = g.IssuedAt.Format(time.RFC3339)
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", g.ClientID, last, printable(g.Scope),
-					printable(strings.Join(g.Remembered, " ")), strings.Join(g.Families, " "))
+				rows = append(rows, []string{g.ClientID, stamp(g.IssuedAt), printable(g.Scope),
+					printable(strings.Join(g.Remembered, " ")), strings.Join(g.Families, " ")})
 			}
-			return tw.Flush()
+			return printListing(cmd, grants, rows, "CLIENT_ID", "LAST_REFRESH", "SCOPE", "REMEMBERED", "FAMILIES")
 		},
 	}
 	storageFlag(cmd)
