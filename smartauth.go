@@ -194,6 +194,8 @@ type SmartAuth struct {
 	storageDir string // Badger directory, set once acquired
 	pgKey      string // key of the PostgreSQL store in pgPool, set once acquired
 	server     *handlers.Server
+	// adminUnregister removes the handler from the admin API (admin.go).
+	adminUnregister func()
 }
 
 // CaddyModule returns the Caddy module information.
@@ -303,7 +305,11 @@ func (s *SmartAuth) Provision(ctx caddy.Context) error {
 		Guard:        guardOpts,
 		Registration: regOpts,
 	})
-	return err
+	if err != nil {
+		return err
+	}
+	s.registerAdmin(db, ring, clients) // admin.go
+	return nil
 }
 
 // setDefaults fills in unset lifetimes.
@@ -440,6 +446,7 @@ const errClientNamedAsUser = "a client and a user may not have the same name (a 
 // Cleanup after a failed Provision too, so it must not release what it
 // never took.
 func (s *SmartAuth) Cleanup() error {
+	s.unregisterAdmin() // admin.go
 	if s.server != nil {
 		_ = s.server.Close() // stops the guard's poller before the store goes
 	}

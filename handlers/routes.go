@@ -14,5 +14,6 @@ func (s *Server) buildRoutes() map[string]http.HandlerFunc {
 	if _, taken := routes[s.issuerPath+pathRegister]; !taken {
 		routes[s.issuerPath+pathRegister] = s.registrar.ServeRegister // handlers/register: RFC 7591
 	}
+	routes[s.issuerPath+pathHealth] = s.serveHealth // health.go: readiness
 	return routes
 }

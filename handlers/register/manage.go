@@ -55,7 +55,15 @@ func authMethodOf(c *store.Client) string {
 // secret when one was just issued, and the current registration access
 // token. The response is never cached.
 func (s *Registrar) writeClientInformation(w http.ResponseWriter, status int, c *store.Client, secret, regToken string) {
-	info := clientInformation{
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Pragma", "no-cache")
+	oauth.WriteJSON(w, status, s.clientInformation(c, secret, regToken))
+}
+
+// clientInformation is a client's registered metadata, with the secret
+// when one was just issued and the current registration access token.
+func (s *Registrar) clientInformation(c *store.Client, secret, regToken string) *clientInformation {
+	info := &clientInformation{
 		ClientID:                c.ID,
 		ClientSecret:            secret,
 		ClientIDIssuedAt:        c.IssuedAt.Unix(),
@@ -77,9 +85,7 @@ func (s *Registrar) writeClientInformation(w http.ResponseWriter, status int, c 
 	if oauth.GrantAuthorizationCode.In(c.GrantTypes) {
 		info.ResponseTypes = []string{responseTypeCode}
 	}
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("Pragma", "no-cache")
-	oauth.WriteJSON(w, status, info)
+	return info
 }
 
 // errRegistrationToken means that a registration access token does not
@@ -221,7 +227,7 @@ func (s *Registrar) updateRegisteredClient(w http.ResponseWriter, r *http.Reques
 		s.refuseRegistration(w, oauth.New(oauth.CodeInvalidSoftwareStatement, "software statements are not supported; send the metadata as plain JSON fields"))
 		return
 	}
-	reg, fault := s.checkClientMetadata(md)
+	reg, fault := s.checkClientMetadata(md, s.opts.Open)
 	if fault != nil {
 		s.refuseRegistration(w, fault)
 		return

@@ -117,8 +117,10 @@ func (g *registration) client(id string) *store.Client {
 // fills in its defaults: token_endpoint_auth_method client_secret_basic,
 // grant_types authorization_code, response_types code. Errors are RFC
 // 7591 §3.2.2 codes: invalid_redirect_uri for a bad redirect URI,
-// invalid_client_metadata for anything else.
-func (s *Registrar) checkClientMetadata(md *clientMetadata) (*registration, *oauth.Error) {
+// invalid_client_metadata for anything else. open is a registration
+// nobody vouched for (no initial access token): it may not register
+// client_credentials.
+func (s *Registrar) checkClientMetadata(md *clientMetadata, open bool) (*registration, *oauth.Error) {
 	bad := func(format string, a ...any) *oauth.Error {
 		return oauth.New(oauth.CodeInvalidClientMetadata, fmt.Sprintf(format, a...))
 	}
@@ -167,7 +169,7 @@ func (s *Registrar) checkClientMetadata(md *clientMetadata) (*registration, *oau
 		g.jwksURI = md.JWKSURI
 	}
 
-	if f := g.checkGrants(md, s.opts.Open); f != nil {
+	if f := g.checkGrants(md, open); f != nil {
 		return nil, f
 	}
 	if f := g.checkRedirects(md); f != nil {

@@ -172,7 +172,7 @@ func (s *Registrar) ServeRegister(w http.ResponseWriter, r *http.Request) {
 		s.refuseRegistration(w, oauth.New(oauth.CodeInvalidSoftwareStatement, "software statements are not supported; send the metadata as plain JSON fields"))
 		return
 	}
-	reg, fault := s.checkClientMetadata(md)
+	reg, fault := s.checkClientMetadata(md, s.opts.Open)
 	if fault != nil {
 		s.refuseRegistration(w, fault)
 		return
@@ -184,10 +184,23 @@ func (s *Registrar) ServeRegister(w http.ResponseWriter, r *http.Request) {
 			Description: "too many registrations from this address; try again later"})
 		return
 	}
+	info, fault := s.createClient(r, reg)
+	if fault != nil {
+		oauth.Write(w, fault)
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Pragma", "no-cache")
+	oauth.WriteJSON(w, http.StatusCreated, info)
+}
+
+// createClient stores a checked registration under a new client id, with
+// a new registration access token and, for a symmetric client, a new
+// secret, and returns the registration response (RFC 7591 §3.2.1).
+func (s *Registrar) createClient(r *http.Request, reg *registration) (*clientInformation, *oauth.Error) {
 	id, err := s.newClientID(r)
 	if err != nil {
-		oauth.Write(w, s.registrationServerFault("choosing a client id", err))
-		return
+		return nil, s.registrationServerFault("choosing a client id", err)
 	}
 	now := time.Now().UTC().Truncate(time.Second)
 	regToken := store.NewSecret()
@@ -200,15 +213,14 @@ func (s *Registrar) ServeRegister(w http.ResponseWriter, r *http.Request) {
 		c.SecretHash = store.HashSecret(secret)
 	}
 	if err := s.opts.Store.PutClient(r.Context(), c); err != nil {
-		oauth.Write(w, s.registrationServerFault("storing a registered client", err))
-		return
+		return nil, s.registrationServerFault("storing a registered client", err)
 	}
 	s.logger.Info("client registered",
 		zap.String("client_id", c.ID),
 		zap.String("client_type", c.Type),
 		zap.Strings("grant_types", c.GrantTypes),
 		zap.String("remote_ip", r.RemoteAddr))
-	s.writeClientInformation(w, http.StatusCreated, c, secret, regToken)
+	return s.clientInformation(c, secret, regToken), nil
 }
 
 // Open registration throttling: OpenRegistrationsPerIP bounds the clients

@@ -41,8 +41,9 @@ type Rule struct {
 	OnlyModule []string
 }
 
-// Rules are the import rules of issue 11's design (rules 1 to 4), and 1b:
-// the child package authz/token never imports its parent authz.
+// Rules are the import rules of issue 11's design (rules 1 to 4), 1b: the
+// child package authz/token never imports its parent authz, and 5: the
+// admin API (issue 14) sits beside the handlers, not in them.
 var Rules = []Rule{
 	{Name: "1: authz does not import register or guard", From: []string{"handlers/authz/..."},
 		NotImport: []string{"handlers/register/...", "handlers/guard/..."}},
@@ -64,6 +65,12 @@ var Rules = []Rule{
 	{Name: "3: oauth imports only the standard library", From: []string{"handlers/oauth/..."}, StdOnly: true},
 	{Name: "4: store, keys and scopes import nothing under handlers/", From: []string{"store/...", "keys/...", "scopes/..."},
 		NotImport: []string{"handlers/..."}},
+	{Name: "5: the admin API (adminapi) imports only store and keys: the module hands it a Target, so it never reaches into the handlers",
+		From: []string{"adminapi/..."}, NotImport: []string{"handlers/...", ".", "smartcli/...", "cmd/...", "integration/..."},
+		OnlyModule: []string{"store/...", "keys/..."}},
+	{Name: "5: nothing below the module imports the admin API but the module and the command line",
+		From:      []string{"handlers/...", "store/...", "keys/...", "scopes/..."},
+		NotImport: []string{"adminapi/..."}},
 }
 
 // Package is a node of the import graph: what `go list -json` says of a
