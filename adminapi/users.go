@@ -63,14 +63,18 @@ func listGrants(w http.ResponseWriter, r *http.Request, t *Target) error {
 	return writeJSON(w, http.StatusOK, Grants{Issuer: t.Issuer, User: user, Grants: GrantsOf(list)})
 }
 
-// RevokeUser revokes every live refresh-token family of a user until
-// until, and with each family every access token issued from it
-// (store.RevokedFamily), and forgets the user's remembered consents, so
-// that the next authorization asks again. It returns the families
-// revoked. The admin API and the command line (on a storage directory)
-// both use it.
+// RevokeUser revokes every token of a user until until: every access
+// token issued for the user so far (store.RevokedUser, by issue time, so
+// that tokens issued without a refresh token are covered too), every live
+// refresh-token family of the user (store.RevokedFamily), and forgets the
+// user's remembered consents, so that the next authorization asks again.
+// It returns the families revoked. The admin API and the command line (on
+// a storage directory) both use it.
 func RevokeUser(ctx context.Context, st store.Store, user string, grants []store.UserGrant, until time.Time) ([]string, error) {
 	families := []string{}
+	if err := st.Revoke(ctx, store.RevokedUser, user, until); err != nil {
+		return families, fmt.Errorf("revoking the access tokens of %s: %w", user, err)
+	}
 	for _, g := range grants {
 		for _, f := range g.Families {
 			if err := st.Revoke(ctx, store.RevokedFamily, f, until); err != nil {
@@ -105,7 +109,7 @@ func revokeUser(w http.ResponseWriter, r *http.Request, t *Target) error {
 	}
 	families, err := RevokeUser(r.Context(), t.Store, user, list, until)
 	if len(families) > 0 || err == nil {
-		audit(t, r, "every refresh-token family of a user revoked", zap.String("user", user), zap.Int("families", len(families)), zap.Time("revoked_until", until))
+		audit(t, r, "every token of a user revoked", zap.String("user", user), zap.Int("families", len(families)), zap.Time("revoked_until", until))
 	}
 	if err != nil {
 		return storeError(t, "revoking a user's tokens", err)

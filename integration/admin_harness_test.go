@@ -110,14 +110,25 @@ func (r adminReply) expectError(t *testing.T, what string, status int, want stri
 // offline_access and returns the access and refresh tokens.
 func appTokens(t *testing.T, s flowSite, clientID string) (access, refreshToken string) {
 	t.Helper()
-	cfg := s.oauth(clientID, "", "launch/patient", "patient/*.rs", "offline_access")
+	tok := appToken(t, s, clientID, "launch/patient", "patient/*.rs", "offline_access")
+	if tok.RefreshToken == "" {
+		t.Fatalf("token exchange for %s: no refresh token", clientID)
+	}
+	return tok.AccessToken, tok.RefreshToken
+}
+
+// appToken runs a standalone launch of a public client for alice with the
+// scopes and returns the token answer.
+func appToken(t *testing.T, s flowSite, clientID string, scopes ...string) *oauth2.Token {
+	t.Helper()
+	cfg := s.oauth(clientID, "", scopes...)
 	verifier := oauth2.GenerateVerifier()
 	q := newBrowser(t).run(cfg.AuthCodeURL("st", oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("aud", s.fhirBase())), s.redirect)
 	tok, err := cfg.Exchange(t.Context(), q.Get("code"), oauth2.VerifierOption(verifier))
-	if err != nil || tok.RefreshToken == "" {
+	if err != nil || tok.AccessToken == "" {
 		t.Fatalf("token exchange for %s: %v", clientID, err)
 	}
-	return tok.AccessToken, tok.RefreshToken
+	return tok
 }
 
 // guardRefusesWithin reads through the guard with the access token until

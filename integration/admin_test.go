@@ -56,13 +56,38 @@ func TestAdminAPIRevocations(t *testing.T) {
 	if access3 == "" {
 		t.Fatalf("refresh: %v", next)
 	}
+	// An access token without a refresh token (no offline_access): no
+	// family lists it; the user's revocation covers it by issue time.
+	online := appToken(t, s.flowSite, "public-app", "launch/patient", "patient/*.rs")
+	if online.RefreshToken != "" {
+		t.Fatalf("a refresh token without offline_access")
+	}
+	// online is cached by the guard (its revocation log view refuses it);
+	// uncached is first seen after the revocation (the full check does).
+	if resp, body := guardedRead(t, s.flowSite, online.AccessToken); resp.StatusCode != 200 {
+		t.Fatalf("a token without offline_access: %d %s", resp.StatusCode, body)
+	}
+	uncached := appToken(t, s.flowSite, "public-app", "launch/patient", "patient/*.rs")
 	start = time.Now()
 	u := s.admin(t, "POST", "users/alice/revoke", nil).expect(t, "revoke a user", 200)
+	revoked := time.Now() // the revocation's At is no later
 	if got := strs(u.body["families_revoked"]); len(got) != 1 || got[0] != familyOf(t, access2) {
 		t.Errorf("families revoked: %s", u.raw)
 	}
 	lags = append(lags, guardRefusesWithin(t, s.flowSite, access3, start, revocationBound))
 	lags = append(lags, guardRefusesWithin(t, s.flowSite, access2, start, revocationBound))
+	lags = append(lags, guardRefusesWithin(t, s.flowSite, online.AccessToken, start, revocationBound))
+	if resp, _ := guardedRead(t, s.flowSite, uncached.AccessToken); resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("a token of the user first seen after the revocation: %d, want 401", resp.StatusCode)
+	}
+	// A token issued after the revocation passes. iat has one-second
+	// precision and a token of the revocation's own second counts as
+	// revoked, so wait for the next second.
+	time.Sleep(time.Until(revoked.Truncate(time.Second).Add(time.Second + 50*time.Millisecond)))
+	fresh := appToken(t, s.flowSite, "public-app", "launch/patient", "patient/*.rs")
+	if resp, body := guardedRead(t, s.flowSite, fresh.AccessToken); resp.StatusCode != 200 {
+		t.Errorf("a token issued after the user's revocation: %d %s", resp.StatusCode, body)
+	}
 	if r := refresh(t, s.flowSite, rt3, "public-app"); r["error"] != "invalid_grant" {
 		t.Errorf("refresh after the user's revocation: %v", r)
 	}

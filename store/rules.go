@@ -27,14 +27,14 @@ func RevocationUntil(until, now time.Time) time.Time {
 // revocation prev (nil without one). A second revocation never covers less
 // than the first: it keeps the later Until and the later At (a clock
 // stepped back must not make revoked tokens valid again). write is false
-// when prev already covers at least as much: only a RevokedClient's At
-// means something (which tokens it covers), so a later one must be
-// recorded.
+// when prev already covers at least as much: only the At of a kind that
+// revokes by issue time (RevokedClient, RevokedUser) means something
+// (which tokens it covers), so a later one must be recorded.
 func MergeRevocation(prev *Revocation, kind RevocationKind, now, until time.Time) (at, merged time.Time, write bool) {
 	if prev == nil {
 		return now, until, true
 	}
-	if !prev.Until.Before(until) && (kind != RevokedClient || !prev.At.Before(now)) {
+	if !prev.Until.Before(until) && (!kind.ByIssueTime() || !prev.At.Before(now)) {
 		return prev.At, prev.Until, false
 	}
 	at, merged = now, until

@@ -161,4 +161,18 @@ const (
 	// to it at or before the revocation's At is revoked (an operator
 	// revoking a client's tokens). Tokens issued later are not affected.
 	RevokedClient RevocationKind = "client"
+	// RevokedUser names a user (a token's sub): every access token issued
+	// for the user at or before the revocation's At is revoked (an
+	// operator revoking a user's tokens; the user's refresh-token families
+	// are revoked alongside, by family). Tokens issued later are not
+	// affected.
+	RevokedUser RevocationKind = "user"
 )
+
+// ByIssueTime tells whether a revocation of the kind covers the tokens
+// issued at or before its At (RevokedClient, RevokedUser) rather than
+// naming tokens by an identifier they carry: then a later revocation of
+// the same identifier covers more even when it ends sooner.
+func (k RevocationKind) ByIssueTime() bool {
+	return k == RevokedClient || k == RevokedUser
+}

@@ -8,8 +8,9 @@ import (
 )
 
 // revoked tells whether a verified access token was revoked: by its jti,
-// by its refresh-token family, or with every token of its client
-// (store.RevokedClient, for tokens issued at or before the revocation).
+// by its refresh-token family, with every token of its client
+// (store.RevokedClient) or of its user (store.RevokedUser), the last two
+// for tokens issued at or before the revocation.
 func (p *Profile) revoked(ctx context.Context, c Claims) (bool, error) {
 	revoked, err := p.opts.Store.IsRevoked(ctx, store.RevokedToken, c.ID())
 	if err != nil || revoked {
@@ -20,21 +21,27 @@ func (p *Profile) revoked(ctx context.Context, c Claims) (bool, error) {
 			return revoked, err
 		}
 	}
-	return p.clientTokensRevoked(ctx, c)
+	if revoked, err := p.issuedBefore(ctx, store.RevokedClient, c.ClientID(), c); err != nil || revoked {
+		return revoked, err
+	}
+	// A backend token's sub is its client: only a user's is a user.
+	if sub := c.Subject(); sub != c.ClientID() {
+		return p.issuedBefore(ctx, store.RevokedUser, sub, c)
+	}
+	return false, nil
 }
 
-// clientTokensRevoked tells whether a RevokedClient revocation of the
-// token's client covers it: one recorded at or after its iat. iat has
-// one-second precision and is never later than the real issue time, so a
-// token issued in the same second as the revocation counts as revoked:
-// the comparison errs on the side of refusing. A token without iat is
-// treated as issued before any revocation.
-func (p *Profile) clientTokensRevoked(ctx context.Context, c Claims) (bool, error) {
-	clientID := c.ClientID()
-	if clientID == "" {
+// issuedBefore tells whether a revocation by issue time (RevokedClient,
+// RevokedUser) of id covers the token: one recorded at or after its iat.
+// iat has one-second precision and is never later than the real issue
+// time, so a token issued in the same second as the revocation counts as
+// revoked: the comparison errs on the side of refusing. A token without
+// iat is treated as issued before any revocation.
+func (p *Profile) issuedBefore(ctx context.Context, kind store.RevocationKind, id string, c Claims) (bool, error) {
+	if id == "" {
 		return false, nil
 	}
-	rev, err := p.opts.Store.Revocation(ctx, store.RevokedClient, clientID)
+	rev, err := p.opts.Store.Revocation(ctx, kind, id)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return false, nil

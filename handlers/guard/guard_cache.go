@@ -62,6 +62,7 @@ type guardState struct {
 	revJTI    map[string]time.Time // jti → until
 	revFamily map[string]time.Time // family → until
 	revClient map[string]time.Time // client → latest At
+	revUser   map[string]time.Time // user (sub) → latest At
 
 	// origins are the CORS origins; dynOrigins those of dynamically
 	// registered clients, refreshed by the poller.
@@ -93,6 +94,7 @@ func (g *Guard) initState(ctx context.Context, configured map[string]*store.Clie
 		revJTI:     map[string]time.Time{},
 		revFamily:  map[string]time.Time{},
 		revClient:  map[string]time.Time{},
+		revUser:    map[string]time.Time{},
 		origins:    map[string]bool{},
 		dynOrigins: map[string]bool{},
 		outside:    map[string]bool{},
@@ -243,8 +245,10 @@ func (g *Guard) pollRevocations(ctx context.Context) error {
 			gs.revFamily[rev.ID] = rev.Until
 		case store.RevokedClient:
 			gs.revClient[rev.ID] = rev.At
+		case store.RevokedUser:
+			gs.revUser[rev.ID] = rev.At
 		}
-		if rev.Kind != store.RevokedClient && rev.Until.Before(gs.pruneAt) {
+		if !rev.Kind.ByIssueTime() && rev.Until.Before(gs.pruneAt) {
 			gs.pruneAt = rev.Until
 		}
 		changed = true
@@ -267,7 +271,7 @@ func (g *Guard) pollRevocations(ctx context.Context) error {
 // one that lasts longer or (for a client) reaches later tokens. g.mu is
 // held, for reading at least.
 func (g *guardState) newRevocationLocked(rev store.Revocation, now time.Time) bool {
-	if rev.Kind != store.RevokedClient && rev.Until.Before(now) {
+	if !rev.Kind.ByIssueTime() && rev.Until.Before(now) {
 		return false // over: no token it names is still valid
 	}
 	switch rev.Kind {
@@ -279,6 +283,8 @@ func (g *guardState) newRevocationLocked(rev store.Revocation, now time.Time) bo
 		return !ok || rev.Until.After(until)
 	case store.RevokedClient:
 		return rev.At.After(g.revClient[rev.ID])
+	case store.RevokedUser:
+		return rev.At.After(g.revUser[rev.ID])
 	}
 	return false
 }
@@ -311,6 +317,9 @@ func (g *guardState) revokedLocked(p *principal) bool {
 		}
 	}
 	if at, ok := g.revClient[p.clientID]; ok && !p.iat.After(at) {
+		return true
+	}
+	if at, ok := g.revUser[p.sub]; ok && p.sub != p.clientID && !p.iat.After(at) {
 		return true
 	}
 	return false

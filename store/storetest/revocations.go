@@ -62,6 +62,39 @@ var revocationCases = []testCase{
 			t.Errorf("the longer revocation ended early: %t %v", revoked, err)
 		}
 	}},
+	{"ByIssueTimeLaterAtRecorded", func(t *testing.T, e *env) {
+		// A client's or a user's revocation covers the tokens issued up
+		// to its At: a second one, even shorter, must move At forward
+		// (and keep the longer Until) and show up in the log.
+		for _, k := range []store.RevocationKind{store.RevokedClient, store.RevokedUser} {
+			e.must(e.s.Revoke(ctx, k, "who", e.c.Now().Add(2*time.Hour)), "Revoke")
+			first, err := e.s.Revocation(ctx, k, "who")
+			e.must(err, "Revocation")
+			e.c.Add(5 * time.Second)
+			since := e.c.Now()
+			e.must(e.s.Revoke(ctx, k, "who", e.c.Now().Add(time.Minute)), "a later, shorter revocation")
+			second, err := e.s.Revocation(ctx, k, "who")
+			e.must(err, "Revocation")
+			if !second.At.After(first.At) || second.Until.Before(first.Until) {
+				t.Errorf("%s: second revocation %+v after %+v: want a later At and Until kept", k, second, first)
+			}
+			revs, err := e.s.RevokedSince(ctx, since)
+			e.must(err, "RevokedSince")
+			if len(revs) != 1 || revs[0].Kind != k || !revs[0].At.Equal(second.At) {
+				t.Errorf("%s: RevokedSince after the second revocation: %+v", k, revs)
+			}
+			// The kinds stay apart.
+			other := store.RevokedUser
+			if k == store.RevokedUser {
+				other = store.RevokedClient
+			}
+			if k == store.RevokedClient {
+				if revoked, err := e.s.IsRevoked(ctx, other, "who"); err != nil || revoked {
+					t.Errorf("a client revocation revoked the user of the same name: %t %v", revoked, err)
+				}
+			}
+		}
+	}},
 	{"RevokedSinceOldestFirst", func(t *testing.T, e *env) {
 		ids := []string{"a", "b", "c", "d"}
 		kinds := []store.RevocationKind{store.RevokedToken, store.RevokedFamily, store.RevokedClient, store.RevokedToken}
