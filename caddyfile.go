@@ -48,7 +48,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //
 //		# tokens and pages
 //		access_token_alg ES256|RS256
-//		sign_in          password|trusted_identity ...
+//		sign_in          password|trusted_identity|identity_provider ...
 //		remember_consent <duration>
 //		frame_ancestors  <origin> [<origin>...]
 //		templates        <directory>
@@ -68,6 +68,22 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //			grant_types authorization_code|refresh_token|client_credentials ...
 //			allow_secret_for_client_credentials
 //			create_launch
+//		}
+//
+//		identity_provider <name> {
+//			display_name       <text>
+//			issuer             <url>
+//			client_id          <id>
+//			client_secret      <secret>  # e.g. {env.HOSPITAL_OIDC_SECRET}
+//			scopes             <scope> [<scope>...]
+//			username_claim     <claim>
+//			accept_unlisted
+//			fhir_user_claim    <claim>|<template>  # e.g. Practitioner/{claims.employee_id}
+//			display_name_claim <claim>
+//			scopes_claim       <claim>
+//			user_scopes        <scope> [<scope>...]  # patient/ and user/ resource scopes
+//			require_claim      <claim> <value> [<value>...]
+//			clock_skew         <duration>
 //		}
 //
 //		user <name> {
@@ -97,7 +113,8 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 // issuer and fhir_base are required; every other option is optional.
 // storage names a Badger directory, or with postgres a PostgreSQL DSN (best
 // a placeholder: {env.*} or {file.*}); it may appear once.
-// Repeatable: signing_key (once per algorithm), frame_ancestors, client, user; inside a client
+// Repeatable: signing_key (once per algorithm), frame_ancestors, client, user, identity_provider;
+// inside an identity_provider scopes, user_scopes and require_claim; inside a client
 // redirect_uri, scopes and grant_types; inside a user patients and scopes; every option of guard
 // but revocation_staleness (lists add up). guard and registration may appear once; registration must say who may register
 // (open, or one of initial_access_token and initial_access_token_hash). Secrets (secret,
@@ -215,8 +232,8 @@ func (s *SmartAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Err("sign_in: at least one method is required")
 			}
 			for _, a := range args {
-				if a != signInPassword && a != signInTrusted {
-					return d.Errf("sign_in: %q: must be password or trusted_identity", a)
+				if a != signInPassword && a != signInTrusted && a != signInIdentityProvider {
+					return d.Errf("sign_in: %q: must be password, trusted_identity or identity_provider", a)
 				}
 			}
 			s.SignIn = args
@@ -290,6 +307,17 @@ func (s *SmartAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			s.Registration = r
+		case "identity_provider":
+			p, err := parseIdentityProvider(d)
+			if err != nil {
+				return err
+			}
+			for _, o := range s.IdentityProviders {
+				if o.Name == p.Name {
+					return d.Errf("identity_provider %q: duplicate name", p.Name)
+				}
+			}
+			s.IdentityProviders = append(s.IdentityProviders, p)
 		case "user":
 			u, err := parseUser(d)
 			if err != nil {

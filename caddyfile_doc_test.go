@@ -17,15 +17,16 @@ import (
 // parses: the options of a block are the strings its parser compares the
 // option (or argument) token with.
 var parserBlocks = map[string]string{
-	"UnmarshalCaddyfile": "smart_auth",
-	"parseClient":        "client",
-	"parseUser":          "user",
-	"parseGuard":         "guard",
-	"parseRegistration":  "registration",
+	"UnmarshalCaddyfile":    "smart_auth",
+	"parseClient":           "client",
+	"parseUser":             "user",
+	"parseGuard":            "guard",
+	"parseRegistration":     "registration",
+	"parseIdentityProvider": "identity_provider",
 }
 
 // parserSources are the files that hold the functions of parserBlocks.
-var parserSources = []string{"caddyfile.go", "caddyfile_blocks.go", "guard_config.go", "registration_config.go"}
+var parserSources = []string{"caddyfile.go", "caddyfile_blocks.go", "guard_config.go", "registration_config.go", "identity_provider_config.go"}
 
 // optionSet is a set of "block option" pairs, e.g. "client jwks_uri".
 type optionSet map[string]bool

@@ -214,7 +214,7 @@ func TestCaddyfileErrors(t *testing.T) {
 		{"bad fhir_user", head + " user u {\n fhir_user Observation/1\n }\n}", "user \"u\": fhir_user \"Observation/1\": must be Patient/<id>"},
 		{"bad patient id", head + " user u {\n patients ok bad/id\n }\n}", "patients: \"bad/id\" is not a FHIR resource id"},
 		{"access_token_alg", head + " access_token_alg HS256\n}", "access_token_alg: \"HS256\": must be ES256 or RS256, at Testfile:4"},
-		{"sign_in", head + " sign_in magic\n}", "sign_in: \"magic\": must be password or trusted_identity, at Testfile:4"},
+		{"sign_in", head + " sign_in magic\n}", "sign_in: \"magic\": must be password, trusted_identity or identity_provider, at Testfile:4"},
 		{"sign_in empty", head + " sign_in\n}", "sign_in: at least one method is required"},
 		{"frame_ancestors path", head + " frame_ancestors https://ehr.example/app\n}", "frame_ancestors: \"https://ehr.example/app\" is not an origin"},
 		{"remember_consent", head + " remember_consent forever\n}", "remember_consent: time: invalid duration"},

@@ -146,10 +146,13 @@ type SmartAuth struct {
 	AccessTokenAlg string `json:"access_token_alg,omitempty"`
 
 	// SignIn lists how users sign in: "password" (the built-in sign-in
-	// form against the configured users) and "trusted_identity" (the
+	// form against the configured users), "trusted_identity" (the
 	// identity a preceding Caddy authentication handler such as
 	// basic_auth or forward_auth set in {http.auth.user.id}, mapped to a
-	// configured user by name). Default: ["password"].
+	// configured user by name) and "identity_provider" (the configured
+	// IdentityProviders, offered on the sign-in page; with no password
+	// sign-in and one provider, the page goes straight to it).
+	// Default: ["password"].
 	SignIn []string `json:"sign_in,omitempty"`
 
 	// RememberConsent, when set, remembers a user's consent for a client
@@ -190,6 +193,10 @@ type SmartAuth struct {
 	// Users are the people who can sign in.
 	Users []UserConfig `json:"users,omitempty"`
 
+	// IdentityProviders are the OpenID Providers users may sign in
+	// through (sign_in identity_provider). See IdentityProviderConfig.
+	IdentityProviders []IdentityProviderConfig `json:"identity_providers,omitempty"`
+
 	logger     *zap.Logger
 	storageDir string // Badger directory, set once acquired
 	pgKey      string // key of the PostgreSQL store in pgPool, set once acquired
@@ -222,6 +229,10 @@ func (s *SmartAuth) Provision(ctx caddy.Context) error {
 	}
 
 	clients, err := s.provisionClients()
+	if err != nil {
+		return err
+	}
+	idps, err := s.provisionIdentityProviders()
 	if err != nil {
 		return err
 	}
@@ -301,6 +312,8 @@ func (s *SmartAuth) Provision(ctx caddy.Context) error {
 			FrameAncestors:  s.FrameAncestors,
 			TemplatesDir:    s.Templates,
 			PatientSearch:   patientSearch,
+
+			IdentityProviders: idps,
 		},
 		Guard:        guardOpts,
 		Registration: regOpts,
@@ -373,9 +386,12 @@ func (s *SmartAuth) Validate() error {
 		return fmt.Errorf("access_token_alg: %q: must be ES256 or RS256", s.AccessTokenAlg)
 	}
 	for _, m := range s.SignIn {
-		if m != signInPassword && m != signInTrusted {
-			return fmt.Errorf("sign_in: %q: must be password or trusted_identity", m)
+		if m != signInPassword && m != signInTrusted && m != signInIdentityProvider {
+			return fmt.Errorf("sign_in: %q: must be password, trusted_identity or identity_provider", m)
 		}
+	}
+	if err := s.checkIdentityProviders(); err != nil {
+		return err
 	}
 	if err := checkRefreshGrace(time.Duration(s.RefreshGracePeriod)); err != nil {
 		return fmt.Errorf("refresh_grace_period: %w", err)

@@ -47,13 +47,18 @@ type healthCheck struct {
 }
 
 // healthChecks lists the readiness checks: the store answers a cheap
-// read, and the key ring holds a signing key for every algorithm. A check
-// of an identity provider, where one is configured, belongs here too.
+// read, the key ring holds a signing key for every algorithm, and the
+// identity providers, where configured, answered their discovery
+// document within the last minute (authz.CheckIdentityProviders).
 func (s *Server) healthChecks() []healthCheck {
-	return []healthCheck{
+	checks := []healthCheck{
 		{"store", s.checkStore},
 		{"keys", s.checkKeys},
 	}
+	if s.authz.HasIdentityProviders() {
+		checks = append(checks, healthCheck{"identity_providers", s.authz.CheckIdentityProviders})
+	}
+	return checks
 }
 
 // healthProbeClient is a client id no client can have (ids of registered

@@ -178,9 +178,10 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Registration.Enabled {
 		advertised.Register = s.Endpoint(pathRegister)
 	}
+	federation := federationOf(cfg.Authz.IdentityProviders)
 	if s.guard, err = guard.New(cfg.Guard, guard.Deps{ // stopped by Close
 		FHIRBase: cfg.FHIRBase, Tokens: s.tokens, Clients: s.registry, ConfiguredClients: cfg.Clients,
-		Users: cfg.Users, Reach: s.users, Store: cfg.Store, Logger: cfg.Logger, Context: cfg.Context,
+		Users: cfg.Users, Federation: federation, Reach: s.users, Store: cfg.Store, Logger: cfg.Logger, Context: cfg.Context,
 		Endpoints: advertised,
 	}); err != nil {
 		_ = s.registry.Close()
@@ -196,6 +197,7 @@ func New(cfg Config) (*Server, error) {
 		Tokens:               s.tokens,
 		Users:                cfg.Users,
 		Rule:                 s.users,
+		Federation:           federation,
 		Lifetimes:            cfg.Lifetimes,
 		Settings:             cfg.Authz,
 		RegistrationEndpoint: s.registrationEndpoint(),
@@ -221,6 +223,19 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.routes = s.buildRoutes() // routes.go
 	return s, nil
+}
+
+// federationOf is the policy of the identity providers' users without a
+// configured entry, shared by the authorization server and the guard.
+func federationOf(list []authz.IdentityProvider) *users.Federation {
+	if len(list) == 0 {
+		return nil
+	}
+	m := make(map[string]users.Provider, len(list))
+	for _, p := range list {
+		m[p.Name] = users.Provider{AcceptUnlisted: p.AcceptUnlisted, Scopes: p.UserScopes}
+	}
+	return users.NewFederation(m)
 }
 
 // acquireSiteState takes the issuer's reload-surviving state from the pool

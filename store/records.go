@@ -92,12 +92,39 @@ type AuthCode struct {
 	FamilyID string `json:"family_id"`
 	// Used is set by the first redemption.
 	Used bool `json:"used,omitempty"`
+	// Federated is the profile of a user signed in through an identity
+	// provider without a configured entry; nil for a configured user.
+	Federated *FederatedUser `json:"federated,omitempty"`
+}
+
+// FederatedUser is what the authorization server keeps of a user an
+// identity provider signed in who has no configured entry (the provider
+// accepts unlisted users): taken from the provider's verified claims at
+// sign-in, carried by the session, the codes and the refresh tokens
+// issued for the user. What the user may reach is still decided by the
+// provider's current configuration (handlers/users.Federation).
+type FederatedUser struct {
+	// Provider names the identity provider (its configured name).
+	Provider string `json:"idp"`
+	// FHIRUser is the user's FHIR resource (Practitioner/…), relative;
+	// empty when the claims gave none.
+	FHIRUser    string `json:"fhir_user,omitempty"`
+	DisplayName string `json:"name,omitempty"`
+	// Scopes is the user's bound from the claims, already narrowed to
+	// the operator's; nil for the operator's bound alone.
+	Scopes []string `json:"scopes,omitempty"`
 }
 
 // Session is a user's sign-in session.
 type Session struct {
 	User     string    `json:"user"`
 	AuthTime time.Time `json:"auth_time"`
+	// Provider names the identity provider the user signed in through;
+	// empty for password and trusted-identity sign-in.
+	Provider string `json:"idp,omitempty"`
+	// Federated is the profile of a user the provider signed in without
+	// a configured entry.
+	Federated *FederatedUser `json:"federated,omitempty"`
 	// CSRF is the secret the session's forms are bound to.
 	CSRF string `json:"csrf,omitempty"`
 }
@@ -127,6 +154,10 @@ type RefreshToken struct {
 	// Superseded is set when a retry of the predecessor within the grace
 	// period replaced this token before it was used.
 	Superseded bool `json:"superseded,omitempty"`
+	// Federated is the profile of a user an identity provider signed in
+	// without a configured entry, carried from the code to every
+	// successor.
+	Federated *FederatedUser `json:"federated,omitempty"`
 }
 
 // Consent is what a user granted a client, remembered for later launches.

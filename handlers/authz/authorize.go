@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -24,7 +25,7 @@ import (
 // authorizeParams are the parameters that must not be repeated.
 var authorizeParams = []string{
 	"response_type", "client_id", "redirect_uri", "scope", "state", "aud", "resource",
-	"launch", "code_challenge", "code_challenge_method", "nonce", "prompt", "response_mode",
+	"launch", "code_challenge", "code_challenge_method", "nonce", "prompt", "response_mode", "max_age",
 }
 
 // pkceChallengePattern is an S256 code challenge: BASE64URL(SHA-256), 43
@@ -83,12 +84,12 @@ func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 			"the request is too large to keep (state, nonce or launch context)")
 		return
 	}
-	if !s.sessions.signedIn(fs) {
+	if !s.sessions.signedIn(fs) || s.needsFreshSignIn(fs, *p) {
 		if p.promptNone {
 			s.redirectAuthorizeError(w, r, p.redirectURI, p.state, "login_required", "the user is not signed in")
 			return
 		}
-		if !s.cfg.PasswordLogin {
+		if !s.cfg.PasswordLogin && len(s.idps) == 0 {
 			s.pages.message(w, http.StatusUnauthorized, "Not signed in",
 				"This server signs you in through your organization's sign-in, which did not identify you. Sign in there, then start the app again.")
 			return
@@ -186,13 +187,22 @@ func (s *Server) validateAuthorize(ctx context.Context, params url.Values) (*pen
 	if len(nonce) > 512 {
 		return bad("invalid_request", "nonce is too long")
 	}
-	promptNone := false
+	promptNone, promptLogin := false, false
 	if pr := params.Get("prompt"); pr != "" {
 		words := strings.Fields(pr)
 		promptNone = slices.Contains(words, "none")
+		promptLogin = slices.Contains(words, "login")
 		if promptNone && len(words) > 1 {
 			return bad("invalid_request", "prompt=none cannot be combined")
 		}
+	}
+	maxAge, hasMaxAge := 0, params.Has("max_age")
+	if hasMaxAge {
+		n, err := strconv.Atoi(params.Get("max_age"))
+		if err != nil || n < 0 {
+			return bad("invalid_request", "max_age must be a number of seconds")
+		}
+		maxAge = n
 	}
 	requested := scopes.Split(params.Get("scope"))
 	if len(requested) == 0 {
@@ -214,6 +224,9 @@ func (s *Server) validateAuthorize(ctx context.Context, params url.Values) (*pen
 		challenge:   challenge,
 		offered:     offered,
 		promptNone:  promptNone,
+		promptLogin: promptLogin,
+		maxAge:      maxAge,
+		hasMaxAge:   hasMaxAge,
 	}
 	if launchID := params.Get("launch"); launchID != "" && slices.Contains(offered, "launch") {
 		// The launch is only read here: it is used up when the code is
@@ -308,6 +321,15 @@ func (s *Server) advanceAuthorization(w http.ResponseWriter, r *http.Request, fs
 		return
 	}
 	if p.ehrLaunch && !s.checkLaunchUser(w, r, p, user) {
+		return
+	}
+	if fs.rec.Federated != nil && user.FHIRUser == "" && scopeNeedsFHIRUser(p.offered) {
+		// An identity provider's user whose claims gave no usable
+		// fhirUser can use apps that do not ask for it, not this one.
+		s.idpFailure(w, http.StatusForbidden, "Your health-record identity is unknown",
+			p.clientName+" needs to know who you are in the health record, and your organization's sign-in did not say. "+
+				"Ask your organization's service desk to link your account to your health-record identity (fhirUser).",
+			&p, "access_denied")
 		return
 	}
 	if !p.ehrLaunch && p.context.Patient == "" && slices.Contains(p.offered, "launch/patient") {
@@ -429,6 +451,7 @@ func (s *Server) finishAuthorization(w http.ResponseWriter, r *http.Request, fs 
 		SessionHash:   store.HashID(fs.id),
 		Context:       p.context,
 		FamilyID:      store.NewSecret(),
+		Federated:     fs.rec.Federated,
 	}
 	ttl := s.cfg.Lifetimes.Code
 	if err := s.cfg.Store.SaveCode(r.Context(), code, rec, ttl); err != nil {

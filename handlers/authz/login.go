@@ -52,6 +52,10 @@ type loginPage struct {
 	ClientName string
 	Username   string
 	Error      string
+	// Password shows the password form; Providers are the identity
+	// providers' "Sign in with …" links.
+	Password  bool
+	Providers []pageLink
 }
 
 // The return targets of the sign-in page besides a pending authorization:
@@ -104,11 +108,13 @@ func (s *Server) showLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	if s.sessions.signedIn(fs) {
 		// Already signed in: continue a pending request not bound to
-		// another session.
+		// another session, unless the app asked for a fresh sign-in.
 		if req != "" {
-			if p, ok := s.pending.claim(fs, req, ""); ok {
-				s.advanceAuthorization(w, r, fs, p)
-				return
+			if p0, ok := s.pending.peek(req); ok && !s.needsFreshSignIn(fs, p0) {
+				if p, ok := s.pending.claim(fs, req, ""); ok {
+					s.advanceAuthorization(w, r, fs, p)
+					return
+				}
 			}
 		}
 		if ret != "" {
@@ -125,18 +131,40 @@ func (s *Server) showLogin(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if !s.cfg.PasswordLogin {
+	if !s.cfg.PasswordLogin && len(s.idps) == 0 {
 		s.pages.message(w, http.StatusUnauthorized, "Not signed in",
 			"This server signs you in through your organization's sign-in, which did not identify you.")
+		return
+	}
+	if !s.cfg.PasswordLogin && len(s.idpOrder) == 1 {
+		// One way to sign in: go there directly.
+		seeOther(w, r, s.idpStartURL(s.idpOrder[0], req, ret))
 		return
 	}
 	s.renderLogin(w, r, http.StatusOK, req, ret, "", "")
 }
 
+// needsFreshSignIn tells whether a signed-in session is not enough for a
+// pending request: the app asked for prompt=login, or for a sign-in no
+// older than max_age, and the session is older. A request bound to the
+// session already was signed in for.
+func (s *Server) needsFreshSignIn(fs *flowSession, p pendingAuthorization) bool {
+	if fs == nil || fs.rec == nil || (p.session != "" && p.session == store.HashID(fs.id)) {
+		return false
+	}
+	if p.promptLogin {
+		return true
+	}
+	return p.hasMaxAge && time.Since(fs.rec.AuthTime) > time.Duration(p.maxAge)*time.Second
+}
+
 // renderLogin shows the sign-in form with the CSRF token of its cookie
 // (loginFormCSRF): nothing is stored before someone signs in.
 func (s *Server) renderLogin(w http.ResponseWriter, r *http.Request, status int, req, ret, username, message string) {
-	data := loginPage{Action: s.Endpoint(pathLogin), CSRF: s.sessions.loginFormCSRF(w, r), Return: ret, Username: username, Error: message}
+	data := loginPage{Action: s.Endpoint(pathLogin), Return: ret, Username: username, Error: message, Password: s.cfg.PasswordLogin}
+	if s.cfg.PasswordLogin {
+		data.CSRF = s.sessions.loginFormCSRF(w, r)
+	}
 	sec := pageSecurity{}
 	if req != "" {
 		if p, ok := s.pending.peek(req); ok {
@@ -146,6 +174,9 @@ func (s *Server) renderLogin(w http.ResponseWriter, r *http.Request, status int,
 			// POST straight on to the app.
 			sec.formTargets = []string{redirectOrigin(p.redirectURI)}
 		}
+	}
+	for _, name := range s.idpOrder {
+		data.Providers = append(data.Providers, pageLink{Href: s.idpStartURL(name, data.Req, ret), Text: "Sign in with " + s.idps[name].cfg.DisplayName})
 	}
 	s.pages.render(w, status, pageLogin, sec, data)
 }
@@ -296,10 +327,15 @@ func (s *Server) serveLogout(w http.ResponseWriter, r *http.Request) {
 	case http.MethodGet, http.MethodHead:
 		fs := s.sessions.read(r)
 		data := logoutPage{Action: s.Endpoint(pathLogout)}
+		sec := pageSecurity{}
 		if s.sessions.signedIn(fs) {
 			data.CSRF, data.User = fs.rec.CSRF, displayUserName(s.sessions.user(fs))
+			if end := s.idpLogoutURL(r.Context(), fs.rec.Provider); end != "" {
+				// The form's POST goes on to the provider's sign-out.
+				sec.formTargets = []string{redirectOrigin(end)}
+			}
 		}
-		s.pages.render(w, http.StatusOK, pageLogout, pageSecurity{}, data)
+		s.pages.render(w, http.StatusOK, pageLogout, sec, data)
 	case http.MethodPost:
 		if err := parsePageForm(w, r); err != nil {
 			s.pages.message(w, http.StatusBadRequest, "Invalid request", "The form could not be read.")
@@ -314,6 +350,10 @@ func (s *Server) serveLogout(w http.ResponseWriter, r *http.Request) {
 			s.logger.Error("deleting a sign-in session failed", zap.Error(err))
 		}
 		s.sessions.setCookie(w, "", 0)
+		if end := s.idpLogoutURL(r.Context(), fs.rec.Provider); end != "" {
+			seeOther(w, r, end)
+			return
+		}
 		s.pages.message(w, http.StatusOK, "Signed out", "You are signed out.")
 	default:
 		w.Header().Set("Allow", "GET, POST")
@@ -341,7 +381,7 @@ func (s *Server) signedInPage(w http.ResponseWriter, r *http.Request, ret, why s
 		return nil, false
 	}
 	if !s.sessions.signedIn(fs) {
-		if r.Method == http.MethodPost || !s.cfg.PasswordLogin {
+		if r.Method == http.MethodPost || (!s.cfg.PasswordLogin && len(s.idps) == 0) {
 			s.pages.message(w, http.StatusUnauthorized, "Not signed in", why)
 			return nil, false
 		}

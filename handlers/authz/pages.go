@@ -204,6 +204,8 @@ type messagePage struct {
 	Message string
 	// Status is the HTTP status, shown for errors.
 	Status int
+	// Links are ways on offered under the message (idp_pages.go).
+	Links []pageLink
 }
 
 // message renders the message page.

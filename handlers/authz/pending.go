@@ -64,6 +64,12 @@ type pendingAuthorization struct {
 	launchID   string
 	launchUser string
 	promptNone bool
+	// promptLogin (prompt=login) and maxAge (max_age, when hasMaxAge, in
+	// seconds) ask for a fresh sign-in (needsFreshSignIn); a sign-in
+	// through an identity provider passes them on.
+	promptLogin bool
+	maxAge      int
+	hasMaxAge   bool
 	// session is the hash of the sign-in session the request is bound to,
 	// empty until someone signs in.
 	session string

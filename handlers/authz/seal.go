@@ -29,13 +29,17 @@ import (
 //     (sealPending, openPending), XChaCha20-Poly1305 with the issuer as
 //     associated data;
 //   - the sign-in form's CSRF token before sign-in is an HMAC-SHA256 of a
-//     random cookie value (session.go, loginCSRF).
+//     random cookie value (session.go, loginCSRF);
+//   - the relying-party state of a sign-in through an identity provider
+//     travels in a short-lived cookie, XChaCha20-Poly1305 as well
+//     (idp_state.go).
 //
 // Nothing of this is written to the store until a user has signed in.
 const (
 	// hkdfPendingLabel and hkdfCSRFLabel are the HKDF info labels.
 	hkdfPendingLabel = "smartauth pending authorization request v1"
 	hkdfCSRFLabel    = "smartauth sign-in form csrf v1"
+	hkdfIDPLabel     = "smartauth identity provider sign-in state v1"
 	// pendingSealVersion is the first byte of a sealed pending request;
 	// a value of another version does not open.
 	pendingSealVersion = 1
@@ -52,6 +56,9 @@ type siteKeys struct {
 	pending cipher.AEAD
 	// csrf signs the sign-in form's CSRF cookie value.
 	csrf []byte
+	// idp seals the relying-party state of a sign-in through an identity
+	// provider.
+	idp cipher.AEAD
 }
 
 // loadSiteKeys reads (or, on the store's first start, creates) the site
@@ -81,7 +88,15 @@ func deriveSiteKeys(secret []byte) (*siteKeys, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &siteKeys{pending: aead, csrf: ck}, nil
+	ik, err := hkdf.Key(sha256.New, secret, nil, hkdfIDPLabel, chacha20poly1305.KeySize)
+	if err != nil {
+		return nil, err
+	}
+	idp, err := chacha20poly1305.NewX(ik)
+	if err != nil {
+		return nil, err
+	}
+	return &siteKeys{pending: aead, csrf: ck, idp: idp}, nil
 }
 
 // csrfToken is the sign-in form's CSRF token for a cookie value: its
@@ -112,6 +127,8 @@ type sealedPending struct {
 	LaunchUser  string              `json:"lu,omitempty"`
 	PromptNone  bool                `json:"pn,omitempty"`
 	Session     string              `json:"ses,omitempty"`
+	PromptLogin bool                `json:"pl,omitempty"`
+	MaxAge      *int                `json:"ma,omitempty"`
 }
 
 // pendingAAD is the associated data of a sealed pending request: the
@@ -123,11 +140,15 @@ func pendingAAD(issuer string) []byte {
 // sealPending seals a pending request: version byte, random 24-byte
 // nonce, XChaCha20-Poly1305 ciphertext of its JSON; base64url.
 func (k *siteKeys) sealPending(p pendingAuthorization) string {
+	var maxAge *int
+	if p.hasMaxAge {
+		maxAge = &p.maxAge
+	}
 	plain, err := json.Marshal(sealedPending{
 		ID: p.requestID, Expires: p.expires.UnixNano(), ClientID: p.clientID, ClientName: p.clientName,
 		RedirectURI: p.redirectURI, State: p.state, Nonce: p.nonce, Challenge: p.challenge, Offered: p.offered,
 		Context: p.context, EHRLaunch: p.ehrLaunch, LaunchID: p.launchID, LaunchUser: p.launchUser,
-		PromptNone: p.promptNone, Session: p.session,
+		PromptNone: p.promptNone, Session: p.session, PromptLogin: p.promptLogin, MaxAge: maxAge,
 	})
 	if err != nil {
 		panic("authz: sealing a pending request: " + err.Error()) // plain data always marshals
@@ -168,10 +189,14 @@ func (k *siteKeys) openPending(sealed, issuer string, now time.Time) (pendingAut
 	if !now.Before(exp) {
 		return pendingAuthorization{}, false
 	}
-	return pendingAuthorization{
+	p := pendingAuthorization{
 		issuer: issuer, requestID: sp.ID, expires: exp, clientID: sp.ClientID, clientName: sp.ClientName,
 		redirectURI: sp.RedirectURI, state: sp.State, nonce: sp.Nonce, challenge: sp.Challenge, offered: sp.Offered,
 		context: sp.Context, ehrLaunch: sp.EHRLaunch, launchID: sp.LaunchID, launchUser: sp.LaunchUser,
-		promptNone: sp.PromptNone, session: sp.Session,
-	}, true
+		promptNone: sp.PromptNone, session: sp.Session, promptLogin: sp.PromptLogin,
+	}
+	if sp.MaxAge != nil {
+		p.maxAge, p.hasMaxAge = *sp.MaxAge, true
+	}
+	return p, true
 }

@@ -86,6 +86,9 @@ type Options struct {
 	// Rule is the reach rule: which patients a user may have in context
 	// and which scopes a user may grant (shared with the guard).
 	Rule *users.Rule
+	// Federation finds the identity providers' users without a
+	// configured entry (shared with the guard); nil for none.
+	Federation *users.Federation
 	// Lifetimes are how long issued artifacts live; zero fields take
 	// DefaultLifetimes.
 	Lifetimes Lifetimes
@@ -126,6 +129,9 @@ type Settings struct {
 	// configured patient list. The server calls it directly, without a
 	// token.
 	PatientSearch *url.URL
+	// IdentityProviders are the OpenID Providers users may sign in
+	// through (idp.go), in the order the sign-in page offers them.
+	IdentityProviders []IdentityProvider
 }
 
 // Server is the authorization server of one issuer. It is immutable after
@@ -167,6 +173,13 @@ type Server struct {
 	// logins is the issuer's sign-in throttle (login.go), from
 	// Options.Logins.
 	logins *throttle.Limiter
+	// keys are the site keys (seal.go); the identity providers' sign-in
+	// state is sealed with them (idp_state.go).
+	keys *siteKeys
+	// idps are the identity providers' relying parties by name, idpOrder
+	// their names as configured (idp.go).
+	idps     map[string]*idpClient
+	idpOrder []string
 }
 
 // siteKeysTimeout bounds reading the site secret when a Server is built.
@@ -200,6 +213,10 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.keys = keys
+	if s.idps, s.idpOrder, err = newIDPClients(opts.IdentityProviders, opts.Logger); err != nil {
+		return nil, err
+	}
 	if s.tokenService, err = token.New(token.Options{
 		Issuer:             opts.Issuer,
 		FHIRBase:           opts.FHIRBase,
@@ -211,6 +228,7 @@ func New(opts Options) (*Server, error) {
 		Tokens:             opts.Tokens,
 		Users:              opts.Users,
 		Rule:               opts.Rule,
+		Federation:         opts.Federation,
 		Lifetimes:          opts.Lifetimes.token(),
 		Logger:             opts.Logger,
 	}); err != nil {
@@ -231,6 +249,7 @@ func New(opts Options) (*Server, error) {
 		issuerPath: s.issuerPath,
 		lifetime:   opts.Lifetimes.Session,
 		users:      opts.Users,
+		federation: opts.Federation,
 		pages:      s.pages,
 		logger:     opts.Logger,
 		keys:       keys,
@@ -276,6 +295,15 @@ func (s *Server) addRoutes() {
 		pathLauncher:  s.serveLauncher,  // launcher.go: the launcher page
 		PathManage:    s.serveManage,    // manage.go: the user's authorized apps
 	} {
+		endpoints[s.issuerPath+p] = h
+	}
+	for p, h := range map[string]http.HandlerFunc{
+		pathIDPStart:    s.serveIDPStart,    // idp_flow.go: sign-in through an identity provider
+		pathIDPCallback: s.serveIDPCallback, // idp_flow.go
+	} {
+		if len(s.idps) == 0 {
+			break
+		}
 		endpoints[s.issuerPath+p] = h
 	}
 	for p, h := range endpoints {

@@ -52,6 +52,9 @@ type sessions struct {
 	lifetime time.Duration
 	// users are the configured users by name (Options.Users).
 	users map[string]*users.User
+	// federation finds the identity providers' users without a
+	// configured entry (Options.Federation).
+	federation *users.Federation
 	// pages answer a refused form.
 	pages *pageRenderer
 	// logger receives store failures.
@@ -80,17 +83,19 @@ type flowSession struct {
 	rec *store.Session
 }
 
-// signedIn tells whether the session names a configured user.
+// signedIn tells whether the session names a user who (still) exists: a
+// configured user, or an identity provider's user without a configured
+// entry whose provider still accepts it.
 func (ss *sessions) signedIn(fs *flowSession) bool {
-	return fs != nil && fs.rec != nil && fs.rec.User != "" && ss.users[fs.rec.User] != nil
+	return ss.user(fs) != nil
 }
 
-// user returns the session's configured user, or nil.
+// user returns the session's user, or nil.
 func (ss *sessions) user(fs *flowSession) *users.User {
-	if !ss.signedIn(fs) {
+	if fs == nil || fs.rec == nil || fs.rec.User == "" {
 		return nil
 	}
-	return ss.users[fs.rec.User]
+	return users.Lookup(ss.users, ss.federation, fs.rec.User, fs.rec.Federated)
 }
 
 // read returns the live session named by the request's cookie, or nil.
@@ -115,16 +120,24 @@ func (ss *sessions) read(r *http.Request) *flowSession {
 // sign-in is worthless. Sessions are only ever stored for a user who has
 // signed in.
 func (ss *sessions) start(ctx context.Context, w http.ResponseWriter, r *http.Request, user string, authTime time.Time) (*flowSession, error) {
+	return ss.startRecord(ctx, w, r, &store.Session{User: user, AuthTime: authTime})
+}
+
+// startRecord is start with the session's record (its user, sign-in time
+// and, for a sign-in through an identity provider, the provider and the
+// unlisted user's profile); the CSRF secret is made here.
+func (ss *sessions) startRecord(ctx context.Context, w http.ResponseWriter, r *http.Request, rec *store.Session) (*flowSession, error) {
 	if old, err := r.Cookie(sessionCookieName); err == nil && old.Value != "" && len(old.Value) <= 128 {
 		if err := ss.store.DeleteSession(ctx, old.Value); err != nil && !errors.Is(err, store.ErrNotFound) {
 			return nil, err
 		}
 	}
-	if user == "" {
+	if rec.User == "" {
 		return nil, errors.New("authz: a sign-in session without a user")
 	}
 	ttl := ss.lifetime
-	fs := &flowSession{id: store.NewSecret(), rec: &store.Session{User: user, AuthTime: authTime, CSRF: store.NewSecret()}}
+	rec.CSRF = store.NewSecret()
+	fs := &flowSession{id: store.NewSecret(), rec: rec}
 	if err := ss.store.SaveSession(ctx, fs.id, fs.rec, ttl); err != nil {
 		return nil, err
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/smartcaddy/smartauth/handlers/accesstoken"
 	"github.com/smartcaddy/smartauth/handlers/oauth"
+	"github.com/smartcaddy/smartauth/handlers/users"
 	"github.com/smartcaddy/smartauth/scopes"
 	"github.com/smartcaddy/smartauth/store"
 )
@@ -96,7 +97,7 @@ func (g *Guard) newPrincipal(r *http.Request, tok accesstoken.Claims) (*principa
 		}
 	}
 	if p.sub != p.clientID {
-		u := g.users[p.sub]
+		u := users.Lookup(g.users, g.federation, p.sub, users.FromToken(p.sub, p.fhirUser, g.base))
 		if u == nil {
 			return nil, invalidToken("the access token's user is no longer configured")
 		}

@@ -19,16 +19,19 @@ import (
 // immutable after New; its token cache and revocation view are kept up to
 // date by a background poller until Close. It is safe for concurrent use.
 type Guard struct {
-	opts      Options
-	base      string // the FHIR base URL: the challenges' realm, the base of references
-	fhirPath  string // the FHIR base's path without a trailing slash
-	tokens    *accesstoken.Profile
-	registry  *clients.Registry
-	users     map[string]*users.User
-	reach     *users.Rule
-	store     Store
-	logger    *zap.Logger
-	endpoints Endpoints
+	opts     Options
+	base     string // the FHIR base URL: the challenges' realm, the base of references
+	fhirPath string // the FHIR base's path without a trailing slash
+	tokens   *accesstoken.Profile
+	registry *clients.Registry
+	users    map[string]*users.User
+	// federation finds identity providers' users without a configured
+	// entry (Deps.Federation).
+	federation *users.Federation
+	reach      *users.Rule
+	store      Store
+	logger     *zap.Logger
+	endpoints  Endpoints
 
 	// gs is the token cache, the revocations seen and the dynamic
 	// clients' origins (guard_cache.go).
@@ -56,6 +59,9 @@ type Deps struct {
 	// must still be one, and their configured scopes bound user/ and
 	// patient/ scopes.
 	Users map[string]*users.User
+	// Federation finds identity providers' users without a configured
+	// entry, from what their access token says; nil for none.
+	Federation *users.Federation
 	// Reach is the reach rule: which patients a token's user may have in
 	// context, and whether user/ scopes count. Required.
 	Reach *users.Rule
@@ -107,16 +113,17 @@ func New(opts Options, deps Deps) (*Guard, error) {
 		logger = zap.NewNop()
 	}
 	g := &Guard{
-		opts:      opts,
-		base:      deps.FHIRBase.String(),
-		fhirPath:  strings.TrimSuffix(deps.FHIRBase.Path, "/"),
-		tokens:    deps.Tokens,
-		registry:  deps.Clients,
-		users:     deps.Users,
-		reach:     deps.Reach,
-		store:     deps.Store,
-		logger:    logger,
-		endpoints: deps.Endpoints,
+		opts:       opts,
+		base:       deps.FHIRBase.String(),
+		fhirPath:   strings.TrimSuffix(deps.FHIRBase.Path, "/"),
+		tokens:     deps.Tokens,
+		registry:   deps.Clients,
+		users:      deps.Users,
+		federation: deps.Federation,
+		reach:      deps.Reach,
+		store:      deps.Store,
+		logger:     logger,
+		endpoints:  deps.Endpoints,
 	}
 	if err := g.initState(deps.Context, deps.ConfiguredClients); err != nil { // guard_cache.go
 		return nil, err

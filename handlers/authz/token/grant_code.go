@@ -65,7 +65,7 @@ func (s *Service) grantAuthorizationCode(ex *tokenExchange) (*tokenResponse, *oa
 	if f := checkPKCE(rec.CodeChallenge, ex.form.Get("code_verifier")); f != nil {
 		return nil, f
 	}
-	if rec.Subject == "" || s.cfg.Users[rec.Subject] == nil {
+	if rec.Subject == "" || s.user(rec.Subject, rec.Federated) == nil {
 		return nil, oauth.New(oauth.CodeInvalidGrant, "the user of this authorization no longer exists")
 	}
 
@@ -82,6 +82,8 @@ func (s *Service) grantAuthorizationCode(ex *tokenExchange) (*tokenResponse, *oa
 		FamilyID: rec.FamilyID,
 		Nonce:    rec.Nonce,
 		AuthTime: rec.AuthTime,
+
+		Federated: rec.Federated,
 	}
 	refresh, f := s.startRefreshFamily(ex, client, rec)
 	if f != nil {
@@ -113,6 +115,8 @@ func (s *Service) startRefreshFamily(ex *tokenExchange, client *store.Client, re
 		Context:  rec.Context,
 		AuthTime: rec.AuthTime,
 		IssuedAt: time.Now(),
+
+		Federated: rec.Federated,
 	}
 	if !offline {
 		if rec.SessionHash == "" {

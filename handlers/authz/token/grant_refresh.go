@@ -109,7 +109,7 @@ func (s *Service) grantRefreshToken(ex *tokenExchange) (*tokenResponse, *oauth.E
 	scope = scopes.Grant(scope, owner.Scopes)
 	kept := scope[:0]
 	for _, sc := range scope {
-		if users.MayGrant(s.cfg.Users[old.Subject], sc) {
+		if users.MayGrant(s.user(old.Subject, old.Federated), sc) {
 			kept = append(kept, sc)
 		}
 	}
@@ -120,6 +120,8 @@ func (s *Service) grantRefreshToken(ex *tokenExchange) (*tokenResponse, *oauth.E
 		Context:  old.Context,
 		FamilyID: old.FamilyID,
 		AuthTime: old.AuthTime,
+
+		Federated: old.Federated,
 	}, next)
 }
 
@@ -163,7 +165,7 @@ func (s *Service) checkRefresh(ex *tokenExchange, client *store.Client, old *sto
 		}
 	}
 	if old.Subject != "" {
-		u := s.cfg.Users[old.Subject]
+		u := s.user(old.Subject, old.Federated)
 		if u == nil {
 			return nil, oauth.New(oauth.CodeInvalidGrant, "the user of this authorization no longer exists")
 		}

@@ -188,7 +188,7 @@ func (s *Service) introspectRefresh(ctx context.Context, token string) (*introsp
 	case err != nil:
 		return nil, err
 	}
-	if rec.Subject != "" && s.cfg.Users[rec.Subject] == nil {
+	if rec.Subject != "" && s.user(rec.Subject, rec.Federated) == nil {
 		// The refresh grant refuses it: the user no longer exists.
 		return &introspection{}, nil
 	}
@@ -207,7 +207,7 @@ func (s *Service) introspectRefresh(ctx context.Context, token string) (*introsp
 		Iss:           s.cfg.Issuer.String(),
 		LaunchContext: rec.Context,
 	}
-	if u := s.cfg.Users[rec.Subject]; rec.Subject != "" && u != nil && u.FHIRUser != "" {
+	if u := s.user(rec.Subject, rec.Federated); rec.Subject != "" && u != nil && u.FHIRUser != "" {
 		resp.FHIRUser = s.absoluteFHIRUser(u.FHIRUser)
 	}
 	return resp, nil

@@ -43,6 +43,15 @@ type tokenGrant struct {
 	// TTL is the access token's lifetime; zero for access_token_lifetime
 	// (the client_credentials grant sets backend_token_lifetime).
 	TTL time.Duration
+	// Federated is the profile of a user an identity provider signed in
+	// without a configured entry (users.Federation); nil otherwise.
+	Federated *store.FederatedUser
+}
+
+// user finds the user a grant or token names: a configured user, or an
+// identity provider's user without a configured entry (users.Lookup).
+func (s *Service) user(subject string, fed *store.FederatedUser) *users.User {
+	return users.Lookup(s.cfg.Users, s.cfg.Federation, subject, fed)
 }
 
 // accessTokenTTL is the access-token lifetime.
@@ -89,7 +98,7 @@ func newJWT(claims []jwtClaim) (jwt.Token, error) {
 // and returns it with its lifetime in seconds.
 func (s *Service) mintAccessToken(g *tokenGrant) (string, int64, error) {
 	fhirUser := ""
-	if u := s.cfg.Users[g.Subject]; g.Subject != "" && u != nil {
+	if u := s.user(g.Subject, g.Federated); g.Subject != "" && u != nil {
 		fhirUser = s.absoluteFHIRUser(u.FHIRUser)
 	}
 	return s.tokens.Mint(accesstoken.Grant{
@@ -108,7 +117,7 @@ func (s *Service) mintAccessToken(g *tokenGrant) (string, int64, error) {
 // exp (the access-token lifetime), auth_time, nonce when the
 // authorization request had one, and the user claims (userClaims).
 func (s *Service) mintIDToken(g *tokenGrant) (string, error) {
-	u := s.cfg.Users[g.Subject]
+	u := s.user(g.Subject, g.Federated)
 	if g.Subject == "" || u == nil {
 		return "", errors.New("an id_token needs a configured user")
 	}

@@ -93,6 +93,9 @@ type Options struct {
 	// Rule is the reach rule: the refresh grant ends a grant whose
 	// patient the user may no longer reach.
 	Rule *users.Rule
+	// Federation finds the identity providers' users without a
+	// configured entry; nil for none.
+	Federation *users.Federation
 	// Lifetimes are the lifetimes of what the service issues.
 	Lifetimes Lifetimes
 	// Logger receives the service's logs; nil for none.

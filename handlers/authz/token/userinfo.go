@@ -4,6 +4,7 @@ import (
 	"net/http"
 
 	"github.com/smartcaddy/smartauth/handlers/oauth"
+	"github.com/smartcaddy/smartauth/handlers/users"
 	"go.uber.org/zap"
 )
 
@@ -44,7 +45,7 @@ func (s *Service) serveUserinfo(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sub := tok.Subject()
-	u := s.cfg.Users[sub]
+	u := s.user(sub, users.FromToken(sub, tok.FHIRUser(), s.cfg.FHIRBase.String()))
 	if u == nil {
 		s.logger.Debug("userinfo refused", zap.String("client_id", clientID), zap.String("error", "invalid_token"), zap.String("reason", "unknown user"))
 		oauth.Write(w, s.userinfoRefusal(http.StatusUnauthorized, oauth.CodeInvalidToken, "the access token's user no longer exists"))
