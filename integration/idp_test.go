@@ -343,3 +343,36 @@ func htmlAttr(t *testing.T, body, marker string) string {
 	_, q, _ := strings.Cut(href, "?")
 	return q
 }
+
+// TestIDPCallbackOnAnotherInstance: two instances share one store; the
+// sign-in starts on one and the provider's answer lands on the other,
+// which continues it from the browser's sealed state alone.
+func TestIDPCallbackOnAnotherInstance(t *testing.T) {
+	op := newTestOP(t)
+	t.Setenv("SMARTAUTH_TEST_IDP_SECRET", opClientSecret)
+	s := newFlowSite(t, "sign_in identity_provider"+fmt.Sprintf(idpBlock, op.issuer, opClientID, ""))
+	op.register(s.issuer()+"/login/idp/callback", s.issuer()+"/logout")
+	op.start(t)
+	// The second instance: another site of the same issuer and store.
+	second := freePort(t)
+	block := s.caddyfile()[len(globalOptions):]
+	other := strings.Replace(block, fmt.Sprintf("http://localhost:%d {", s.port), fmt.Sprintf("http://localhost:%d {", second), 1)
+	startCaddyfile(t, s.caddyfile()+other)
+
+	b := newBrowser(t)
+	cfg := s.oauth("public-app", "", "openid", "fhirUser")
+	v := oauth2.GenerateVerifier()
+	var moved bool
+	r := runIDP(t, b, idpSite{flowSite: s}.authURL(cfg, v), s.redirect, func(u *url.URL) {
+		if strings.HasPrefix(u.String(), s.issuer()+"/login/idp/callback") {
+			u.Host = fmt.Sprintf("localhost:%d", second)
+			moved = true
+		}
+	})
+	if !moved || r.app.Get("code") == "" {
+		t.Fatalf("callback on the second instance: moved %v, %+v", moved, r)
+	}
+	if _, idt := (idpSite{flowSite: s}).exchange(t, cfg, r.app.Get("code"), v); idt["sub"] != "alice" {
+		t.Errorf("id_token: %v", idt)
+	}
+}
