@@ -127,8 +127,11 @@ type testOP struct {
 	port    int
 	st      *opStorage
 	clients map[string]*storage.Client
-	mu      sync.Mutex
-	srv     *http.Server
+	// tap, when set before start, wraps the OP's handler (to read its
+	// answers).
+	tap func(http.Handler) http.Handler
+	mu  sync.Mutex
+	srv *http.Server
 }
 
 // defaultOPUsers are the test OP's users: alice (a configured user of the
@@ -174,7 +177,11 @@ func (o *testOP) start(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &http.Server{Handler: exampleop.SetupServer(o.issuer, o.st, nil, false), ReadHeaderTimeout: 10 * time.Second}
+	var h http.Handler = exampleop.SetupServer(o.issuer, o.st, nil, false)
+	if o.tap != nil {
+		h = o.tap(h)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	o.mu.Lock()
 	o.srv = srv
 	o.mu.Unlock()

@@ -78,7 +78,7 @@ func ParseClaimTemplate(v string) (claimTemplate, error) {
 		}
 		end := strings.IndexByte(rest[i:], '}')
 		if end < 0 {
-			return t, fmt.Errorf("%q: unclosed {claims.", v)
+			return t, fmt.Errorf("%q: a {claims.<name>} is not closed", v)
 		}
 		name := rest[i+len("{claims.") : i+end]
 		if !claimNamePattern.MatchString(name) {
