@@ -146,7 +146,7 @@ var defaultOPUsers = []opUser{
 
 // newTestOP builds (but does not start) the test OP on a free port;
 // register adds smart_auth's client before it starts.
-func newTestOP(t *testing.T) *testOP {
+func newTestOP(t testing.TB) *testOP {
 	t.Helper()
 	users := opUsers{byID: map[string]*storage.User{}}
 	claims := map[string]map[string]any{}
@@ -171,7 +171,7 @@ func (o *testOP) register(redirectURI, postLogout string) {
 }
 
 // start serves the OP on its port.
-func (o *testOP) start(t *testing.T) {
+func (o *testOP) start(t testing.TB) {
 	t.Helper()
 	l, err := net.Listen("tcp4", fmt.Sprintf("127.0.0.1:%d", o.port))
 	if err != nil {

@@ -72,7 +72,7 @@ type idpResult struct {
 // app) or stops at a page without a form (an error or a notice),
 // filling every form on the way: the OP's sign-in, the picker, consent.
 // edit, when set, may rewrite each URL before it is requested.
-func runIDP(t *testing.T, b *browser, start, prefix string, edit func(*url.URL)) idpResult {
+func runIDP(t testing.TB, b *browser, start, prefix string, edit func(*url.URL)) idpResult {
 	t.Helper()
 	var res idpResult
 	req, _ := http.NewRequest("GET", start, nil)
