@@ -35,8 +35,9 @@ type IdentityProviderConfig struct {
 	// Default: the name.
 	DisplayName string `json:"display_name,omitempty"`
 	// Issuer is the provider's issuer URL (https; http only on
-	// localhost); its discovery document is read from
-	// {issuer}/.well-known/openid-configuration. Required.
+	// localhost), exactly as its discovery document and id_tokens spell
+	// it (a trailing slash included or not); the discovery document is
+	// read from {issuer}/.well-known/openid-configuration. Required.
 	Issuer string `json:"issuer"`
 	// ClientID is smart_auth's client id at the provider. Required.
 	ClientID string `json:"client_id"`
@@ -192,7 +193,7 @@ func (s *SmartAuth) provisionIdentityProviders() ([]authz.IdentityProvider, erro
 			rules = append(rules, authz.ClaimRule{Claim: r.Claim, Values: r.Values})
 		}
 		out = append(out, authz.IdentityProvider{
-			Name: p.Name, DisplayName: p.DisplayName, Issuer: strings.TrimSuffix(p.Issuer, "/"), ClientID: p.ClientID, ClientSecret: secret,
+			Name: p.Name, DisplayName: p.DisplayName, Issuer: p.Issuer, ClientID: p.ClientID, ClientSecret: secret,
 			Scopes: scopes, UsernameClaim: p.UsernameClaim, AcceptUnlisted: p.AcceptUnlisted, FHIRUser: p.FHIRUserClaim,
 			DisplayNameClaim: p.DisplayNameClaim, ScopesClaim: p.ScopesClaim, UserScopes: p.UserScopes, Require: rules,
 			ClockSkew: time.Duration(p.ClockSkew),
