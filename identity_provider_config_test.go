@@ -65,7 +65,7 @@ func TestIdentityProviderErrors(t *testing.T) {
 		{"twice", " identity_provider h {\n" + ok + " client_id d\n }\n", "client_id already specified"},
 		{"unknown", " identity_provider h {\n" + ok + " colour blue\n }\n", "unrecognized subdirective 'colour'"},
 	} {
-		_, err := parse(t, head + tc.body + "}")
+		_, err := parse(t, head+tc.body+"}")
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
 		}
@@ -78,7 +78,7 @@ func TestIdentityProviderErrors(t *testing.T) {
 		{"provider without sign_in", " identity_provider h {\n issuer https://idp.example\n client_id c\n }\n", "add identity_provider to sign_in"},
 		{"user named as unlisted", " sign_in identity_provider\n identity_provider h {\n issuer https://idp.example\n client_id c\n }\n user h|x {\n }\n", `user "h|x"`},
 	} {
-		s, err := parse(t, "smart_auth {\n issuer https://a.example\n fhir_base https://f.example\n" + tc.body + "}")
+		s, err := parse(t, "smart_auth {\n issuer https://a.example\n fhir_base https://f.example\n"+tc.body+"}")
 		if err == nil {
 			err = s.Validate()
 		}
