@@ -2,8 +2,10 @@ package integration
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -230,4 +232,50 @@ func TestIDPProviderDown(t *testing.T) {
 func toJSON(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
+}
+
+// TestIDPIssRequiredWhenAdvertised: a provider whose discovery document
+// advertises RFC 9207 (authorization_response_iss_parameter_supported)
+// must send iss; an answer without it is refused (here the test OP's
+// discovery document is amended to advertise it; the OP does not send
+// iss).
+func TestIDPIssRequiredWhenAdvertised(t *testing.T) {
+	op := newTestOP(t)
+	op.tap = func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path != "/.well-known/openid-configuration" {
+				next.ServeHTTP(w, r)
+				return
+			}
+			rec := httptest.NewRecorder()
+			next.ServeHTTP(rec, r)
+			var m map[string]any
+			if err := json.Unmarshal(rec.Body.Bytes(), &m); err != nil {
+				t.Errorf("discovery: %v", err)
+			}
+			m["authorization_response_iss_parameter_supported"] = true
+			w.Header().Set("Content-Type", "application/json")
+			_ = json.NewEncoder(w).Encode(m)
+		})
+	}
+	t.Setenv("SMARTAUTH_TEST_IDP_SECRET", opClientSecret)
+	fs := newFlowSite(t, "sign_in identity_provider"+fmt.Sprintf(idpBlock, op.issuer, opClientID, ""))
+	op.register(fs.issuer()+"/login/idp/callback", fs.issuer()+"/logout")
+	op.start(t)
+	startCaddyfile(t, fs.caddyfile())
+	s := idpSite{flowSite: fs, op: op}
+	b := newBrowser(t)
+	r := runIDP(t, b, s.authURL(s.oauth("public-app", "", "openid"), oauth2.GenerateVerifier()), s.redirect, nil)
+	s.expectRefused(t, b, r, http.StatusBadRequest, "did not come from Test Hospital", "access_denied")
+	// With iss, as the provider promised, it goes through.
+	r = runIDP(t, newBrowser(t), s.authURL(s.oauth("public-app", "", "openid"), oauth2.GenerateVerifier()), s.redirect, func(u *url.URL) {
+		if s.toCallback(u) {
+			q := u.Query()
+			q.Set("iss", op.issuer)
+			u.RawQuery = q.Encode()
+		}
+	})
+	if r.app.Get("code") == "" {
+		t.Fatalf("with iss: %+v", r)
+	}
 }
