@@ -28,35 +28,42 @@ const (
 
 // Health is a readiness report: whether the issuer can serve, and the
 // outcome of each check ("ok", or a short reason without details: the
-// report is public). Failed names the checks that failed.
+// report is public). Failed names the required checks that failed (the
+// issuer is then unready); Degraded the advisory ones (it stays ready).
 type Health struct {
-	Status string            `json:"status"`
-	Issuer string            `json:"issuer"`
-	Checks map[string]string `json:"checks"`
-	Failed []string          `json:"failed,omitempty"`
+	Status   string            `json:"status"`
+	Issuer   string            `json:"issuer"`
+	Checks   map[string]string `json:"checks"`
+	Failed   []string          `json:"failed,omitempty"`
+	Degraded []string          `json:"degraded,omitempty"`
 }
 
 // Ready tells whether every check passed.
 func (h Health) Ready() bool { return h.Status == HealthReady }
 
 // healthCheck is one readiness check: a name and a function whose error
-// makes the issuer unready. The error is logged, never sent.
+// makes the issuer unready, or only degraded when the check is advisory.
+// The error is logged, never sent.
 type healthCheck struct {
-	name  string
-	check func(ctx context.Context) error
+	name     string
+	check    func(ctx context.Context) error
+	advisory bool
 }
 
 // healthChecks lists the readiness checks: the store answers a cheap
 // read, the key ring holds a signing key for every algorithm, and the
 // identity providers, where configured, answered their discovery
-// document within the last minute (authz.CheckIdentityProviders).
+// document within the last minute (authz.CheckIdentityProviders). The
+// last is advisory: a provider's outage hits every instance alike, so
+// taking them out of a load balancer would only stop the token endpoint
+// and the guard too, which do not need the provider.
 func (s *Server) healthChecks() []healthCheck {
 	checks := []healthCheck{
-		{"store", s.checkStore},
-		{"keys", s.checkKeys},
+		{name: "store", check: s.checkStore},
+		{name: "keys", check: s.checkKeys},
 	}
 	if s.authz.HasIdentityProviders() {
-		checks = append(checks, healthCheck{"identity_providers", s.authz.CheckIdentityProviders})
+		checks = append(checks, healthCheck{name: "identity_providers", check: s.authz.CheckIdentityProviders, advisory: true})
 	}
 	return checks
 }
@@ -110,7 +117,11 @@ func (s *Server) Health(ctx context.Context) Health {
 			if errors.Is(err, store.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) {
 				h.Checks[c.name] = "unavailable"
 			}
-			h.Failed = append(h.Failed, c.name)
+			if c.advisory {
+				h.Degraded = append(h.Degraded, c.name)
+			} else {
+				h.Failed = append(h.Failed, c.name)
+			}
 			errs = append(errs, zap.NamedError(c.name, err))
 			continue
 		}
@@ -131,6 +142,9 @@ func (s *Server) noteHealth(h Health, errs []zap.Field) {
 	for _, f := range h.Failed {
 		failed += f + " "
 	}
+	for _, f := range h.Degraded {
+		failed += "(" + f + ") "
+	}
 	st.mu.Lock()
 	changed := !st.known && failed != "" || st.known && st.failed != failed
 	st.known, st.failed = true, failed
@@ -138,8 +152,13 @@ func (s *Server) noteHealth(h Health, errs []zap.Field) {
 	if !changed {
 		return
 	}
-	if h.Ready() {
+	switch {
+	case h.Ready() && len(h.Degraded) == 0:
 		s.logger.Info("ready again: every readiness check passes", zap.String("issuer", h.Issuer))
+		return
+	case h.Ready():
+		s.logger.Warn("degraded: an advisory readiness check fails (still ready)",
+			append([]zap.Field{zap.String("issuer", h.Issuer), zap.Strings("degraded", h.Degraded)}, errs...)...)
 		return
 	}
 	s.logger.Error("not ready: a readiness check fails",

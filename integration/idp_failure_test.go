@@ -191,8 +191,8 @@ func TestIDPExpiredIDToken(t *testing.T) {
 }
 
 // TestIDPProviderDown: the OP is down when the site starts (the site
-// starts, reports itself unready, and says so to a user), comes up (the
-// sign-in works, readiness recovers), and goes down in the middle of a
+// starts, stays ready but reports itself degraded, and says so to a
+// user), comes up (the sign-in works, the report is clean again), and goes down in the middle of a
 // sign-in (after the user signed in there, before the code is
 // exchanged).
 func TestIDPProviderDown(t *testing.T) {
@@ -203,15 +203,16 @@ func TestIDPProviderDown(t *testing.T) {
 		_ = json.Unmarshal([]byte(body), &h)
 		return resp.StatusCode, h
 	}
-	if st, h := health(); st != http.StatusServiceUnavailable || !strings.Contains(toJSON(h["failed"]), "identity_providers") {
-		t.Fatalf("health with the OP down: %d %v", st, h)
+	if st, h := health(); st != http.StatusOK || h["status"] != "ready" || h["failed"] != nil ||
+		!strings.Contains(toJSON(h["degraded"]), "identity_providers") {
+		t.Fatalf("health with the OP down: %d %v, want 200, ready, degraded identity_providers", st, h)
 	}
 	b := newBrowser(t)
 	r := runIDP(t, b, s.authURL(s.oauth("public-app", "", "openid"), oauth2.GenerateVerifier()), s.redirect, nil)
 	s.expectRefused(t, b, r, http.StatusServiceUnavailable, "cannot be reached", "temporarily_unavailable")
 
 	s.op.start(t)
-	if st, h := health(); st != http.StatusOK {
+	if st, h := health(); st != http.StatusOK || h["degraded"] != nil {
 		t.Fatalf("health with the OP up: %d %v", st, h)
 	}
 	r = runIDP(t, newBrowser(t), s.authURL(s.oauth("public-app", "", "openid"), oauth2.GenerateVerifier()), s.redirect, nil)
