@@ -17,6 +17,7 @@ import (
 	"github.com/smartcaddy/smartauth/handlers"
 	"github.com/smartcaddy/smartauth/handlers/authz"
 	"github.com/smartcaddy/smartauth/handlers/users"
+	"github.com/smartcaddy/smartauth/internal/metrics"
 	"github.com/smartcaddy/smartauth/keys"
 
 	_ "github.com/smartcaddy/smartauth/smartcli" // the `caddy smart-auth` command
@@ -190,12 +191,20 @@ type SmartAuth struct {
 	// Users are the people who can sign in.
 	Users []UserConfig `json:"users,omitempty"`
 
+	// AuditEvents also writes the audit trail as FHIR AuditEvent
+	// resources, to a file or a FHIR server. See AuditEventsConfig.
+	AuditEvents *AuditEventsConfig `json:"audit_events,omitempty"`
+
 	logger     *zap.Logger
 	storageDir string // Badger directory, set once acquired
 	pgKey      string // key of the PostgreSQL store in pgPool, set once acquired
 	server     *handlers.Server
 	// adminUnregister removes the handler from the admin API (admin.go).
 	adminUnregister func()
+	// auditSink and releaseKeys are the audit trail's AuditEvent writer
+	// and the key ring's metrics registration (telemetry.go).
+	auditSink   interface{ Close() error }
+	releaseKeys func()
 }
 
 // CaddyModule returns the Caddy module information.
@@ -234,7 +243,11 @@ func (s *SmartAuth) Provision(ctx caddy.Context) error {
 		return err
 	}
 
-	db, err := s.acquireStore(ctx)
+	rawDB, err := s.acquireStore(ctx)
+	if err != nil {
+		return err
+	}
+	db, trail, err := s.provisionTelemetry(ctx, rawDB) // telemetry.go
 	if err != nil {
 		return err
 	}
@@ -262,6 +275,7 @@ func (s *SmartAuth) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("signing_key: %w", err)
 	}
 	go ring.Maintain(ctx)
+	s.watchKeys(ring)
 
 	var patientSearch *url.URL
 	if s.PatientSearch != "" {
@@ -304,11 +318,13 @@ func (s *SmartAuth) Provision(ctx caddy.Context) error {
 		},
 		Guard:        guardOpts,
 		Registration: regOpts,
+		Metrics:      metrics.Default(),
+		Audit:        trail,
 	})
 	if err != nil {
 		return err
 	}
-	s.registerAdmin(db, ring, clients) // admin.go
+	s.registerAdmin(rawDB, db, ring, clients, trail) // admin.go
 	return nil
 }
 
@@ -420,6 +436,9 @@ func (s *SmartAuth) Validate() error {
 	if err := s.Registration.validate(); err != nil {
 		return fmt.Errorf("registration: %w", err)
 	}
+	if err := s.AuditEvents.validate(); err != nil {
+		return fmt.Errorf("audit_events: %w", err)
+	}
 	seenUser := map[string]bool{}
 	for i := range s.Users {
 		u := &s.Users[i]
@@ -450,6 +469,7 @@ func (s *SmartAuth) Cleanup() error {
 	if s.server != nil {
 		_ = s.server.Close() // stops the guard's poller before the store goes
 	}
+	s.cleanupTelemetry() // telemetry.go
 	return s.releaseStore()
 }
 

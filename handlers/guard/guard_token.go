@@ -30,6 +30,7 @@ func (g *Guard) authenticate(r *http.Request) (*principal, *oauth.Error) {
 	// Hash the token in place (no copy): sha256 only reads its input.
 	key := sha256.Sum256(unsafe.Slice(unsafe.StringData(raw), len(raw)))
 	if p := g.gs.cached(key, now); p != nil {
+		g.metrics.CacheHit()
 		if g.gs.stale(now) {
 			// Revocations made elsewhere may be unseen: the token cannot
 			// be checked now (Options.RevocationStaleness).
@@ -37,6 +38,7 @@ func (g *Guard) authenticate(r *http.Request) (*principal, *oauth.Error) {
 		}
 		return p, nil
 	}
+	g.metrics.CacheMiss()
 	tok, err := g.tokens.Verify(r.Context(), raw)
 	switch {
 	case errors.Is(err, accesstoken.ErrRevoked):
