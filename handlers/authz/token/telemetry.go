@@ -2,6 +2,7 @@ package token
 
 import (
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/smartcaddy/smartauth/handlers/internal/throttle"
@@ -18,6 +19,11 @@ func (s *Service) recordToken(ex *tokenExchange, resp *tokenResponse, fault *oau
 	if fault != nil {
 		outcome = fault.Code
 	}
+	if ex.clientID == "" { // refused before the client was known: the one it claimed
+		if u, _, ok := ex.r.BasicAuth(); ok {
+			ex.clientID, _ = url.QueryUnescape(u)
+		}
+	}
 	s.cfg.Metrics.Token(string(ex.grantType), ex.clientID, outcome, time.Since(start))
 	if s.cfg.Audit == nil {
 		return
@@ -26,6 +32,7 @@ func (s *Service) recordToken(ex *tokenExchange, resp *tokenResponse, fault *oau
 		Remote: throttle.ClientIP(ex.r), Detail: oauth.Truncate(string(ex.grantType))}
 	if fault != nil {
 		e.Action, e.Outcome, e.Reason = audit.ActionTokenRefused, faultOutcome(fault), fault.Code+": "+fault.Description
+		e.Client = oauth.Truncate(e.Client) // as the request named it, unchecked
 	} else {
 		e.User, e.Patient, e.Scope = resp.subject, resp.Patient, resp.Scope
 	}
