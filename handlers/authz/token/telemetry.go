@@ -3,6 +3,7 @@ package token
 import (
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/smartcaddy/smartauth/handlers/internal/throttle"
@@ -29,10 +30,10 @@ func (s *Service) recordToken(ex *tokenExchange, resp *tokenResponse, fault *oau
 		return
 	}
 	e := audit.Event{Action: audit.ActionTokenIssued, Outcome: audit.OutcomeSuccess, Client: ex.clientID,
-		Remote: throttle.ClientIP(ex.r), Detail: oauth.Truncate(string(ex.grantType))}
+		Remote: throttle.ClientIP(ex.r), Detail: clip(string(ex.grantType))}
 	if fault != nil {
 		e.Action, e.Outcome, e.Reason = audit.ActionTokenRefused, faultOutcome(fault), fault.Code+": "+fault.Description
-		e.Client = oauth.Truncate(e.Client) // as the request named it, unchecked
+		e.Client = clip(e.Client) // as the request named it, unchecked
 	} else {
 		e.User, e.Patient, e.Scope = resp.subject, resp.Patient, resp.Scope
 	}
@@ -61,4 +62,13 @@ func (s *Service) recordRevocation(r *http.Request, clientID, kind string, outco
 	}
 	s.cfg.Audit.Record(audit.Event{Action: audit.ActionRevocation, Outcome: outcome, Client: clientID,
 		Remote: throttle.ClientIP(r), Detail: "revocation endpoint", Target: target, Reason: reason})
+}
+
+// clip bounds a value the request supplied for the audit trail: at most
+// 128 bytes, valid UTF-8.
+func clip(v string) string {
+	if len(v) > 128 {
+		v = v[:128]
+	}
+	return strings.ToValidUTF8(v, "?")
 }
