@@ -87,7 +87,7 @@ type HeaderRule struct {
 // per decision. Refusals are written here as an OperationOutcome with a
 // Bearer challenge; allowed requests go to next.
 func (g *Guard) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	start := g.metrics.Start()
+	start := time.Now() // the token's cache check and the decision's latency
 	g.dropConfiguredHeaders(r.Header)
 	if !strings.HasPrefix(r.URL.Path, g.fhirPath) || (len(r.URL.Path) > len(g.fhirPath) && r.URL.Path[len(g.fhirPath)] != '/') {
 		// A spelling of the base that Caddy's path matchers (case-
@@ -105,7 +105,7 @@ func (g *Guard) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp
 			return nil // a preflight: answered here, never forwarded
 		}
 		a := &audit{method: r.Method, reason: fault.Description, start: start}
-		if p, f := g.authenticate(r); f == nil {
+		if p, f := g.authenticate(r, start); f == nil {
 			a.p = p // who tried, when the token is good
 		}
 		g.refuse(w, a, fault)
@@ -120,7 +120,7 @@ func (g *Guard) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp
 		return nil
 	}
 	a := &audit{method: r.Method, start: start}
-	p, fault := g.authenticate(r)
+	p, fault := g.authenticate(r, start)
 	if fault != nil {
 		a.reason = fault.Description
 		g.refuse(w, a, fault)

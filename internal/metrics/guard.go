@@ -64,18 +64,9 @@ func (s *Set) Guard() *Guard {
 	return s.guard.Load()
 }
 
-// Start returns the time a decision starts, or the zero time when g is nil
-// (then nothing is timed).
-func (g *Guard) Start() time.Time {
-	if g == nil {
-		return time.Time{}
-	}
-	return time.Now()
-}
-
 // Decision records one decision of the guard: allowed or refused with the
 // refusal's HTTP status and OAuth error code, the FHIR interaction (""
-// when unknown) and when the decision started (Start).
+// when unknown) and when the decision started (zero: not timed).
 func (g *Guard) Decision(allowed bool, interaction string, status int, code string, start time.Time) {
 	if g == nil {
 		return
