@@ -8,15 +8,15 @@ import (
 
 // The label values of smart_auth_guard_decisions_total.
 var (
-	decisionOutcomes = []string{"allowed", "refused"}
+	decisionOutcomes = [...]string{"allowed", "refused"}
 	// interactions are the guard's interaction names (handlers/guard's
 	// interaction.go), "none" for a request refused before its
 	// interaction was known.
-	interactions = []string{"none", "capabilities", "read", "vread", "update", "patch", "delete", "history-instance",
+	interactions = [...]string{"none", "capabilities", "read", "vread", "update", "patch", "delete", "history-instance",
 		"history-type", "history-system", "create", "search-type", "search-system", "search-compartment",
 		"conditional-create", "conditional-update", "conditional-patch", "conditional-delete", "batch", "operation", labelOther}
 	// reasons are the reason classes: "allowed", or what kind of refusal.
-	reasons = []string{"allowed", "missing_token", "invalid_token", "insufficient_scope", "forbidden",
+	reasons = [...]string{"allowed", "missing_token", "invalid_token", "insufficient_scope", "forbidden",
 		"invalid_request", "not_supported", "too_large", "unavailable", "upstream", labelOther}
 )
 
@@ -39,8 +39,8 @@ const (
 // per Set, shared by every guard of the process (Set.Guard).
 type Guard struct {
 	set       *Set
-	decisions [2][21][11]counterCell
-	durations [2]prometheus.Observer
+	decisions [len(decisionOutcomes)][len(interactions)][len(reasons)]counterCell
+	durations [len(decisionOutcomes)]prometheus.Observer
 	hits      prometheus.Counter
 	misses    prometheus.Counter
 	entries   prometheus.Gauge
@@ -77,7 +77,7 @@ func (g *Guard) Decision(allowed bool, interaction string, status int, code stri
 	}
 	ii := 0
 	if interaction != "" {
-		ii = index(interactions, interaction)
+		ii = index(interactions[:], interaction)
 	}
 	g.decisions[oi][ii][ri].get(func() prometheus.Counter {
 		return g.set.guardDecisions.WithLabelValues(decisionOutcomes[oi], interactions[ii], reasons[ri])

@@ -8,8 +8,8 @@ import (
 
 // The label values of smart_auth_tokens_total.
 var (
-	grantTypes    = []string{"authorization_code", "refresh_token", "client_credentials", labelOther}
-	tokenOutcomes = []string{"issued", "invalid_request", "invalid_client", "invalid_grant", "unauthorized_client",
+	grantTypes    = [...]string{"authorization_code", "refresh_token", "client_credentials", labelOther}
+	tokenOutcomes = [...]string{"issued", "invalid_request", "invalid_client", "invalid_grant", "unauthorized_client",
 		"unsupported_grant_type", "invalid_scope", "temporarily_unavailable", "server_error", labelOther}
 )
 
@@ -24,17 +24,17 @@ const (
 )
 
 // tokenCells are one client label's counters, by grant type and outcome.
-type tokenCells [4][10]counterCell
+type tokenCells [len(grantTypes)][len(tokenOutcomes)]counterCell
 
 // Tokens records the token endpoint of one issuer: its configured
 // clients get their own client label, every other client
 // ClientRegistered. It is immutable after Set.Tokens.
 type Tokens struct {
 	set       *Set
-	byClient  map[string]*tokenCells // configured clients
-	other     *tokenCells            // ClientRegistered
-	none      *tokenCells            // ClientNone
-	durations [4]prometheus.Observer // by grant type
+	byClient  map[string]*tokenCells               // configured clients
+	other     *tokenCells                          // ClientRegistered
+	none      *tokenCells                          // ClientNone
+	durations [len(grantTypes)]prometheus.Observer // by grant type
 }
 
 // Tokens returns the token endpoint's recorder for an issuer whose
@@ -60,7 +60,7 @@ func (t *Tokens) Token(grant, client, outcome string, d time.Duration) {
 	if t == nil {
 		return
 	}
-	gi, oi := index(grantTypes, grant), index(tokenOutcomes, outcome)
+	gi, oi := index(grantTypes[:], grant), index(tokenOutcomes[:], outcome)
 	cells, label := t.byClient[client], client
 	switch {
 	case client == "":
