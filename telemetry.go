@@ -84,8 +84,10 @@ func parseAuditEvents(d *caddyfile.Dispenser) (*AuditEventsConfig, error) {
 // if configured. It returns the store to use and the audit trail.
 func (s *SmartAuth) provisionTelemetry(ctx caddy.Context, db store.Store) (store.Store, *audit.Trail, error) {
 	set := metrics.Default()
-	if err := set.Register(ctx.GetMetricsRegistry()); err != nil {
-		return nil, nil, fmt.Errorf("registering the metrics: %w", err)
+	if reg := ctx.GetMetricsRegistry(); reg != nil { // nil outside a loaded config
+		if err := set.Register(reg); err != nil {
+			return nil, nil, fmt.Errorf("registering the metrics: %w", err)
+		}
 	}
 	var sink audit.Sink
 	if c := s.AuditEvents; c != nil {
