@@ -147,7 +147,18 @@ func TestAuditTrail(t *testing.T) {
 	if r := postForm(t, s.issuer()+"/revoke", url.Values{"token": {access}}, basic(metricsBackend, metricsBackendSecret)); r.status != http.StatusOK {
 		t.Fatalf("revoke: %d %s", r.status, r.raw)
 	}
-	registerClients(t, s.flowSite, 1)
+	d := dcr{t: t, s: s.flowSite}
+	status, _, reg := d.call(http.MethodPost, s.issuer()+"/register", dcrToken, map[string]any{
+		"redirect_uris": []string{s.redirect}, "token_endpoint_auth_method": "none", "grant_types": []string{"authorization_code"}})
+	dyn, _ := reg["client_id"].(string)
+	uri, _ := reg["registration_client_uri"].(string)
+	rat, _ := reg["registration_access_token"].(string)
+	if status != http.StatusCreated {
+		t.Fatalf("register: %d %v", status, reg)
+	}
+	if status, _, _ := d.call(http.MethodDelete, uri, rat, nil); status != http.StatusNoContent {
+		t.Fatalf("RFC 7592 delete: %d", status)
+	}
 	s.admin(t, "POST", "clients/"+metricsBackend+"/revoke", nil).expect(t, "admin revocation", http.StatusOK)
 	s.admin(t, "POST", "keys/rotate", nil).expect(t, "admin rotation", http.StatusOK)
 
@@ -165,7 +176,8 @@ func TestAuditTrail(t *testing.T) {
 		{"token-issued", "success", map[string]string{"client_id": metricsBackend, "detail": "client_credentials", "scope": "system/*.rs"}},
 		{"token-refused", "refused", map[string]string{"client_id": metricsBackend, "detail": "client_credentials"}},
 		{"revocation", "success", map[string]string{"client_id": metricsBackend, "target": "access_token"}},
-		{"registration", "success", nil},
+		{"registration", "success", map[string]string{"client_id": dyn}},
+		{"revocation", "success", map[string]string{"client_id": dyn, "target": "client"}}, // RFC 7592 delete
 		{"revocation", "success", map[string]string{"client_id": metricsBackend}}, // the admin's
 		{"admin", "success", map[string]string{"detail": "signing keys rotated"}},
 	}
@@ -187,7 +199,7 @@ func TestAuditTrail(t *testing.T) {
 			}
 		}
 	}
-	if adm := got[9]; !strings.Contains(adm.str("admin"), "remote_addr=") {
+	if adm := got[10]; !strings.Contains(adm.str("admin"), "remote_addr=") {
 		t.Errorf("the admin's revocation does not say who: %v", adm)
 	}
 	if e := got[0]; e.str("remote") == "" || e.str("reason") == "" {
