@@ -87,9 +87,16 @@ func series(name string, kv ...string) string {
 
 // labelValues lists the values a label takes in a metric's series.
 func (m samples) labelValues(metric, label string) []string {
+	return m.changedLabelValues(nil, metric, label)
+}
+
+// changedLabelValues lists the values a label takes in the metric's
+// series that differ from before (every series, when before is nil): the
+// collectors are the process's, so other tests' series are there too.
+func (m samples) changedLabelValues(before samples, metric, label string) []string {
 	var out []string
-	for k := range m {
-		if !strings.HasPrefix(k, metric+"{") {
+	for k, v := range m {
+		if !strings.HasPrefix(k, metric+"{") || (before != nil && before[k] == v) {
 			continue
 		}
 		for p := range strings.SplitSeq(strings.TrimSuffix(strings.TrimPrefix(k, metric+"{"), "}"), ",") {
