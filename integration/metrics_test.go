@@ -153,6 +153,9 @@ func TestMetricsSurviveReload(t *testing.T) {
 	for range 2 {
 		load(t, js) // forced: the handler is provisioned again
 	}
+	// A reload closes the old server's keep-alive connections: start anew.
+	client.CloseIdleConnections()
+	http.DefaultClient.CloseIdleConnections()
 	b, _ := scrapeMetrics(t, s)
 	if b[issued] != a[issued] {
 		t.Errorf("%s: %v after the reloads, %v before", issued, b[issued], a[issued])
