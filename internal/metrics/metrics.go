@@ -15,7 +15,7 @@
 // "registered"). Label children are resolved once, on first use, and kept:
 // recording allocates nothing.
 //
-// A nil recorder (*Set, *Tokens, *Guard, *Front) records nothing: metrics
+// A nil recorder (*Set, *Tokens, *Guard) records nothing: metrics
 // off costs one nil check.
 package metrics
 
