@@ -178,7 +178,7 @@ func TestAuditTrail(t *testing.T) {
 		{"revocation", "success", map[string]string{"client_id": metricsBackend, "target": "access_token"}},
 		{"registration", "success", map[string]string{"client_id": dyn}},
 		{"revocation", "success", map[string]string{"client_id": dyn, "target": "client"}}, // RFC 7592 delete
-		{"revocation", "success", map[string]string{"client_id": metricsBackend}}, // the admin's
+		{"revocation", "success", map[string]string{"client_id": metricsBackend}},          // the admin's
 		{"admin", "success", map[string]string{"detail": "signing keys rotated"}},
 	}
 	got := auditEntries(t, s.logFile)
