@@ -139,8 +139,18 @@ func secretToken(t *testing.T, s flowSite, secret string, ok bool) string {
 	return r.str("access_token")
 }
 
-// failedSignIn submits the sign-in form with a wrong password.
+// failedSignIn submits the sign-in form with a wrong password and expects
+// the form again.
 func failedSignIn(t *testing.T, s flowSite, password string) {
+	t.Helper()
+	if status, page := submitSignIn(t, s, password); status != http.StatusOK || !strings.Contains(page, "password") {
+		t.Fatalf("failed sign-in: %d %s", status, page)
+	}
+}
+
+// submitSignIn submits alice's sign-in form with a password and returns
+// the answer's status and page.
+func submitSignIn(t *testing.T, s flowSite, password string) (int, string) {
 	t.Helper()
 	b := newBrowser(t)
 	resp, err := b.c.Get(s.issuer() + "/login")
@@ -155,9 +165,7 @@ func failedSignIn(t *testing.T, s flowSite, password string) {
 	}
 	page, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || !strings.Contains(string(page), "password") {
-		t.Fatalf("failed sign-in: %d %s", resp.StatusCode, page)
-	}
+	return resp.StatusCode, string(page)
 }
 
 // registerClients registers n public clients through the registration

@@ -170,3 +170,23 @@ func TestMetricsSurviveReload(t *testing.T) {
 		t.Errorf("issuers of %s: %v", mKeyAge, got)
 	}
 }
+
+// TestMetricsCountThrottledSignIns: five wrong passwords for a user are
+// counted as failed, the sixth attempt is throttled (429) and counted so.
+func TestMetricsCountThrottledSignIns(t *testing.T) {
+	s := newMetricsSite(t, "")
+	startCaddyfile(t, s.caddyfile())
+	before, _ := scrapeMetrics(t, s)
+	for range 5 {
+		failedSignIn(t, s.flowSite, "wrong-password")
+	}
+	if status, _ := submitSignIn(t, s.flowSite, "alice-pw"); status != http.StatusTooManyRequests {
+		t.Fatalf("the sixth sign-in: %d, want 429", status)
+	}
+	after, _ := scrapeMetrics(t, s)
+	expectDeltas(t, before, after, map[string]float64{
+		series(mSignIns, "method", "password", "outcome", "failed"):    5,
+		series(mSignIns, "method", "password", "outcome", "throttled"): 1,
+		series(mSignIns, "method", "password", "outcome", "ok"):        0,
+	})
+}
