@@ -1,12 +1,15 @@
 package integration
 
 import (
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/bcrypt"
 )
 
 // The metrics' names (README "Metrics").
@@ -188,5 +191,34 @@ func TestMetricsCountThrottledSignIns(t *testing.T) {
 		series(mSignIns, "method", "password", "outcome", "failed"):    5,
 		series(mSignIns, "method", "password", "outcome", "throttled"): 1,
 		series(mSignIns, "method", "password", "outcome", "ok"):        0,
+	})
+}
+
+// TestMetricsCountTrustedIdentitySignIns: with sign_in trusted_identity
+// behind Caddy's basic_auth, each new session from {http.auth.user.id}
+// counts as an ok trusted_identity sign-in, and an identity that names no
+// configured user as a failed one.
+func TestMetricsCountTrustedIdentitySignIns(t *testing.T) {
+	hash, err := bcrypt.GenerateFromPassword([]byte("basic-pw"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newMetricsSite(t, "sign_in password trusted_identity")
+	s.after = fmt.Sprintf("basic_auth /auth/login {\n alice %s\n mallory %s\n }\n respond /fhir/* \"upstream\" 200", hash, hash)
+	startCaddyfile(t, s.caddyfile())
+	before, _ := scrapeMetrics(t, s)
+	for _, user := range []string{"alice", "alice", "mallory"} {
+		req, _ := http.NewRequest("GET", s.issuer()+"/login", nil)
+		req.SetBasicAuth(user, "basic-pw")
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	after, _ := scrapeMetrics(t, s)
+	expectDeltas(t, before, after, map[string]float64{
+		series(mSignIns, "method", "trusted_identity", "outcome", "ok"):     2,
+		series(mSignIns, "method", "trusted_identity", "outcome", "failed"): 1,
 	})
 }
