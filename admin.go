@@ -7,6 +7,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/smartcaddy/smartauth/adminapi"
+	"github.com/smartcaddy/smartauth/internal/audit"
 	"github.com/smartcaddy/smartauth/keys"
 	"github.com/smartcaddy/smartauth/store"
 )
@@ -17,9 +18,11 @@ import (
 
 // registerAdmin registers the running handler with the admin API, by
 // issuer; during a config reload the newest handler of an issuer answers.
-func (s *SmartAuth) registerAdmin(db store.Store, ring *keys.Ring, clients map[string]*store.Client) {
+// raw is the store as opened (to tell Badger from PostgreSQL), db the one
+// the handlers use (timed: internal/metrics).
+func (s *SmartAuth) registerAdmin(raw, db store.Store, ring *keys.Ring, clients map[string]*store.Client, trail *audit.Trail) {
 	kind, dir := "postgres", ""
-	if bdb, ok := db.(*store.DB); ok {
+	if bdb, ok := raw.(*store.DB); ok {
 		kind, dir = "badger", bdb.Dir()
 	}
 	users := make(map[string]bool, len(s.Users))
@@ -53,6 +56,7 @@ func (s *SmartAuth) registerAdmin(db store.Store, ring *keys.Ring, clients map[s
 			return h.Ready(), h
 		},
 		Logger: s.logger.Named("admin"),
+		Audit:  trail,
 	})
 }
 

@@ -108,6 +108,9 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //			initial_access_token_hash <hash>
 //			allow_private_jwks_uri
 //		}
+//
+//		# the audit trail also as FHIR AuditEvents
+//		audit_events file <path> | fhir <fhir_base_url>
 //	}
 //
 // issuer and fhir_base are required; every other option is optional.
@@ -116,7 +119,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 // Repeatable: signing_key (once per algorithm), frame_ancestors, client, user, identity_provider;
 // inside an identity_provider scopes, user_scopes and require_claim; inside a client
 // redirect_uri, scopes and grant_types; inside a user patients and scopes; every option of guard
-// but revocation_staleness (lists add up). guard and registration may appear once; registration must say who may register
+// but revocation_staleness (lists add up). guard, registration and audit_events may appear once; registration must say who may register
 // (open, or one of initial_access_token and initial_access_token_hash). Secrets (secret,
 // initial_access_token) are best given as placeholders ({env.VAR}, {file.path}) or as their hashes
 // (secret_hash, initial_access_token_hash from `caddy smart-auth hash-secret`). The fields of
@@ -273,6 +276,15 @@ func (s *SmartAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("patient_search: %v", err)
 			}
 			s.PatientSearch = v
+		case "audit_events":
+			if err := once(opt); err != nil {
+				return err
+			}
+			c, err := parseAuditEvents(d) // telemetry.go
+			if err != nil {
+				return err
+			}
+			s.AuditEvents = c
 		case "client":
 			c, err := parseClient(d)
 			if err != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/smartcaddy/smartauth/handlers"
 	"github.com/smartcaddy/smartauth/handlers/authz"
 	"github.com/smartcaddy/smartauth/handlers/users"
+	"github.com/smartcaddy/smartauth/internal/metrics"
 	"github.com/smartcaddy/smartauth/keys"
 
 	_ "github.com/smartcaddy/smartauth/smartcli" // the `caddy smart-auth` command
@@ -196,6 +197,9 @@ type SmartAuth struct {
 	// IdentityProviders are the OpenID Providers users may sign in
 	// through (sign_in identity_provider). See IdentityProviderConfig.
 	IdentityProviders []IdentityProviderConfig `json:"identity_providers,omitempty"`
+	// AuditEvents also writes the audit trail as FHIR AuditEvent
+	// resources, to a file or a FHIR server. See AuditEventsConfig.
+	AuditEvents *AuditEventsConfig `json:"audit_events,omitempty"`
 
 	logger     *zap.Logger
 	storageDir string // Badger directory, set once acquired
@@ -203,6 +207,10 @@ type SmartAuth struct {
 	server     *handlers.Server
 	// adminUnregister removes the handler from the admin API (admin.go).
 	adminUnregister func()
+	// auditSink and releaseKeys are the audit trail's AuditEvent writer
+	// and the key ring's metrics registration (telemetry.go).
+	auditSink   interface{ Close() error }
+	releaseKeys func()
 }
 
 // CaddyModule returns the Caddy module information.
@@ -245,7 +253,11 @@ func (s *SmartAuth) Provision(ctx caddy.Context) error {
 		return err
 	}
 
-	db, err := s.acquireStore(ctx)
+	rawDB, err := s.acquireStore(ctx)
+	if err != nil {
+		return err
+	}
+	db, trail, err := s.provisionTelemetry(ctx, rawDB) // telemetry.go
 	if err != nil {
 		return err
 	}
@@ -273,6 +285,7 @@ func (s *SmartAuth) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("signing_key: %w", err)
 	}
 	go ring.Maintain(ctx)
+	s.watchKeys(ring)
 
 	var patientSearch *url.URL
 	if s.PatientSearch != "" {
@@ -317,11 +330,13 @@ func (s *SmartAuth) Provision(ctx caddy.Context) error {
 		},
 		Guard:        guardOpts,
 		Registration: regOpts,
+		Metrics:      metrics.Default(),
+		Audit:        trail,
 	})
 	if err != nil {
 		return err
 	}
-	s.registerAdmin(db, ring, clients) // admin.go
+	s.registerAdmin(rawDB, db, ring, clients, trail) // admin.go
 	return nil
 }
 
@@ -436,6 +451,9 @@ func (s *SmartAuth) Validate() error {
 	if err := s.Registration.validate(); err != nil {
 		return fmt.Errorf("registration: %w", err)
 	}
+	if err := s.AuditEvents.validate(); err != nil {
+		return fmt.Errorf("audit_events: %w", err)
+	}
 	seenUser := map[string]bool{}
 	for i := range s.Users {
 		u := &s.Users[i]
@@ -466,6 +484,7 @@ func (s *SmartAuth) Cleanup() error {
 	if s.server != nil {
 		_ = s.server.Close() // stops the guard's poller before the store goes
 	}
+	s.cleanupTelemetry() // telemetry.go
 	return s.releaseStore()
 }
 

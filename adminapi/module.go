@@ -5,12 +5,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
+	auditlog "github.com/smartcaddy/smartauth/internal/audit"
 	"github.com/smartcaddy/smartauth/store"
 )
 
@@ -217,6 +220,39 @@ func audit(t *Target, r *http.Request, what string, fields ...zap.Field) {
 		who = append(who, zap.String("client_cert_subject", r.TLS.PeerCertificates[0].Subject.String()))
 	}
 	t.Logger.Info("admin: "+what, append(append(who, zap.String("issuer", t.Issuer)), fields...)...)
+	if t.Audit != nil {
+		t.Audit.Record(auditEvent(r, what, who, fields))
+	}
+}
+
+// auditEvent is an admin action as an audit trail event: the caller (who)
+// as the admin agent, the action's client, user and other identifiers
+// from its log fields. Revocations are ActionRevocation, the rest
+// ActionAdmin.
+func auditEvent(r *http.Request, what string, who, fields []zap.Field) auditlog.Event {
+	e := auditlog.Event{Action: auditlog.ActionAdmin, Outcome: auditlog.OutcomeSuccess, Detail: what}
+	if strings.Contains(what, "revoked") {
+		e.Action = auditlog.ActionRevocation
+	}
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		e.Remote = host
+	}
+	var admin, target []string
+	for _, f := range who {
+		admin = append(admin, f.Key+"="+f.String)
+	}
+	for _, f := range fields {
+		switch {
+		case f.Key == "client_id":
+			e.Client = f.String
+		case f.Key == "user":
+			e.User = f.String
+		case f.Type == zapcore.StringType:
+			target = append(target, f.Key+"="+f.String)
+		}
+	}
+	e.Admin, e.Target = strings.Join(admin, " "), strings.Join(target, " ")
+	return e
 }
 
 // Interface guards

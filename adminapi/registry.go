@@ -25,6 +25,7 @@ import (
 
 	"go.uber.org/zap"
 
+	auditlog "github.com/smartcaddy/smartauth/internal/audit"
 	"github.com/smartcaddy/smartauth/keys"
 	"github.com/smartcaddy/smartauth/store"
 )
@@ -60,6 +61,9 @@ type Target struct {
 	Health func(ctx context.Context) (ready bool, report any)
 	// Logger receives the admin actions (who, what; never a secret).
 	Logger *zap.Logger
+	// Audit also records the admin actions in the issuer's audit trail
+	// (and its FHIR AuditEvents); nil: the log entry only.
+	Audit *auditlog.Trail
 }
 
 // registry holds the running targets: per issuer, in registration order,

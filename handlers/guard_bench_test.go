@@ -26,7 +26,7 @@ type guardBench struct {
 	ring *keys.Ring
 }
 
-func newGuardBench(b *testing.B) *guardBench {
+func newGuardBench(b *testing.B, configure ...func(*handlers.Config)) *guardBench {
 	b.Helper()
 	db, err := store.Open(b.TempDir(), store.Options{})
 	if err != nil {
@@ -39,12 +39,16 @@ func newGuardBench(b *testing.B) *guardBench {
 	}
 	iss, _ := url.Parse("https://auth.example.org")
 	fhir, _ := url.Parse("https://fhir.example.org/r4")
-	s, err := handlers.New(handlers.Config{
+	cfg := handlers.Config{
 		Issuer: iss, FHIRBase: fhir, Store: db, Keys: ring,
 		Clients: map[string]*store.Client{"app": {ID: "app", Type: store.ClientPublic, RedirectURIs: []string{"https://app.example.org/cb"}}},
 		Users:   map[string]*users.User{"alice": {Name: "alice", Patients: []string{"p1"}}},
 		Guard:   guard.Options{Headers: []guard.HeaderRule{{Name: "X-Smart-Patient", Value: "{smart.patient}"}}},
-	})
+	}
+	for _, c := range configure {
+		c(&cfg)
+	}
+	s, err := handlers.New(cfg)
 	if err != nil {
 		b.Fatal(err)
 	}

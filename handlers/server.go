@@ -26,8 +26,10 @@ package handlers
 import (
 	"context"
 	"errors"
+	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 
@@ -41,6 +43,8 @@ import (
 	"github.com/smartcaddy/smartauth/handlers/internal/throttle"
 	"github.com/smartcaddy/smartauth/handlers/register"
 	"github.com/smartcaddy/smartauth/handlers/users"
+	"github.com/smartcaddy/smartauth/internal/audit"
+	"github.com/smartcaddy/smartauth/internal/metrics"
 	"github.com/smartcaddy/smartauth/keys"
 	"github.com/smartcaddy/smartauth/store"
 )
@@ -75,6 +79,15 @@ type Config struct {
 	// Registration configures dynamic client registration
 	// (handlers/register).
 	Registration register.Settings
+
+	// Metrics records the Prometheus metrics (internal/metrics); nil:
+	// none. The module passes metrics.Default(), registered in Caddy's
+	// registry.
+	Metrics *metrics.Set
+	// Audit is the audit trail of token issuance, refusals, sign-ins,
+	// consents, revocations and registrations (internal/audit); nil:
+	// none.
+	Audit *audit.Trail
 }
 
 // Server serves the authorization server's endpoints and guards the FHIR
@@ -182,7 +195,7 @@ func New(cfg Config) (*Server, error) {
 	if s.guard, err = guard.New(cfg.Guard, guard.Deps{ // stopped by Close
 		FHIRBase: cfg.FHIRBase, Tokens: s.tokens, Clients: s.registry, ConfiguredClients: cfg.Clients,
 		Users: cfg.Users, Federation: federation, Reach: s.users, Store: cfg.Store, Logger: cfg.Logger, Context: cfg.Context,
-		Endpoints: advertised,
+		Endpoints: advertised, Metrics: cfg.Metrics.Guard(),
 	}); err != nil {
 		_ = s.registry.Close()
 		return nil, err
@@ -203,6 +216,9 @@ func New(cfg Config) (*Server, error) {
 		RegistrationEndpoint: s.registrationEndpoint(),
 		Logins:               s.logins,
 		Logger:               cfg.Logger,
+		Metrics:              cfg.Metrics,
+		TokenMetrics:         cfg.Metrics.Tokens(slices.Collect(maps.Keys(cfg.Clients))),
+		Audit:                cfg.Audit,
 	}); err != nil {
 		_ = s.Close()
 		return nil, err
@@ -217,6 +233,8 @@ func New(cfg Config) (*Server, error) {
 		Limiter:       s.registrations,
 		TokenLifetime: max(cfg.Lifetimes.AccessToken, cfg.Lifetimes.RefreshToken, cfg.Lifetimes.Backend),
 		Logger:        cfg.Logger,
+		Metrics:       cfg.Metrics,
+		Audit:         cfg.Audit,
 	}); err != nil {
 		_ = s.Close()
 		return nil, err

@@ -11,16 +11,19 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/caddyserver/caddy/v2"
 	"golang.org/x/oauth2"
 )
 
 // TestLogsHoldNoSecrets runs the flows with every log at DEBUG into a
-// file, then checks that no password, client secret, code, token, launch
-// id or cookie value appears in it. Caddy's own access log is not enabled:
+// file, and the audit trail also as FHIR AuditEvents into another, then
+// checks that no password, client secret, code, token, launch id or
+// cookie value appears in either. Caddy's own access log is not enabled:
 // what is checked is what this module logs.
 func TestLogsHoldNoSecrets(t *testing.T) {
 	logFile := filepath.Join(t.TempDir(), "caddy.log")
-	s := newFlowSite(t, "")
+	auditFile := filepath.Join(t.TempDir(), "audit.ndjson")
+	s := newFlowSite(t, "audit_events file "+auditFile)
 	cf := strings.Replace(s.caddyfile(), "output discard", "output file "+logFile+"\n\t\tlevel DEBUG", 1)
 	startCaddyfile(t, cf)
 	ctx := context.Background()
@@ -107,14 +110,20 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 		}
 	}
 
+	_ = caddy.Stop() // the AuditEvent writer drains its queue
 	raw, err := os.ReadFile(logFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := string(raw)
+	events, err := os.ReadFile(auditFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := string(raw) + string(events)
 	// The log was written: the failed sign-in and the refresh-token reuse
-	// are logged events.
-	for _, want := range []string{"failed sign-in", "http.handlers.smart_auth"} {
+	// are logged events, and the audit trail has its entries and events.
+	for _, want := range []string{"failed sign-in", "http.handlers.smart_auth", `"action":"token-refused"`,
+		`"action":"token-issued"`, `"action":"sign-in"`, `"resourceType":"AuditEvent"`, `"code":"token-refused"`} {
 		if !strings.Contains(log, want) {
 			t.Fatalf("the log lacks %q; logging is not captured:\n%s", want, log)
 		}

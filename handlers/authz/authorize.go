@@ -291,12 +291,19 @@ func (s *Server) currentSession(w http.ResponseWriter, r *http.Request) (*flowSe
 	}
 	name := trustedUserID(r)
 	if name == "" || s.cfg.Users[name] == nil {
+		if name != "" && !s.sessions.signedIn(fs) {
+			s.recordSignIn(r, signInTrusted, name, outcomeFailed) // an identity that names no user
+		}
 		return fs, nil
 	}
 	if s.sessions.signedIn(fs) && fs.rec.User == name {
 		return fs, nil
 	}
-	return s.sessions.start(r.Context(), w, r, name, time.Now())
+	nfs, err := s.sessions.start(r.Context(), w, r, name, time.Now())
+	if err == nil {
+		s.recordSignIn(r, signInTrusted, name, outcomeOK)
+	}
+	return nfs, err
 }
 
 // trustedUserID is the user a preceding Caddy authentication handler

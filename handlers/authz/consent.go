@@ -86,6 +86,7 @@ func (s *Server) postConsent(w http.ResponseWriter, r *http.Request) {
 	switch r.PostForm.Get("decision") {
 	case "allow":
 	case "deny":
+		s.recordConsent(r, fs, p, nil)
 		s.failPending(w, r, p, "access_denied", "the user denied access")
 		return
 	default:
@@ -99,6 +100,7 @@ func (s *Server) postConsent(w http.ResponseWriter, r *http.Request) {
 			granted = append(granted, sc)
 		}
 	}
+	s.recordConsent(r, fs, p, granted)
 	if s.cfg.RememberConsent > 0 {
 		rec := &store.Consent{User: fs.rec.User, ClientID: p.clientID, Scopes: granted, GrantedAt: time.Now()}
 		if err := s.cfg.Store.PutConsent(r.Context(), rec, s.cfg.RememberConsent); err != nil {

@@ -217,11 +217,13 @@ func (s *Server) postLogin(w http.ResponseWriter, r *http.Request) {
 	user := s.checkPassword(username, password)
 	if user == nil {
 		s.logger.Info("failed sign-in", zap.String("user", username), zap.String("remote", throttle.ClientIP(r)))
+		s.recordSignIn(r, signInPassword, username, outcomeFailed)
 		s.renderLogin(w, r, http.StatusOK, req, ret, username, loginGenericError)
 		return
 	}
 	s.logins.Release(userKey, true, now)
 	s.logins.Release(ipKey, false, now)
+	s.recordSignIn(r, signInPassword, user.Name, outcomeOK)
 	oldHash := ""
 	if fs != nil {
 		oldHash = store.HashID(fs.id)
@@ -260,6 +262,7 @@ func (s *Server) refuseThrottled(w http.ResponseWriter, r *http.Request, req, re
 	secs := int((wait + time.Second - 1) / time.Second)
 	w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
 	s.logger.Warn("sign-in throttled", zap.String("user", username), zap.String("remote", throttle.ClientIP(r)))
+	s.recordSignIn(r, signInPassword, username, outcomeThrottled)
 	s.renderLogin(w, r, http.StatusTooManyRequests, req, ret, username, loginThrottledError)
 }
 

@@ -3,10 +3,13 @@ package authz
 import (
 	"net/http"
 	"slices"
+	"strconv"
 	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/smartcaddy/smartauth/handlers/internal/throttle"
+	"github.com/smartcaddy/smartauth/internal/audit"
 	"github.com/smartcaddy/smartauth/scopes"
 	"github.com/smartcaddy/smartauth/store"
 )
@@ -122,6 +125,8 @@ func (s *Server) revokeUserGrant(w http.ResponseWriter, r *http.Request, user, c
 		return "", false
 	}
 	s.logger.Info("a user revoked an app's access", zap.String("user", user), zap.String("client_id", clientID))
+	s.cfg.Audit.Record(audit.Event{Action: audit.ActionRevocation, Outcome: audit.OutcomeSuccess, User: user, Client: clientID,
+		Remote: throttle.ClientIP(r), Detail: "the user revoked the app's access (management page)", Target: "families: " + strconv.Itoa(len(found.Families))})
 	name := clientID
 	if c, err := s.registry.Lookup(r.Context(), clientID); err == nil {
 		name = clientDisplayName(c)

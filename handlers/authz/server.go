@@ -34,6 +34,8 @@ import (
 	"github.com/smartcaddy/smartauth/handlers/clients"
 	"github.com/smartcaddy/smartauth/handlers/internal/throttle"
 	"github.com/smartcaddy/smartauth/handlers/users"
+	"github.com/smartcaddy/smartauth/internal/audit"
+	"github.com/smartcaddy/smartauth/internal/metrics"
 	"github.com/smartcaddy/smartauth/keys"
 )
 
@@ -102,6 +104,13 @@ type Options struct {
 	Logins *throttle.Limiter
 	// Logger receives the server's logs; nil for none.
 	Logger *zap.Logger
+	// Metrics counts sign-ins; TokenMetrics the token endpoint's answers
+	// (its recorder knows the configured clients). Nil: none.
+	Metrics      *metrics.Set
+	TokenMetrics *metrics.Tokens
+	// Audit records sign-ins, consents, token issuance and revocations;
+	// nil: none.
+	Audit *audit.Trail
 }
 
 // Settings are the operator's settings of the authorization server's
@@ -231,6 +240,8 @@ func New(opts Options) (*Server, error) {
 		Federation:         opts.Federation,
 		Lifetimes:          opts.Lifetimes.token(),
 		Logger:             opts.Logger,
+		Metrics:            opts.TokenMetrics,
+		Audit:              opts.Audit,
 	}); err != nil {
 		return nil, err
 	}

@@ -87,6 +87,7 @@ type HeaderRule struct {
 // per decision. Refusals are written here as an OperationOutcome with a
 // Bearer challenge; allowed requests go to next.
 func (g *Guard) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	start := time.Now() // the token's cache check and the decision's latency
 	g.dropConfiguredHeaders(r.Header)
 	if !strings.HasPrefix(r.URL.Path, g.fhirPath) || (len(r.URL.Path) > len(g.fhirPath) && r.URL.Path[len(g.fhirPath)] != '/') {
 		// A spelling of the base that Caddy's path matchers (case-
@@ -94,7 +95,7 @@ func (g *Guard) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp
 		if g.guardCORS(w, r) {
 			return nil
 		}
-		g.refuse(w, &audit{method: r.Method}, badRequest("the request path must spell the FHIR base exactly, without dot segments or double slashes"))
+		g.refuse(w, &audit{method: r.Method, start: start}, badRequest("the request path must spell the FHIR base exactly, without dot segments or double slashes"))
 		return nil
 	}
 	rel := strings.TrimPrefix(r.URL.Path[len(g.fhirPath):], "/")
@@ -103,8 +104,8 @@ func (g *Guard) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp
 		if g.guardCORS(w, r) {
 			return nil // a preflight: answered here, never forwarded
 		}
-		a := &audit{method: r.Method, reason: fault.Description}
-		if p, f := g.authenticate(r); f == nil {
+		a := &audit{method: r.Method, reason: fault.Description, start: start}
+		if p, f := g.authenticate(r, start); f == nil {
 			a.p = p // who tried, when the token is good
 		}
 		g.refuse(w, a, fault)
@@ -118,8 +119,8 @@ func (g *Guard) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp
 	if g.guardCORS(w, r) {
 		return nil
 	}
-	a := &audit{method: r.Method}
-	p, fault := g.authenticate(r)
+	a := &audit{method: r.Method, start: start}
+	p, fault := g.authenticate(r, start)
 	if fault != nil {
 		a.reason = fault.Description
 		g.refuse(w, a, fault)
@@ -239,7 +240,7 @@ func badRequest(desc string) *oauth.Error {
 // refuse writes a refusal with its Bearer challenge (RFC 6750 §3) and an
 // OperationOutcome, and logs the decision.
 func (g *Guard) refuse(w http.ResponseWriter, a *audit, f *oauth.Error) {
-	a.allowed = false
+	a.allowed, a.fault = false, f
 	g.logDecision(a)
 	g.writeGuardFault(w, f)
 }

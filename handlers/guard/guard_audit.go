@@ -1,8 +1,12 @@
 package guard
 
 import (
+	"time"
+
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+
+	"github.com/smartcaddy/smartauth/handlers/oauth"
 )
 
 // audit is one guard decision, logged once: who (client, user, patient),
@@ -14,12 +18,15 @@ type audit struct {
 	in      *interaction
 	allowed bool
 	reason  string
+	fault   *oauth.Error // the refusal, for its metrics class
+	start   time.Time    // when the decision started (zero: metrics off)
 }
 
 // logDecision writes the audit entry of a decision through Caddy's logger
 // (logger "http.handlers.smart_auth.guard", message "guard decision", at
 // INFO).
 func (g *Guard) logDecision(a *audit) {
+	g.recordDecision(a)
 	ce := g.gs.audit.Check(zapcore.InfoLevel, "guard decision")
 	if ce == nil {
 		return
@@ -36,4 +43,19 @@ func (g *Guard) logDecision(a *audit) {
 		}
 	}
 	ce.Write(fields...)
+}
+
+// recordDecision counts a decision in the metrics (when on).
+func (g *Guard) recordDecision(a *audit) {
+	if g.metrics == nil {
+		return
+	}
+	ix, status, code := "", 0, ""
+	if a.in != nil {
+		ix = a.in.name
+	}
+	if a.fault != nil {
+		status, code = a.fault.Status, a.fault.Code
+	}
+	g.metrics.Decision(a.allowed, ix, status, code, a.start)
 }

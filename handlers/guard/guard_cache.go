@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/smartcaddy/smartauth/internal/metrics"
 	"github.com/smartcaddy/smartauth/scopes"
 	"github.com/smartcaddy/smartauth/store"
 )
@@ -72,6 +73,12 @@ type guardState struct {
 
 	outside map[string]bool // resource types allowed outside the compartment
 	audit   *zap.Logger     // the decisions' logger (guard_audit.go)
+	// metrics records the cache's size and the revocation lag (nil:
+	// off); loaded is set once the initial read of the revocation log is
+	// done (its revocations are old: no lag is recorded for them).
+	metrics *metrics.Guard
+	loaded  bool // only the poller reads and sets it, after initState
+	closed  bool // guarded by mu: Close emptied the cache, which stays empty
 
 	since time.Time // where the next revocation read starts; only the poller reads and sets it
 	// readAt is when the last successful read of the revocation log
@@ -99,6 +106,7 @@ func (g *Guard) initState(ctx context.Context, configured map[string]*store.Clie
 		dynOrigins: map[string]bool{},
 		outside:    map[string]bool{},
 		audit:      g.logger.Named("guard"),
+		metrics:    g.metrics,
 		since:      time.Unix(0, 0),
 		pruneAt:    farFuture,
 		stop:       make(chan struct{}),
@@ -132,6 +140,7 @@ func (g *Guard) initState(ctx context.Context, configured map[string]*store.Clie
 		return err
 	}
 	g.refreshOrigins(load)
+	gs.loaded = true
 	var stopped <-chan struct{} // nil: only Close stops the poller
 	if ctx != nil {
 		stopped = ctx.Done()
@@ -146,6 +155,14 @@ func (g *Guard) initState(ctx context.Context, configured map[string]*store.Clie
 func (g *Guard) Close() error {
 	g.gs.stopOnce.Do(func() { close(g.gs.stop) })
 	<-g.gs.done
+	gs := g.gs
+	gs.mu.Lock()
+	defer gs.mu.Unlock()
+	if !gs.closed {
+		gs.closed = true
+		gs.metrics.CacheSize(-len(gs.tokens)) // the cache leaves the gauge with the guard
+		clear(gs.tokens)
+	}
 	return nil
 }
 
@@ -251,14 +268,19 @@ func (g *Guard) pollRevocations(ctx context.Context) error {
 		if !rev.Kind.ByIssueTime() && rev.Until.Before(gs.pruneAt) {
 			gs.pruneAt = rev.Until
 		}
+		if gs.loaded {
+			gs.metrics.RevocationApplied(rev.At)
+		}
 		changed = true
 	}
 	if changed {
+		before := len(gs.tokens)
 		for k, p := range gs.tokens {
 			if gs.revokedLocked(p) {
 				delete(gs.tokens, k)
 			}
 		}
+		gs.metrics.CacheSize(len(gs.tokens) - before)
 	}
 	if now.After(gs.pruneAt) {
 		gs.pruneLocked(now)
@@ -351,6 +373,11 @@ func (g *guardState) remember(key [sha256.Size]byte, p *principal, now time.Time
 	if g.revokedLocked(p) {
 		return false
 	}
+	if g.closed {
+		return true // the guard is closed: good, but no longer cached
+	}
+	before := len(g.tokens)
+	defer func() { g.metrics.CacheSize(len(g.tokens) - before) }()
 	if len(g.tokens) >= tokenCacheMax {
 		for k, q := range g.tokens {
 			if !now.Before(q.exp) {

@@ -158,7 +158,7 @@ func (g *Guard) serveChecked(w http.ResponseWriter, r *http.Request, next caddyh
 		f = forbidden("", "the resource is not in the patient's compartment")
 	}
 	if f != nil {
-		a.reason = f.Description
+		a.reason, a.fault = f.Description, f
 		a.allowed = false
 		g.logDecision(a)
 		g.replaceResponse(w, saved, f)

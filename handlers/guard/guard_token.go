@@ -19,18 +19,18 @@ import (
 )
 
 // authenticate finds the request's access token and returns who it is
-// for: from the cache when the token was verified before (and no
+// for, at now (when the request came in): from the cache when the token was verified before (and no
 // revocation has hit it since), else by a full check (signature, typ,
 // iss, aud, exp, nbf, revocation), after which it is cached until exp.
-func (g *Guard) authenticate(r *http.Request) (*principal, *oauth.Error) {
+func (g *Guard) authenticate(r *http.Request, now time.Time) (*principal, *oauth.Error) {
 	raw, ok := oauth.BearerToken(r)
 	if !ok {
 		return nil, missingToken("an access token is required (Authorization: Bearer)")
 	}
-	now := time.Now()
 	// Hash the token in place (no copy): sha256 only reads its input.
 	key := sha256.Sum256(unsafe.Slice(unsafe.StringData(raw), len(raw)))
 	if p := g.gs.cached(key, now); p != nil {
+		g.metrics.CacheHit()
 		if g.gs.stale(now) {
 			// Revocations made elsewhere may be unseen: the token cannot
 			// be checked now (Options.RevocationStaleness).
@@ -38,6 +38,7 @@ func (g *Guard) authenticate(r *http.Request) (*principal, *oauth.Error) {
 		}
 		return p, nil
 	}
+	g.metrics.CacheMiss()
 	tok, err := g.tokens.Verify(r.Context(), raw)
 	switch {
 	case errors.Is(err, accesstoken.ErrRevoked):

@@ -12,6 +12,7 @@ import (
 	"github.com/smartcaddy/smartauth/handlers/accesstoken"
 	"github.com/smartcaddy/smartauth/handlers/clients"
 	"github.com/smartcaddy/smartauth/handlers/users"
+	"github.com/smartcaddy/smartauth/internal/metrics"
 	"github.com/smartcaddy/smartauth/store"
 )
 
@@ -32,6 +33,7 @@ type Guard struct {
 	store      Store
 	logger     *zap.Logger
 	endpoints  Endpoints
+	metrics    *metrics.Guard // nil: metrics off
 
 	// gs is the token cache, the revocations seen and the dynamic
 	// clients' origins (guard_cache.go).
@@ -76,6 +78,9 @@ type Deps struct {
 	// Context, when not nil, stops the guard's background work when it is
 	// done (Caddy's context), as Close does.
 	Context context.Context
+	// Metrics records decisions, the token cache and the revocation lag;
+	// nil: none.
+	Metrics *metrics.Guard
 }
 
 // Endpoints are the authorization server's URLs that the guard adds to the
@@ -124,6 +129,7 @@ func New(opts Options, deps Deps) (*Guard, error) {
 		store:      deps.Store,
 		logger:     logger,
 		endpoints:  deps.Endpoints,
+		metrics:    deps.Metrics,
 	}
 	if err := g.initState(deps.Context, deps.ConfiguredClients); err != nil { // guard_cache.go
 		return nil, err

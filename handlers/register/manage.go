@@ -10,7 +10,9 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/smartcaddy/smartauth/handlers/internal/throttle"
 	"github.com/smartcaddy/smartauth/handlers/oauth"
+	"github.com/smartcaddy/smartauth/internal/audit"
 	"github.com/smartcaddy/smartauth/store"
 )
 
@@ -276,6 +278,8 @@ func (s *Registrar) deleteRegisteredClient(w http.ResponseWriter, r *http.Reques
 		return
 	}
 	s.logger.Info("registered client deleted; its tokens are revoked", zap.String("client_id", id))
+	s.opts.Audit.Record(audit.Event{Action: audit.ActionRevocation, Outcome: audit.OutcomeSuccess, Client: id,
+		Remote: throttle.ClientIP(r), Detail: "registered client deleted (RFC 7592); its tokens are revoked", Target: "client"})
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusNoContent)
 }

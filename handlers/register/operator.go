@@ -29,6 +29,7 @@ func (s *Registrar) RegisterForOperator(w http.ResponseWriter, r *http.Request) 
 		return nil, fault
 	}
 	info, fault := s.createClient(r, reg)
+	s.recordRegistration(r, info.id(), fault)
 	if fault != nil {
 		return nil, fault
 	}

@@ -24,6 +24,8 @@ import (
 
 	"github.com/smartcaddy/smartauth/handlers/internal/throttle"
 	"github.com/smartcaddy/smartauth/handlers/oauth"
+	"github.com/smartcaddy/smartauth/internal/audit"
+	"github.com/smartcaddy/smartauth/internal/metrics"
 	"github.com/smartcaddy/smartauth/store"
 )
 
@@ -101,6 +103,9 @@ type Options struct {
 	// Logger receives registrations, updates, deletions and refusals
 	// (never a secret); nil for none.
 	Logger *zap.Logger
+	// Metrics counts registrations; Audit records them. Nil: none.
+	Metrics *metrics.Set
+	Audit   *audit.Trail
 }
 
 // Registrar serves dynamic client registration (RFC 7591) and the client
@@ -161,30 +166,33 @@ func (s *Registrar) ServeRegister(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !s.registrationAllowed(w, r) {
+		s.recordRegistration(r, "", &oauth.Error{Code: oauth.CodeInvalidToken, Description: "no valid initial access token"})
 		return
 	}
 	md, fault := readClientMetadata(w, r)
 	if fault != nil {
-		s.refuseRegistration(w, fault)
+		s.refuseNew(w, r, fault)
 		return
 	}
 	if md.SoftwareStatement != "" {
-		s.refuseRegistration(w, oauth.New(oauth.CodeInvalidSoftwareStatement, "software statements are not supported; send the metadata as plain JSON fields"))
+		s.refuseNew(w, r, oauth.New(oauth.CodeInvalidSoftwareStatement, "software statements are not supported; send the metadata as plain JSON fields"))
 		return
 	}
 	reg, fault := s.checkClientMetadata(md, s.opts.Open)
 	if fault != nil {
-		s.refuseRegistration(w, fault)
+		s.refuseNew(w, r, fault)
 		return
 	}
 
 	if wait, ok := s.reserveOpenRegistration(r); !ok {
+		s.recordRegistration(r, "", &oauth.Error{Code: "throttled", Description: "too many registrations from this address"})
 		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
 		oauth.Write(w, &oauth.Error{Status: http.StatusTooManyRequests, Code: oauth.CodeInvalidRequest,
 			Description: "too many registrations from this address; try again later"})
 		return
 	}
 	info, fault := s.createClient(r, reg)
+	s.recordRegistration(r, info.id(), fault)
 	if fault != nil {
 		oauth.Write(w, fault)
 		return

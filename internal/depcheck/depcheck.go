@@ -42,8 +42,9 @@ type Rule struct {
 }
 
 // Rules are the import rules of issue 11's design (rules 1 to 4), 1b: the
-// child package authz/token never imports its parent authz, and 5: the
-// admin API (issue 14) sits beside the handlers, not in them.
+// child package authz/token never imports its parent authz, 5: the
+// admin API (issue 14) sits beside the handlers, not in them, and 6: the
+// metrics and the audit trail (issue 14) are leaves.
 var Rules = []Rule{
 	{Name: "1: authz does not import register or guard", From: []string{"handlers/authz/..."},
 		NotImport: []string{"handlers/register/...", "handlers/guard/..."}},
@@ -57,7 +58,7 @@ var Rules = []Rule{
 		From:      []string{"handlers/authz/...", "handlers/register/...", "handlers/guard/..."},
 		NotImport: []string{"handlers", ".", "smartcli/...", "cmd/...", "integration/..."},
 		OnlyModule: []string{"handlers/oauth/...", "handlers/internal/...", "handlers/accesstoken/...", "handlers/users/...",
-			"handlers/clients/...", "scopes/...", "store/...", "keys/..."}},
+			"handlers/clients/...", "internal/metrics/...", "internal/audit/...", "scopes/...", "store/...", "keys/..."}},
 	{Name: "3: the shared packages do not import authz, register, guard nor the router",
 		From: []string{"handlers/oauth/...", "handlers/internal/...", "handlers/accesstoken/...", "handlers/users/...",
 			"handlers/clients/...", "internal/..."},
@@ -65,9 +66,11 @@ var Rules = []Rule{
 	{Name: "3: oauth imports only the standard library", From: []string{"handlers/oauth/..."}, StdOnly: true},
 	{Name: "4: store, keys and scopes import nothing under handlers/", From: []string{"store/...", "keys/...", "scopes/..."},
 		NotImport: []string{"handlers/..."}},
-	{Name: "5: the admin API (adminapi) imports only store and keys: the module hands it a Target, so it never reaches into the handlers",
+	{Name: "5: the admin API (adminapi) imports only store, keys and the audit trail: the module hands it a Target, so it never reaches into the handlers",
 		From: []string{"adminapi/..."}, NotImport: []string{"handlers/...", ".", "smartcli/...", "cmd/...", "integration/..."},
-		OnlyModule: []string{"store/...", "keys/..."}},
+		OnlyModule: []string{"store/...", "keys/...", "internal/audit/..."}},
+	{Name: "6: metrics and the audit trail (issue 14) are leaves every part may use: they import only store and keys",
+		From: []string{"internal/metrics/...", "internal/audit/..."}, OnlyModule: []string{"store/...", "keys/..."}},
 	{Name: "5: nothing below the module imports the admin API but the module and the command line",
 		From:      []string{"handlers/...", "store/...", "keys/...", "scopes/..."},
 		NotImport: []string{"adminapi/..."}},

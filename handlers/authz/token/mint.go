@@ -176,6 +176,7 @@ func (s *Service) issueTokens(g *tokenGrant, refreshToken string) (*tokenRespons
 		Scope:         g.Scope,
 		RefreshToken:  refreshToken,
 		LaunchContext: g.Context,
+		subject:       g.Subject,
 	}
 	if g.Subject != "" && scopeHas(g.Scope, "openid") {
 		if resp.IDToken, err = s.mintIDToken(g); err != nil {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/smartcaddy/smartauth/handlers/accesstoken"
 	"github.com/smartcaddy/smartauth/handlers/oauth"
+	"github.com/smartcaddy/smartauth/internal/audit"
 	"github.com/smartcaddy/smartauth/store"
 )
 
@@ -58,14 +59,17 @@ func (s *Service) serveRevoke(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case errors.Is(err, errNotOwner):
 		s.logger.Info("revocation refused: token of another client", zap.String("client_id", client.ID))
+		s.recordRevocation(r, client.ID, "", audit.OutcomeRefused, "unauthorized_client: the token was not issued to this client")
 		oauth.Write(w, oauth.New(oauth.CodeUnauthorizedClient, "the token was not issued to this client"))
 		return
 	case err != nil:
 		s.logger.Error("revocation", zap.String("client_id", client.ID), zap.Error(err))
+		s.recordRevocation(r, client.ID, "", audit.OutcomeError, "the store failed")
 		oauth.Write(w, failure(err))
 		return
 	}
 	s.logger.Debug("revocation", zap.String("client_id", client.ID), zap.String("revoked", kind))
+	s.recordRevocation(r, client.ID, kind, audit.OutcomeSuccess, "")
 	w.WriteHeader(http.StatusOK)
 }
 

@@ -27,6 +27,8 @@ import (
 	"github.com/smartcaddy/smartauth/handlers/accesstoken"
 	"github.com/smartcaddy/smartauth/handlers/clients"
 	"github.com/smartcaddy/smartauth/handlers/users"
+	"github.com/smartcaddy/smartauth/internal/audit"
+	"github.com/smartcaddy/smartauth/internal/metrics"
 	"github.com/smartcaddy/smartauth/keys"
 )
 
@@ -100,6 +102,10 @@ type Options struct {
 	Lifetimes Lifetimes
 	// Logger receives the service's logs; nil for none.
 	Logger *zap.Logger
+	// Metrics counts and times the token endpoint's answers; nil: none.
+	Metrics *metrics.Tokens
+	// Audit records token issuance, refusals and revocations; nil: none.
+	Audit *audit.Trail
 }
 
 // Service is the back channel of one issuer. It is immutable after New

@@ -6,6 +6,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -38,6 +39,9 @@ type tokenResponse struct {
 	// The launch context: patient, encounter, fhirContext,
 	// need_patient_banner, smart_style_url, intent, tenant.
 	store.LaunchContext
+	// subject is the user the tokens were issued for ("" for a client's
+	// own): for the audit trail, never sent.
+	subject string
 }
 
 // serverFault answers a failure of the server itself: 503
@@ -69,7 +73,9 @@ func (s *Service) serveToken(w http.ResponseWriter, r *http.Request) {
 	h.Set("Pragma", "no-cache")
 
 	ex := &tokenExchange{r: r}
+	start := time.Now()
 	resp, fault := s.tokenRequest(w, ex)
+	s.recordToken(ex, resp, fault, start) // telemetry.go
 	if fault != nil {
 		s.logger.Debug("token request refused",
 			zap.String("grant_type", string(ex.grantType)),
