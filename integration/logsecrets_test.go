@@ -51,7 +51,21 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	b.choose["password"] = "alice-pw"
+	// A password typed into the user name field: the name is no user's,
+	// so it is never logged.
+	resp, err = b.c.Get(s.issuer() + "/login")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	b.choose["username"], b.choose["password"] = "Pw-in-the-name-field-71", "x"
+	keep("Pw-in-the-name-field-71")
+	if resp, err = b.c.Do(b.submit(resp.Request.URL, string(body))); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	b.choose["username"], b.choose["password"] = "alice", "alice-pw"
 
 	// A standalone launch, a refresh, the reuse of the rotated token, a
 	// replayed code and a wrong client secret.

@@ -216,8 +216,8 @@ func (s *Server) postLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	user := s.checkPassword(username, password)
 	if user == nil {
-		s.logger.Info("failed sign-in", zap.String("user", username), zap.String("remote", throttle.ClientIP(r)))
-		s.recordSignIn(r, signInPassword, username, outcomeFailed)
+		s.logger.Info("failed sign-in", zap.String("user", s.loggableUser(username)), zap.String("remote", throttle.ClientIP(r)))
+		s.recordSignIn(r, signInPassword, s.loggableUser(username), outcomeFailed)
 		s.renderLogin(w, r, http.StatusOK, req, ret, username, loginGenericError)
 		return
 	}
@@ -261,9 +261,24 @@ func displayUserName(u *users.User) string {
 func (s *Server) refuseThrottled(w http.ResponseWriter, r *http.Request, req, ret, username string, wait time.Duration) {
 	secs := int((wait + time.Second - 1) / time.Second)
 	w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
-	s.logger.Warn("sign-in throttled", zap.String("user", username), zap.String("remote", throttle.ClientIP(r)))
-	s.recordSignIn(r, signInPassword, username, outcomeThrottled)
+	s.logger.Warn("sign-in throttled", zap.String("user", s.loggableUser(username)), zap.String("remote", throttle.ClientIP(r)))
+	s.recordSignIn(r, signInPassword, s.loggableUser(username), outcomeThrottled)
 	s.renderLogin(w, r, http.StatusTooManyRequests, req, ret, username, loginThrottledError)
+}
+
+// unknownUserLogged stands in the logs and the audit trail for a typed
+// user name that names no configured user.
+const unknownUserLogged = "(unknown user)"
+
+// loggableUser is the user name a failed or throttled sign-in is logged
+// with: the name when it is a configured user's, else unknownUserLogged,
+// since whatever else was typed may be a password typed in the wrong
+// field (and the logs must never hold one).
+func (s *Server) loggableUser(username string) string {
+	if _, ok := s.cfg.Users[username]; ok {
+		return username
+	}
+	return unknownUserLogged
 }
 
 // checkPassword returns the configured user whose password this is. An
