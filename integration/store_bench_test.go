@@ -92,7 +92,9 @@ func BenchmarkCodeExchangeRefresh(b *testing.B) {
 			for i := range forms {
 				forms[i] = codeForm(br)
 			}
+			cpu := startCPU(b, storage)
 			lat := runTokenLoad(b, tokenURL, forms, nil)
+			cpu.report(b, b.N)
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tokens/s")
 			b.ReportMetric(lat.p99ms(), "p99_ms")
 		})
@@ -102,7 +104,9 @@ func BenchmarkCodeExchangeRefresh(b *testing.B) {
 			for i := range chains {
 				chains[i] = postToken(b, http.DefaultClient, tokenURL, codeForm(br))
 			}
+			cpu := startCPU(b, storage)
 			lat := runRefreshLoad(b, tokenURL, chains)
+			cpu.report(b, b.N)
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tokens/s")
 			b.ReportMetric(lat.p99ms(), "p99_ms")
 		})

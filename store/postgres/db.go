@@ -61,6 +61,11 @@ type DB struct {
 	bg       context.Context    // ends at Close: background work's context
 	stopOnce sync.Once
 	wg       sync.WaitGroup
+
+	// jtiCh feeds the group-committing jti writers (jti.go); jtiDone
+	// closes when they have stopped.
+	jtiCh   chan jtiRequest
+	jtiDone chan struct{}
 }
 
 // Open connects to the database named by dsn (a libpq URL or key=value
@@ -106,6 +111,7 @@ func Open(ctx context.Context, dsn string, o Options) (*DB, error) {
 	}
 	d := &DB{pool: pool, q: checkedPool{pool}, now: o.Now, logger: o.Logger, stop: make(chan struct{})}
 	d.bg, d.cancel = context.WithCancel(context.Background())
+	d.startJTIWriters()
 	if o.ForMigration {
 		return d, nil
 	}
