@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // The store benchmarks share two cores with the PostgreSQL server and,
@@ -79,7 +80,13 @@ func pgCPU(b *testing.B, dsn string) map[int]time.Duration {
 	b.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := pgx.Connect(ctx, dsn)
+	// pgxpool's parser, so that pool settings in the DSN are not sent to
+	// the server.
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		b.Fatal(err)
+	}
+	c, err := pgx.ConnectConfig(ctx, cfg.ConnConfig)
 	if err != nil {
 		b.Fatalf("connecting to read the server's processes: %v", err)
 	}
