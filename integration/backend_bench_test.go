@@ -150,6 +150,13 @@ func (l latencies) p99ms() float64 {
 // returns each request's latency.
 func runTokenLoad(b *testing.B, tokenURL string, forms []string, edit func(*http.Request)) latencies {
 	b.Helper()
+	return runTokenLoadOn(b, []string{tokenURL}, forms, edit)
+}
+
+// runTokenLoadOn is runTokenLoad spreading the requests over several
+// token endpoints (instances), form i to tokenURLs[i mod n].
+func runTokenLoadOn(b *testing.B, tokenURLs []string, forms []string, edit func(*http.Request)) latencies {
+	b.Helper()
 	tr := &http.Transport{MaxIdleConnsPerHost: 256, MaxConnsPerHost: 256}
 	defer tr.CloseIdleConnections()
 	hc := &http.Client{Transport: tr, Timeout: 30 * time.Second}
@@ -161,7 +168,7 @@ func runTokenLoad(b *testing.B, tokenURL string, forms []string, edit func(*http
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			i := next.Add(1) - 1
-			req, _ := http.NewRequest(http.MethodPost, tokenURL, strings.NewReader(forms[i]))
+			req, _ := http.NewRequest(http.MethodPost, tokenURLs[int(i)%len(tokenURLs)], strings.NewReader(forms[i]))
 			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 			if edit != nil {
 				edit(req)
