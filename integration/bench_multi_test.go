@@ -2,7 +2,9 @@ package integration
 
 import (
 	"fmt"
+	"net/http"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -29,6 +31,9 @@ import (
 //	go test -run '^$' -bench MultiInstance -benchtime 2000x ./integration
 func BenchmarkMultiInstance(b *testing.B) {
 	keys := newBackendKeys(b)
+	// The flow site's clients and user (its environment set here, which
+	// the processes inherit).
+	flow := newFlowSite(b, "")
 	for _, c := range []struct {
 		name      string
 		instances int
@@ -47,7 +52,7 @@ func BenchmarkMultiInstance(b *testing.B) {
 			} else {
 				storage = b.TempDir()
 			}
-			procs, tokenURLs := startBenchInstances(b, keys, c.instances, storage, env)
+			procs, tokenURLs := startBenchInstances(b, keys, flow, c.instances, storage, env)
 			for _, alg := range []string{"RS384", "ES384"} {
 				b.Run(alg, func(b *testing.B) {
 					forms := make([]string, b.N)
@@ -66,6 +71,25 @@ func BenchmarkMultiInstance(b *testing.B) {
 					b.ReportMetric(lat.p99ms(), "p99_ms")
 				})
 			}
+			b.Run("refresh_token", func(b *testing.B) {
+				// The flows run on the first instance; the rotations
+				// alternate between the instances.
+				cfg := flow.oauth("public-app", "", "launch/patient", "patient/*.rs", "offline_access")
+				cfg.Endpoint.AuthURL = strings.TrimSuffix(tokenURLs[0], "/token") + "/authorize"
+				fhirBase := strings.TrimSuffix(tokenURLs[0], "/auth/token") + "/fhir"
+				br := newBrowser(b)
+				chains := make([]string, benchParallelism*runtime.GOMAXPROCS(0))
+				for i := range chains {
+					chains[i] = postToken(b, http.DefaultClient, tokenURLs[0], benchCodeForm(br, cfg, fhirBase))
+				}
+				cpu := startCPU(b, pgStorage(env))
+				before := procsCPU(procs)
+				lat := runRefreshLoadOn(b, tokenURLs, chains)
+				b.ReportMetric(float64(procsCPU(procs)-before)/float64(time.Microsecond)/float64(b.N), "server_cpu_µs/op")
+				cpu.report(b, b.N)
+				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tokens/s")
+				b.ReportMetric(lat.p99ms(), "p99_ms")
+			})
 		})
 	}
 }
@@ -83,10 +107,11 @@ func pgStorage(env []string) string {
 
 // startBenchInstances starts n Caddy processes serving one authorization
 // server (the same issuer, clients and storage, each on its own port)
-// with benchClients backend clients registered with the keys' JWK Set,
-// and returns them with their token endpoints. The issuer is the first
+// with benchClients backend clients registered with the keys' JWK Set and
+// the flow site's clients and user, and returns them with their token
+// endpoints. The issuer is the first
 // instance's URL, as a load balancer's would be.
-func startBenchInstances(b *testing.B, keys backendKeys, n int, storage string, env []string) ([]*caddyProcess, []string) {
+func startBenchInstances(b *testing.B, keys backendKeys, flow flowSite, n int, storage string, env []string) ([]*caddyProcess, []string) {
 	b.Helper()
 	var clients strings.Builder
 	for i := range benchClients {
@@ -117,9 +142,10 @@ http://localhost:%d {
 		fhir_base http://localhost:%d/fhir
 		storage %s
 %s
+%s
 	}
 }
-`, port, issuer, ports[0], storage, clients.String()))
+`, port, issuer, ports[0], storage, clients.String(), flow.extra))
 		procs[i] = startCaddyProcess(b, cf, filepath.Join(dir, fmt.Sprintf("caddy-%d.log", i)), env...)
 		// One at a time: the first creates the schema and the keys.
 		procs[i].waitReady(fmt.Sprintf("http://localhost:%d/auth/jwks", port))
