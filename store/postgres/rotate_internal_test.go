@@ -87,3 +87,30 @@ func TestRotationWaitsForClientRevocation(t *testing.T) {
 		t.Fatalf("the successor exists: %v", err)
 	}
 }
+
+// TestRotationUnavailable: while the database refuses connections a
+// rotation fails with store.ErrUnavailable and uses nothing up; once it
+// accepts them again the same token rotates.
+func TestRotationUnavailable(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.DSN(t)
+	db, err := Open(ctx, dsn, Options{MaxConns: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.SaveRefresh(ctx, "rt", &store.RefreshToken{ClientID: "app", FamilyID: "f1"}, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	pgtest.Refuse(t, dsn)
+	if _, err := db.RotateRefresh(ctx, "rt", store.Rotation{Next: "rt2", TTL: time.Hour}); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("rotation while down: %v, want store.ErrUnavailable", err)
+	}
+	pgtest.Allow(t, dsn)
+	if _, err := db.RotateRefresh(ctx, "rt", store.Rotation{Next: "rt2", TTL: time.Hour}); err != nil {
+		t.Fatalf("rotation after recovery: %v", err)
+	}
+	if _, err := db.GetRefresh(ctx, "rt2"); err != nil {
+		t.Fatalf("the successor: %v", err)
+	}
+}
