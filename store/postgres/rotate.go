@@ -235,7 +235,13 @@ func (d *DB) inPipelinedTx(ctx context.Context, fn func(c *pgxpool.Conn) (*pgx.B
 		// COMMIT of a failed transaction answers ROLLBACK.
 		return errors.New("postgres storage: the rotation's transaction was rolled back")
 	}
-	return br.Close()
+	// Committed, and so answered as done. What still follows (the
+	// server saying it is ready for the next query) may fail: a server
+	// shutting down ends the connection after the COMMIT it was
+	// flushing, before that message. Reporting that as a failure would
+	// have the client present the token again, as reuse.
+	_ = br.Close()
+	return nil
 }
 
 // graceSuccessor returns, locked, the successor a second presentation of
