@@ -53,7 +53,7 @@ type Options struct {
 // DefaultMaxConns is the connection pool's size unless Options.MaxConns
 // or the DSN's pool_max_conns says otherwise. pgx's own default, the
 // larger of 4 and the number of CPUs, made the token endpoint's requests
-// queue for a connection: with 64 concurrent refresh rotations on two
+// queue for a connection: with 32 concurrent refresh rotations on two
 // cores, 4 connections cost about 600 µs of this process's CPU and 350 µs
 // of the server's per rotation, 16 connections about 400 and 250 (the
 // goroutines waiting in the pool, and commits that could not share a WAL
