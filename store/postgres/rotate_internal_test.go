@@ -40,16 +40,7 @@ func TestClientLockSQLMatchesGo(t *testing.T) {
 // starting only once the lock is held.
 func TestRotationWaitsForClientRevocation(t *testing.T) {
 	ctx := context.Background()
-	dsn := pgtest.DSN(t)
-	db, err := Open(ctx, dsn, Options{MaxConns: 4})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	rec := &store.RefreshToken{ClientID: "app", FamilyID: "f1", Subject: "alice", IssuedAt: time.Now().Add(-time.Minute)}
-	if err := db.SaveRefresh(ctx, "rt", rec, time.Hour); err != nil {
-		t.Fatal(err)
-	}
+	db, _ := openWithToken(t, "rt")
 	tx, err := db.pool.Begin(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -93,15 +84,7 @@ func TestRotationWaitsForClientRevocation(t *testing.T) {
 // accepts them again the same token rotates.
 func TestRotationUnavailable(t *testing.T) {
 	ctx := context.Background()
-	dsn := pgtest.DSN(t)
-	db, err := Open(ctx, dsn, Options{MaxConns: 4})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if err := db.SaveRefresh(ctx, "rt", &store.RefreshToken{ClientID: "app", FamilyID: "f1"}, time.Hour); err != nil {
-		t.Fatal(err)
-	}
+	db, dsn := openWithToken(t, "rt")
 	pgtest.Refuse(t, dsn)
 	if _, err := db.RotateRefresh(ctx, "rt", store.Rotation{Next: "rt2", TTL: time.Hour}); !errors.Is(err, store.ErrUnavailable) {
 		t.Fatalf("rotation while down: %v, want store.ErrUnavailable", err)
@@ -113,4 +96,22 @@ func TestRotationUnavailable(t *testing.T) {
 	if _, err := db.GetRefresh(ctx, "rt2"); err != nil {
 		t.Fatalf("the successor: %v", err)
 	}
+}
+
+// openWithToken opens a store on a fresh database (closed at cleanup) and
+// saves the refresh token tok of client app, issued a minute ago; it
+// returns the store and the database's DSN.
+func openWithToken(t *testing.T, tok string) (*DB, string) {
+	t.Helper()
+	dsn := pgtest.DSN(t)
+	db, err := Open(context.Background(), dsn, Options{MaxConns: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	rec := &store.RefreshToken{ClientID: "app", FamilyID: "f1", Subject: "alice", IssuedAt: time.Now().Add(-time.Minute)}
+	if err := db.SaveRefresh(context.Background(), tok, rec, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	return db, dsn
 }
