@@ -107,7 +107,9 @@ func BenchmarkClientCredentials(b *testing.B) {
 					clientID := fmt.Sprintf("bench-%d", i%benchClients)
 					forms[i] = ccForm(keys.assertion(b, alg, clientID, tokenURL, nil, nil), "system/Patient.rs").Encode()
 				}
+				cpu := startCPU(b, storage)
 				lat := runTokenLoad(b, tokenURL, forms, nil)
+				cpu.report(b, b.N)
 				tps := float64(b.N) / b.Elapsed().Seconds()
 				bound := cryptoBound(b, keys, alg, tokenURL)
 				b.ReportMetric(tps, "tokens/s")
@@ -122,7 +124,9 @@ func BenchmarkClientCredentials(b *testing.B) {
 			for i := range forms {
 				forms[i] = form
 			}
+			cpu := startCPU(b, storage)
 			lat := runTokenLoad(b, tokenURL, forms, func(r *http.Request) { r.SetBasicAuth("bench-secret", benchSecret) })
+			cpu.report(b, b.N)
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tokens/s")
 			b.ReportMetric(lat.p99ms(), "p99_ms")
 		})
@@ -146,6 +150,13 @@ func (l latencies) p99ms() float64 {
 // returns each request's latency.
 func runTokenLoad(b *testing.B, tokenURL string, forms []string, edit func(*http.Request)) latencies {
 	b.Helper()
+	return runTokenLoadOn(b, []string{tokenURL}, forms, edit)
+}
+
+// runTokenLoadOn is runTokenLoad spreading the requests over several
+// token endpoints (instances), form i to tokenURLs[i mod n].
+func runTokenLoadOn(b *testing.B, tokenURLs []string, forms []string, edit func(*http.Request)) latencies {
+	b.Helper()
 	tr := &http.Transport{MaxIdleConnsPerHost: 256, MaxConnsPerHost: 256}
 	defer tr.CloseIdleConnections()
 	hc := &http.Client{Transport: tr, Timeout: 30 * time.Second}
@@ -157,7 +168,7 @@ func runTokenLoad(b *testing.B, tokenURL string, forms []string, edit func(*http
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			i := next.Add(1) - 1
-			req, _ := http.NewRequest(http.MethodPost, tokenURL, strings.NewReader(forms[i]))
+			req, _ := http.NewRequest(http.MethodPost, tokenURLs[int(i)%len(tokenURLs)], strings.NewReader(forms[i]))
 			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 			if edit != nil {
 				edit(req)

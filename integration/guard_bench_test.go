@@ -162,6 +162,7 @@ func benchGuardVsPlainProxy(b *testing.B, storage string) {
 	runLoad(b, hc, guarded+path, token, 4*benchConcurrency, benchConcurrency, &loadResult{})
 	const rounds = 20
 	var a, g, la, lg loadResult
+	cpu := startCPU(b, storage)
 	b.ResetTimer()
 	for i := range rounds {
 		if i%2 == 0 {
@@ -175,6 +176,9 @@ func benchGuardVsPlainProxy(b *testing.B, storage string) {
 		runLoad(b, hc, guarded+path, token, b.N/rounds/4, 1, &lg)
 	}
 	b.StopTimer()
+	// CPU per request, plain and guarded alike: the store's server
+	// should use next to none on this path.
+	cpu.report(b, a.requests+g.requests+la.requests+lg.requests)
 	us := func(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
 	b.ReportMetric(a.rps(), "a_req/s")
 	b.ReportMetric(g.rps(), "b_req/s")

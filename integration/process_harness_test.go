@@ -75,7 +75,7 @@ func goBuildEnv() []string {
 // binary is the system under test, not the test) and returns its path. The
 // binary goes into a temporary directory under XDG_CACHE_HOME, which
 // TestMain points into the directory it removes at the end.
-func caddyBinary(t *testing.T) string {
+func caddyBinary(t testing.TB) string {
 	t.Helper()
 	caddyBuild.once.Do(func() {
 		start := time.Now()
@@ -116,7 +116,7 @@ func caddyBinary(t *testing.T) string {
 
 // caddyProcess is a running `caddy run` process.
 type caddyProcess struct {
-	t       *testing.T
+	t       testing.TB
 	cmd     *exec.Cmd
 	logPath string
 	exited  chan struct{} // closed when the process has been waited for
@@ -125,7 +125,7 @@ type caddyProcess struct {
 
 // writeCaddyfile writes a Caddyfile, formatted as `caddy fmt` would, to
 // path.
-func writeCaddyfile(t *testing.T, path, content string) {
+func writeCaddyfile(t testing.TB, path, content string) {
 	t.Helper()
 	if err := os.WriteFile(path, caddyfile.Format([]byte(content)), 0o600); err != nil {
 		t.Fatal(err)
@@ -136,7 +136,7 @@ func writeCaddyfile(t *testing.T, path, content string) {
 // test's environment and Caddy's output appended to logPath. A Cleanup
 // kills the process if the test leaves it running, and prints the end of
 // its log if the test failed.
-func startCaddyProcess(t *testing.T, caddyfilePath, logPath string, env ...string) *caddyProcess {
+func startCaddyProcess(t testing.TB, caddyfilePath, logPath string, env ...string) *caddyProcess {
 	t.Helper()
 	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {

@@ -78,21 +78,16 @@ func BenchmarkCodeExchangeRefresh(b *testing.B) {
 		startBenchCaddyfile(b, s.caddyfile())
 		tokenURL := s.issuer() + "/token"
 		cfg := s.oauth("public-app", "", "launch/patient", "patient/*.rs", "offline_access")
-		// codeForm runs the flow in br and returns the form redeeming
-		// its code.
-		codeForm := func(br *browser) string {
-			verifier := oauth2.GenerateVerifier()
-			q := br.run(cfg.AuthCodeURL("st", oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("aud", s.fhirBase())), s.redirect)
-			return url.Values{"grant_type": {"authorization_code"}, "code": {q.Get("code")}, "redirect_uri": {s.redirect},
-				"client_id": {"public-app"}, "code_verifier": {verifier}}.Encode()
-		}
+		codeForm := func(br *browser) string { return benchCodeForm(br, cfg, s.fhirBase()) }
 		b.Run("authorization_code", func(b *testing.B) {
 			br := newBrowser(b)
 			forms := make([]string, b.N)
 			for i := range forms {
 				forms[i] = codeForm(br)
 			}
+			cpu := startCPU(b, storage)
 			lat := runTokenLoad(b, tokenURL, forms, nil)
+			cpu.report(b, b.N)
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tokens/s")
 			b.ReportMetric(lat.p99ms(), "p99_ms")
 		})
@@ -102,11 +97,22 @@ func BenchmarkCodeExchangeRefresh(b *testing.B) {
 			for i := range chains {
 				chains[i] = postToken(b, http.DefaultClient, tokenURL, codeForm(br))
 			}
+			cpu := startCPU(b, storage)
 			lat := runRefreshLoad(b, tokenURL, chains)
+			cpu.report(b, b.N)
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tokens/s")
 			b.ReportMetric(lat.p99ms(), "p99_ms")
 		})
 	})
+}
+
+// benchCodeForm runs the flow of cfg (the flow site's public-app) in br
+// and returns the form redeeming its code.
+func benchCodeForm(br *browser, cfg *oauth2.Config, fhirBase string) string {
+	verifier := oauth2.GenerateVerifier()
+	q := br.run(cfg.AuthCodeURL("st", oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("aud", fhirBase)), cfg.RedirectURL)
+	return url.Values{"grant_type": {"authorization_code"}, "code": {q.Get("code")}, "redirect_uri": {cfg.RedirectURL},
+		"client_id": {"public-app"}, "code_verifier": {verifier}}.Encode()
 }
 
 // postToken posts a form to the token endpoint and returns the refresh
@@ -144,6 +150,14 @@ func tryPostToken(hc *http.Client, tokenURL, form string) (string, error) {
 // refresh token, and returns each request's latency.
 func runRefreshLoad(b *testing.B, tokenURL string, chains []string) latencies {
 	b.Helper()
+	return runRefreshLoadOn(b, []string{tokenURL}, chains)
+}
+
+// runRefreshLoadOn is runRefreshLoad spreading the requests over several
+// token endpoints (instances), request i to tokenURLs[i mod n]: a chain's
+// successive rotations land on different instances.
+func runRefreshLoadOn(b *testing.B, tokenURLs []string, chains []string) latencies {
+	b.Helper()
 	tr := &http.Transport{MaxIdleConnsPerHost: 256, MaxConnsPerHost: 256}
 	defer tr.CloseIdleConnections()
 	hc := &http.Client{Transport: tr, Timeout: 30 * time.Second}
@@ -158,7 +172,7 @@ func runRefreshLoad(b *testing.B, tokenURL string, chains []string) latencies {
 			i := next.Add(1) - 1
 			form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}, "client_id": {"public-app"}}.Encode()
 			t0 := time.Now()
-			nextRT, err := tryPostToken(hc, tokenURL, form)
+			nextRT, err := tryPostToken(hc, tokenURLs[int(i)%len(tokenURLs)], form)
 			lat[i] = time.Since(t0)
 			if err != nil {
 				failed.Store(err.Error())

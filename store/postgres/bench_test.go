@@ -9,8 +9,8 @@ import (
 	"github.com/smartcaddy/smartauth/store/postgres"
 )
 
-// openBench opens a store on a fresh database for a benchmark. The test
-// cluster runs with fsync=off unless SMARTAUTH_TEST_PG_FSYNC=on.
+// openBench opens a store on a fresh database for a benchmark (the test
+// cluster is durable: fsync and synchronous_commit on).
 func openBench(b *testing.B) *postgres.DB {
 	b.Helper()
 	db, err := postgres.Open(ctx, freshDSN(b), postgres.Options{MaxConns: 16})
@@ -67,7 +67,7 @@ func BenchmarkGetSession(b *testing.B) {
 }
 
 // BenchmarkUseJTIParallel measures the client_credentials grant's one
-// store write with many clients at once (one INSERT each, unbatched).
+// store write with many clients at once (grouped by the jti writer).
 func BenchmarkUseJTIParallel(b *testing.B) {
 	db := openBench(b)
 	b.SetParallelism(16)
@@ -80,4 +80,35 @@ func BenchmarkUseJTIParallel(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkRotateRefreshParallel measures refresh rotations with many
+// chains at once, each goroutine rotating its own chain, with several
+// pool sizes.
+func BenchmarkRotateRefreshParallel(b *testing.B) {
+	for _, conns := range []int32{4, 8, 16} {
+		b.Run("conns="+strconv.Itoa(int(conns)), func(b *testing.B) {
+			db, err := postgres.Open(ctx, freshDSN(b), postgres.Options{MaxConns: conns})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { db.Close() })
+			b.SetParallelism(32)
+			b.RunParallel(func(pb *testing.PB) {
+				tok := store.NewSecret()
+				if err := db.SaveRefresh(ctx, tok, &store.RefreshToken{ClientID: "app", FamilyID: store.NewSecret(), Subject: "alice"}, time.Hour); err != nil {
+					b.Error(err)
+					return
+				}
+				for pb.Next() {
+					next := store.NewSecret()
+					if _, err := db.RotateRefresh(ctx, tok, store.Rotation{Next: next, TTL: time.Hour}); err != nil {
+						b.Error(err)
+						return
+					}
+					tok = next
+				}
+			})
+		})
+	}
 }

@@ -144,27 +144,6 @@ func getExpiring[T any](ctx context.Context, d *DB, table, idHash string) (*T, e
 	return v, nil
 }
 
-// UseJTI implements store.Store. One statement: INSERT, or, when the id
-// is recorded already but expired, take that row over; a live row matches
-// nothing (ErrReplayed). Concurrent uses of one id queue on its row (or
-// its unique-index entry) and only the first inserts or updates.
-func (d *DB) UseJTI(ctx context.Context, issuer, jti string, exp time.Time) error {
-	now := d.now()
-	if !exp.After(now) {
-		exp = now.Add(time.Second)
-	}
-	tag, err := d.q.Exec(ctx, `INSERT INTO used_jtis (id_hash, expires_ns) VALUES ($1, $2)
-		ON CONFLICT (id_hash) DO UPDATE SET expires_ns = EXCLUDED.expires_ns WHERE used_jtis.expires_ns <= $3`,
-		store.HashID(issuer+"\x00"+jti), ns(exp), ns(now))
-	if err != nil {
-		return err
-	}
-	if tag.RowsAffected() == 0 {
-		return store.ErrReplayed
-	}
-	return nil
-}
-
 // PutConsent implements store.Store.
 func (d *DB) PutConsent(ctx context.Context, rec *store.Consent, ttl time.Duration) error {
 	b, err := json.Marshal(rec)

@@ -2,8 +2,9 @@ package postgres
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
 	"errors"
-	"hash/fnv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -17,12 +18,22 @@ import (
 // a rotation shares it before it reads the clock for the successor's
 // IssuedAt. Whichever comes second sees the first: a rotation after the
 // revocation finds it; a revocation after the rotation has an At at or
-// after the successor's IssuedAt, and covers it.
+// after the successor's IssuedAt, and covers it. The key is the first 8
+// bytes of SHA-256 of clientLockPrefix and the client id, big-endian, so
+// that SQL can compute it from a row's client_id too (clientLockSQLOf): a
+// rotation takes the lock in the same round trip that reads its token.
 func clientLock(clientID string) int64 {
-	h := fnv.New64a()
-	h.Write([]byte("smartauth/client-revocation\x00"))
-	h.Write([]byte(clientID))
-	return int64(h.Sum64())
+	h := sha256.Sum256([]byte(clientLockPrefix + clientID))
+	return int64(binary.BigEndian.Uint64(h[:8]))
+}
+
+// clientLockPrefix starts every input of clientLock's hash.
+const clientLockPrefix = "smartauth/client-revocation:"
+
+// clientLockSQLOf is clientLock in SQL of a bytea expression (a column
+// or a parameter, never input).
+func clientLockSQLOf(expr string) string {
+	return `('x' || encode(substr(sha256('` + clientLockPrefix + `'::bytea || ` + expr + `), 1, 8), 'hex'))::bit(64)::bigint`
 }
 
 // Revoke implements store.Store.
@@ -35,7 +46,7 @@ func (d *DB) Revoke(ctx context.Context, kind store.RevocationKind, id string, u
 // store.MergeRevocation); one that adds nothing writes nothing. The identifier's
 // row is locked (SELECT … FOR UPDATE, or the INSERT that creates it), so
 // concurrent revocations of one identifier apply one after the other.
-func (d *DB) revoke(ctx context.Context, tx pgx.Tx, kind store.RevocationKind, id string, until time.Time) error {
+func (d *DB) revoke(ctx context.Context, tx querier, kind store.RevocationKind, id string, until time.Time) error {
 	if kind == store.RevokedClient {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, clientLock(id)); err != nil {
 			return err
@@ -148,8 +159,15 @@ func (d *DB) revokedRefresh(ctx context.Context, q querier, rec *store.RefreshTo
 		(SELECT at_ns FROM revocations WHERE kind = $7 AND id = $2 AND $4 AND until_ns > $5)`,
 		[]byte(rec.FamilyID), []byte(rec.ClientID), rec.FamilyID != "", rec.ClientID != "", ns(now),
 		string(store.RevokedFamily), string(store.RevokedClient)).Scan(&family, &clientAt)
-	if err != nil || family {
-		return family, err
+	if err != nil {
+		return false, err
 	}
-	return clientAt != nil && !rec.IssuedAt.After(fromNS(*clientAt)), nil
+	return refreshRevoked(rec, family, clientAt), nil
+}
+
+// refreshRevoked decides revokedRefresh from what the database said:
+// whether the token's family has a live revocation, and the At of its
+// client's live RevokedClient revocation (nil without one).
+func refreshRevoked(rec *store.RefreshToken, family bool, clientAt *int64) bool {
+	return family || clientAt != nil && !rec.IssuedAt.After(fromNS(*clientAt))
 }
