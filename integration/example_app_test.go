@@ -36,6 +36,9 @@ func TestExampleDemoAppEndToEnd(t *testing.T) {
 	if got := b.text(`label[for=patient-1]`); !strings.Contains(got, "Amy Shaw") || !strings.Contains(got, "1980-01-01") {
 		t.Errorf("the launcher names the second patient %q, not Amy Shaw, 1980-01-01", got)
 	}
+	if n := b.evalInt(`(() => { const i = document.querySelector("header.brand img"); return i && i.complete ? i.naturalWidth : -1 })()`); n <= 0 {
+		t.Errorf("the logo of pages { logo } did not load (%d): the CSP or the route blocks it", n)
+	}
 	b.checkPage("demo-2-launcher")
 	b.step("launch the demo app for Amy Shaw",
 		chromedp.Click(css(`input[name=patient][value=pat-2]`)),
