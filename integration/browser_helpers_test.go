@@ -127,3 +127,35 @@ func (b *browserTab) checkPage(name string) {
 	}
 	b.step("restore the window of "+name, chromedp.EmulateViewport(desktopWidth, desktopHeight))
 }
+
+// focusContrastJS is the WCAG contrast ratio between the focused element's
+// outline colour and white (the pages' background around the ring), or
+// -1 when the focused element draws no solid outline.
+const focusContrastJS = `(() => {
+	const st = getComputedStyle(document.activeElement);
+	if (document.activeElement === document.body || st.outlineStyle !== "solid" || parseFloat(st.outlineWidth) < 2) return -1;
+	const lum = (rgb) => {
+		const [r, g, b] = rgb.match(/\d+(\.\d+)?/g).slice(0, 3).map(Number).map(v => {
+			v /= 255; return v <= 0.04045 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4);
+		});
+		return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+	};
+	const a = lum(st.outlineColor), w = 1;
+	return (Math.max(a, w) + 0.05) / (Math.min(a, w) + 0.05);
+})()`
+
+// checkFocusRing moves the keyboard focus to the page's first focusable
+// element with Tab and fails the test unless it draws a solid outline of
+// at least 2px with a contrast of 3:1 or more against white (WCAG 2.2
+// AA, non-text contrast).
+func (b *browserTab) checkFocusRing(name string) {
+	b.t.Helper()
+	b.step("tab into "+name, chromedp.KeyEvent("\t"))
+	ratio, err := chromedp.Run(b.ctx, chromedp.Evaluate[float64](focusContrastJS))
+	if err != nil {
+		b.t.Fatalf("focus ring of %s: %v", name, err)
+	}
+	if ratio < 3 {
+		b.t.Errorf("the focus indicator on %s has a contrast of %.2f:1 against white (-1: no solid outline); WCAG 2.2 AA needs 3:1", name, ratio)
+	}
+}

@@ -25,6 +25,7 @@ func TestExampleDemoAppEndToEnd(t *testing.T) {
 
 	b.step("open the launcher", chromedp.Navigate(base+"/auth/launcher"), chromedp.WaitVisible(css(`input[name=username]`)))
 	b.checkPage("demo-1-login")
+	b.checkFocusRing("demo-1-login")
 	b.step("sign in",
 		chromedp.SendKeys(css(`input[name=username]`), "alice"),
 		chromedp.SendKeys(css(`input[name=password]`), "alice-demo"),
@@ -40,6 +41,7 @@ func TestExampleDemoAppEndToEnd(t *testing.T) {
 		t.Errorf("the logo of pages { logo } did not load (%d): the CSP or the route blocks it", n)
 	}
 	b.checkPage("demo-2-launcher")
+	b.checkFocusRing("demo-2-launcher")
 	b.step("launch the demo app for Amy Shaw",
 		chromedp.Click(css(`input[name=patient][value=pat-2]`)),
 		chromedp.Click(css(`input[name=client_id][value=demo-browser-app]`)),
@@ -49,6 +51,7 @@ func TestExampleDemoAppEndToEnd(t *testing.T) {
 		t.Errorf("the consent page does not name the patient or speaks of \"your\" data to a practitioner:\n%s", got)
 	}
 	b.checkPage("demo-3-consent")
+	b.checkFocusRing("demo-3-consent")
 	b.step("allow", chromedp.Click(css(`button[name=decision][value=allow]`)),
 		chromedp.WaitVisible(css(`#status[data-done]`)))
 	b.checkPage("demo-4-app")
