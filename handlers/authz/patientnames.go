@@ -124,15 +124,6 @@ func (s *Server) describePatients(ctx context.Context, ids []string) (out []pati
 	return out, notice
 }
 
-// describePatient names one patient (describePatients).
-func (s *Server) describePatient(ctx context.Context, id string) patientChoice {
-	if id == "" {
-		return patientChoice{}
-	}
-	c, _ := s.describePatients(ctx, []string{id})
-	return c[0]
-}
-
 // unnamedPatient is a patient known by id only.
 func unnamedPatient(id string) patientChoice {
 	return patientChoice{ID: id, Label: id}
