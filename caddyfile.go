@@ -53,6 +53,12 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		frame_ancestors  <origin> [<origin>...]
 //		templates        <directory>
 //		patient_search   <fhir_url>
+//		pages {
+//			organization  <name>
+//			logo          <path>
+//			accent_color  "#rrggbb"  # quoted: # starts a comment
+//			patient_names <fhir_url>
+//		}
 //
 //		client <client_id> {
 //			name        <display_name>
@@ -310,6 +316,15 @@ func (s *SmartAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			s.Guard = g
+		case "pages":
+			if err := once(opt); err != nil {
+				return err
+			}
+			p, err := parsePages(d) // pages_config.go
+			if err != nil {
+				return err
+			}
+			s.Pages = p
 		case "registration":
 			if err := once(opt); err != nil {
 				return err

@@ -23,10 +23,11 @@ var parserBlocks = map[string]string{
 	"parseGuard":            "guard",
 	"parseRegistration":     "registration",
 	"parseIdentityProvider": "identity_provider",
+	"parsePages":            "pages",
 }
 
 // parserSources are the files that hold the functions of parserBlocks.
-var parserSources = []string{"caddyfile.go", "caddyfile_blocks.go", "guard_config.go", "registration_config.go", "identity_provider_config.go"}
+var parserSources = []string{"caddyfile.go", "caddyfile_blocks.go", "guard_config.go", "registration_config.go", "identity_provider_config.go", "pages_config.go"}
 
 // optionSet is a set of "block option" pairs, e.g. "client jwks_uri".
 type optionSet map[string]bool

@@ -179,6 +179,10 @@ type SmartAuth struct {
 	// empty.
 	PatientSearch string `json:"patient_search,omitempty"`
 
+	// Pages brands the pages and names where they read patients' names
+	// from. See PagesConfig.
+	Pages *PagesConfig `json:"pages,omitempty"`
+
 	// Guard configures the checks in front of the FHIR API: CORS origins,
 	// operations, resource types outside the patient compartment, headers
 	// passed upstream. See GuardConfig.
@@ -291,6 +295,10 @@ func (s *SmartAuth) Provision(ctx caddy.Context) error {
 	if s.PatientSearch != "" {
 		patientSearch, _ = checkUpstreamURL(s.PatientSearch)
 	}
+	branding, patientNames, err := s.Pages.options()
+	if err != nil {
+		return fmt.Errorf("pages: %w", err)
+	}
 	guardOpts, err := s.Guard.options()
 	if err != nil {
 		return fmt.Errorf("guard: %w", err)
@@ -325,6 +333,8 @@ func (s *SmartAuth) Provision(ctx caddy.Context) error {
 			FrameAncestors:  s.FrameAncestors,
 			TemplatesDir:    s.Templates,
 			PatientSearch:   patientSearch,
+			PatientNames:    patientNames,
+			Branding:        branding,
 
 			IdentityProviders: idps,
 		},

@@ -11,33 +11,39 @@ import (
 )
 
 // exampleCaddyfile is ../example.Caddyfile moved to free ports and a
-// temporary storage directory, with the in-process test options. Its demo
-// FHIR server's root, demo/fhir relative to the repository root where the
-// README runs it, becomes ../demo/fhir as an absolute path.
+// temporary storage directory, with the in-process test options. The
+// roots of its demo FHIR server and demo app, demo/fhir and demo/app
+// relative to the repository root where the README runs it, become
+// absolute paths of ../demo. It returns the Caddyfile and the main site's
+// URL.
 func exampleCaddyfile(t *testing.T) (string, string) {
 	t.Helper()
 	raw, err := os.ReadFile("../example.Caddyfile")
 	if err != nil {
 		t.Fatal(err)
 	}
-	demoRoot, err := filepath.Abs(filepath.Join("..", "demo", "fhir"))
+	demoRoot, err := filepath.Abs(filepath.Join("..", "demo"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	main, fhir := freePort(t), freePort(t)
+	main, fhir, app := freePort(t), freePort(t), freePort(t)
 	r := strings.NewReplacer(
 		"localhost:8080", fmt.Sprintf("localhost:%d", main),
 		"localhost:8081", fmt.Sprintf("localhost:%d", fhir),
+		"127.0.0.1:8081", fmt.Sprintf("127.0.0.1:%d", fhir),
+		"localhost:9090", fmt.Sprintf("localhost:%d", app),
 		"./smartauth-data", t.TempDir(),
-		"\troot * demo/fhir\n", "\troot * "+demoRoot+"\n",
+		"\troot * demo/", "\troot * "+demoRoot+"/",
 		"\tauto_https off\n", "\tauto_https off\n\tadmin off\n\tpersist_config off\n",
 	)
 	cf := r.Replace(string(raw))
 	if !strings.Contains(cf, "admin off") {
 		t.Fatal("example.Caddyfile changed shape: no global auto_https line")
 	}
-	if !strings.Contains(cf, "\troot * "+demoRoot+"\n") {
-		t.Fatal("example.Caddyfile changed shape: no line `root * demo/fhir`")
+	for _, root := range []string{"fhir", "app"} {
+		if !strings.Contains(cf, "\troot * "+demoRoot+"/"+root+"\n") {
+			t.Fatalf("example.Caddyfile changed shape: no line `root * demo/%s`", root)
+		}
 	}
 	return cf, fmt.Sprintf("http://localhost:%d", main)
 }

@@ -17,9 +17,17 @@ type consentPage struct {
 	CSRF       string
 	Req        string
 	ClientName string
-	User       string
-	Patient    string
-	Scopes     []consentScope
+	// User is the signed-in user's name, SignOut the sign-out page.
+	User    string
+	SignOut string
+	// Patient is the patient in context (ID "" for none), named as on the
+	// picker; Notice says when the name could not be read.
+	Patient patientChoice
+	Notice  string
+	// ForOther is set when the user is not the patient in context (a
+	// practitioner): the permissions then read "this patient's …".
+	ForOther bool
+	Scopes   []consentScope
 	// Wildcard is set when a scope covers every resource type.
 	Wildcard bool
 }
@@ -42,7 +50,7 @@ func (s *Server) serveConsent(w http.ResponseWriter, r *http.Request) {
 		if !ok {
 			return
 		}
-		s.renderConsent(w, fs, p)
+		s.renderConsent(w, r, fs, p)
 	case http.MethodPost:
 		s.postConsent(w, r)
 	default:
@@ -52,22 +60,43 @@ func (s *Server) serveConsent(w http.ResponseWriter, r *http.Request) {
 }
 
 // renderConsent shows the consent page of a pending request.
-func (s *Server) renderConsent(w http.ResponseWriter, fs *flowSession, p pendingAuthorization) {
+func (s *Server) renderConsent(w http.ResponseWriter, r *http.Request, fs *flowSession, p pendingAuthorization) {
+	u := s.sessions.user(fs)
 	data := consentPage{
 		Action:     s.Endpoint(pathConsent),
 		CSRF:       fs.rec.CSRF,
 		Req:        s.pending.seal(p),
 		ClientName: p.clientName,
-		User:       displayUserName(s.sessions.user(fs)),
-		Patient:    p.context.Patient,
+		User:       displayUserName(u),
+		SignOut:    s.Endpoint(pathLogout),
+		ForOther:   u.OwnPatient() == "",
 	}
-	for _, sc := range consentScopes(p, s.sessions.user(fs)) {
-		data.Scopes = append(data.Scopes, consentScope{Value: sc, Description: scopes.Describe(sc), Locked: scopes.Locked(sc)})
+	if p.context.Patient != "" {
+		var named []patientChoice
+		named, data.Notice = s.describePatients(r.Context(), []string{p.context.Patient})
+		data.Patient = named[0]
+	}
+	for _, sc := range consentScopes(p, u) {
+		desc := scopes.Describe(sc)
+		if data.ForOther {
+			desc = forThisPatient(sc, desc)
+		}
+		data.Scopes = append(data.Scopes, consentScope{Value: sc, Description: desc, Locked: scopes.Locked(sc)})
 		if strings.Contains(sc, "/*.") {
 			data.Wildcard = true
 		}
 	}
 	s.pages.render(w, http.StatusOK, pageConsent, s.flowPageSecurity(p), data)
+}
+
+// forThisPatient words a patient/ scope's description for a user who is
+// not the patient: "Read this patient's lab results", not "Read your lab
+// results".
+func forThisPatient(scope, desc string) string {
+	if !strings.HasPrefix(scope, "patient/") {
+		return desc
+	}
+	return strings.Replace(desc, "your ", "this patient's ", 1)
 }
 
 // flowPageSecurity lets the consent and picker pages be framed by the
@@ -90,7 +119,7 @@ func (s *Server) postConsent(w http.ResponseWriter, r *http.Request) {
 		s.failPending(w, r, p, "access_denied", "the user denied access")
 		return
 	default:
-		s.renderConsent(w, fs, p)
+		s.renderConsent(w, r, fs, p)
 		return
 	}
 	ticked := r.PostForm["scope"]

@@ -14,11 +14,22 @@ import (
 
 // launcherPage is the data of launcher.html.
 type launcherPage struct {
-	Action   string
-	CSRF     string
-	User     string
-	Apps     []launcherApp
-	Patients []string
+	Action string
+	CSRF   string
+	// User is the signed-in user's name, SignOut the sign-out page and
+	// Manage the page of the user's authorized apps.
+	User    string
+	SignOut string
+	Manage  string
+	Apps    []launcherApp
+	// Patients are the patients the user may launch an app for (filtered
+	// by Filter when Filterable); Notice says when some could not be
+	// named; Total is the list's length before filtering.
+	Patients   []patientChoice
+	Notice     string
+	Filterable bool
+	Filter     string
+	Total      int
 }
 
 // launcherApp is an app the launcher can start.
@@ -45,7 +56,15 @@ func (s *Server) serveLauncher(w http.ResponseWriter, r *http.Request) {
 	user := s.sessions.user(fs)
 	patients := launcherPatients(user)
 	if r.Method != http.MethodPost {
-		data := launcherPage{Action: s.Endpoint(pathLauncher), CSRF: fs.rec.CSRF, User: displayUserName(user), Patients: patients}
+		data := launcherPage{Action: s.Endpoint(pathLauncher), CSRF: fs.rec.CSRF, User: displayUserName(user),
+			SignOut: s.Endpoint(pathLogout), Manage: s.Endpoint(PathManage)}
+		data.Patients, data.Notice = s.describePatients(r.Context(), patients)
+		data.Total = len(data.Patients)
+		if data.Total > patientFilterThreshold {
+			data.Filterable = true
+			data.Filter = limitQuery(r.URL.Query().Get("filter"))
+			data.Patients = filterPatients(data.Patients, data.Filter)
+		}
 		for _, c := range apps {
 			data.Apps = append(data.Apps, launcherApp{ID: c.ID, Name: clientDisplayName(c)})
 		}

@@ -18,8 +18,12 @@ import (
 type managePage struct {
 	Action string
 	CSRF   string
-	User   string
-	Apps   []manageApp
+	// User is the signed-in user's name, SignOut the sign-out page and
+	// Launcher the launcher page.
+	User     string
+	SignOut  string
+	Launcher string
+	Apps     []manageApp
 	// Notice says what the last action did.
 	Notice string
 }
@@ -69,7 +73,8 @@ func (s *Server) serveManage(w http.ResponseWriter, r *http.Request) {
 		s.pages.storeFailure(w, err, "Your apps could not be listed.")
 		return
 	}
-	data := managePage{Action: s.Endpoint(PathManage), CSRF: fs.rec.CSRF, User: displayUserName(user), Notice: notice}
+	data := managePage{Action: s.Endpoint(PathManage), CSRF: fs.rec.CSRF, User: displayUserName(user), Notice: notice,
+		SignOut: s.Endpoint(pathLogout), Launcher: s.Endpoint(pathLauncher)}
 	for _, g := range grants {
 		app := manageApp{ID: g.ClientID, Name: g.ClientID, Offline: len(g.Families) > 0, Remembered: g.Remembered != nil}
 		if c, err := s.registry.Lookup(r.Context(), g.ClientID); err == nil {

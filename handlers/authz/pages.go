@@ -55,10 +55,13 @@ type pageRenderer struct {
 	logger *zap.Logger
 }
 
-// newPageRenderer loads the page templates (loadPages) and keeps the
-// framing origins and the logger of the pages.
-func newPageRenderer(dir string, frameAncestors []string, logger *zap.Logger) (*pageRenderer, error) {
-	p, err := loadPages(dir)
+// newPageRenderer loads the page templates (loadPages) with the branding
+// and keeps the framing origins and the logger of the pages.
+func newPageRenderer(dir string, brand Branding, frameAncestors []string, logger *zap.Logger) (*pageRenderer, error) {
+	if err := CheckBranding(brand); err != nil {
+		return nil, err
+	}
+	p, err := loadPages(dir, brand)
 	if err != nil {
 		return nil, err
 	}
@@ -67,8 +70,9 @@ func newPageRenderer(dir string, frameAncestors []string, logger *zap.Logger) (*
 }
 
 // loadPages parses the built-in templates, each replaced by the file of the
-// same name in dir when dir is set and holds one. An error names the file.
-func loadPages(dir string) (*pageRenderer, error) {
+// same name in dir when dir is set and holds one, with the template
+// function brand giving the branding. An error names the file.
+func loadPages(dir string, brand Branding) (*pageRenderer, error) {
 	if dir != "" {
 		st, err := os.Stat(dir)
 		if err != nil {
@@ -88,7 +92,8 @@ func loadPages(dir string) (*pageRenderer, error) {
 		if err != nil {
 			return nil, err
 		}
-		t, err := template.New(name).Option("missingkey=error").Parse(string(src))
+		funcs := template.FuncMap{"brand": brand.brand}
+		t, err := template.New(name).Option("missingkey=error").Funcs(funcs).Parse(string(src))
 		if err != nil {
 			return nil, fmt.Errorf("template %s: %w", origin, err)
 		}
@@ -179,7 +184,7 @@ func (pr *pageRenderer) csp(sec pageSecurity) string {
 			}
 		}
 	}
-	return "default-src 'none'; style-src 'self' 'unsafe-inline'; form-action " +
+	return "default-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self'; form-action " +
 		strings.Join(formAction, " ") + "; frame-ancestors " + strings.Join(ancestors, " ") +
 		"; base-uri 'none'"
 }

@@ -35,42 +35,84 @@ var patientSearchClient = &http.Client{
 	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 }
 
-// patientChoice is one patient offered on the picker.
+// patientChoice is a patient as the pages show it (picker, launcher,
+// consent).
 type patientChoice struct {
+	// ID is the Patient resource's id.
 	ID string
-	// Label is the patient's name and birth date when known, else the id.
+	// Label is one line naming the patient: "Amy Shaw, 1980-01-01" when
+	// the FHIR server gave a name, else the id.
 	Label string
+	// Known is set when the patient was read from the FHIR server; Name,
+	// BirthDate, Gender and MRN are then what it said (each may be "").
+	Known     bool
+	Name      string
+	BirthDate string
+	Gender    string
+	MRN       string
 }
 
-// patientResource is the part of a FHIR Patient the picker shows.
+// patientResource is the part of a FHIR Patient the pages show.
 type patientResource struct {
 	ResourceType string `json:"resourceType"`
 	ID           string `json:"id"`
 	BirthDate    string `json:"birthDate"`
+	Gender       string `json:"gender"`
 	Name         []struct {
+		Use    string   `json:"use"`
 		Text   string   `json:"text"`
 		Family string   `json:"family"`
 		Given  []string `json:"given"`
 	} `json:"name"`
+	Identifier []struct {
+		Type struct {
+			Text   string `json:"text"`
+			Coding []struct {
+				Code string `json:"code"`
+			} `json:"coding"`
+		} `json:"type"`
+		Value string `json:"value"`
+	} `json:"identifier"`
 }
 
-// choice makes a picker entry from a Patient resource.
+// choice makes a page entry from a Patient resource: the official name
+// (else the first), the birth date, gender and the medical record number
+// (an identifier of type MR).
 func (p *patientResource) choice() patientChoice {
-	label := ""
-	if len(p.Name) > 0 {
-		n := p.Name[0]
-		label = n.Text
-		if label == "" {
-			label = strings.TrimSpace(strings.Join(append(append([]string{}, n.Given...), n.Family), " "))
+	c := patientChoice{ID: p.ID, Known: true, BirthDate: p.BirthDate, Gender: p.Gender}
+	for i, n := range p.Name {
+		if i > 0 && n.Use != "official" {
+			continue
+		}
+		name := n.Text
+		if name == "" {
+			name = strings.TrimSpace(strings.Join(append(append([]string{}, n.Given...), n.Family), " "))
+		}
+		if name != "" {
+			c.Name = name
+		}
+		if n.Use == "official" {
+			break
 		}
 	}
-	if label == "" {
-		label = p.ID
+	for _, id := range p.Identifier {
+		mr := id.Type.Text == "MRN"
+		for _, cd := range id.Type.Coding {
+			mr = mr || cd.Code == "MR"
+		}
+		if mr && id.Value != "" {
+			c.MRN = id.Value
+			break
+		}
 	}
-	if p.BirthDate != "" {
-		label += " (born " + p.BirthDate + ")"
+	c.Label = c.Name
+	if c.Label == "" {
+		c.Label = p.ID
 	}
-	return patientChoice{ID: p.ID, Label: label}
+	if c.BirthDate != "" {
+		c.Label += ", " + c.BirthDate
+	}
+	return c
 }
 
 // mayUsePatientSearch tells whether a user picks patients by searching
@@ -104,7 +146,7 @@ func (s *Server) searchPatients(ctx context.Context, name string) ([]patientChoi
 			Resource patientResource `json:"resource"`
 		} `json:"entry"`
 	}
-	if err := s.getFHIR(ctx, "/Patient?"+q.Encode(), &bundle); err != nil {
+	if err := getFHIR(ctx, s.cfg.PatientSearch.String()+"/Patient?"+q.Encode(), &bundle); err != nil {
 		return nil, err
 	}
 	if bundle.ResourceType != "Bundle" {
@@ -119,14 +161,19 @@ func (s *Server) searchPatients(ctx context.Context, name string) ([]patientChoi
 	return out, nil
 }
 
-// findPatient reads one patient from the upstream FHIR server, to check
-// that a chosen id exists.
+// findPatient reads one patient from the upstream FHIR server of patient
+// search, to check that a chosen id exists.
 func (s *Server) findPatient(ctx context.Context, id string) (*patientChoice, error) {
+	return s.readPatient(ctx, s.cfg.PatientSearch.String(), id)
+}
+
+// readPatient reads Patient/{id} from the FHIR server at base.
+func (s *Server) readPatient(ctx context.Context, base, id string) (*patientChoice, error) {
 	if !fhirIDPattern.MatchString(id) {
 		return nil, errors.New("not a FHIR id")
 	}
 	var p patientResource
-	if err := s.getFHIR(ctx, "/Patient/"+id, &p); err != nil {
+	if err := getFHIR(ctx, base+"/Patient/"+id, &p); err != nil {
 		return nil, err
 	}
 	if p.ResourceType != "Patient" || p.ID != id {
@@ -136,9 +183,10 @@ func (s *Server) findPatient(ctx context.Context, id string) (*patientChoice, er
 	return &c, nil
 }
 
-// getFHIR reads a JSON resource from the configured search server.
-func (s *Server) getFHIR(ctx context.Context, path string, into any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.cfg.PatientSearch.String()+path, nil)
+// getFHIR reads a JSON resource from a FHIR server the operator
+// configured (patient_search, the pages' patient names).
+func getFHIR(ctx context.Context, target string, into any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
 	if err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package authz
 import (
 	"net/http"
 	"strings"
+	"unicode/utf8"
 
 	"go.uber.org/zap"
 )
@@ -13,7 +14,19 @@ type pickerPage struct {
 	CSRF       string
 	Req        string
 	ClientName string
-	Patients   []patientChoice
+	// User is the signed-in user's name, SignOut the sign-out page.
+	User    string
+	SignOut string
+	// Patients are the patients offered (the user's list, filtered by
+	// Filter, or the search's results); Notice says when some could not
+	// be named.
+	Patients []patientChoice
+	Notice   string
+	// Filterable is set when the user's list is long enough to offer a
+	// filter box; Filter is what was typed in it, Total the list's length.
+	Filterable bool
+	Filter     string
+	Total      int
 	// Search is set when the user finds patients by name on the
 	// upstream FHIR server; Query is the name searched for, and
 	// SearchError a message when the search failed.
@@ -68,16 +81,19 @@ func (s *Server) renderPicker(w http.ResponseWriter, r *http.Request, fs *flowSe
 		CSRF:       fs.rec.CSRF,
 		Req:        s.pending.seal(p),
 		ClientName: p.clientName,
+		User:       displayUserName(u),
+		SignOut:    s.Endpoint(pathLogout),
 	}
-	for _, pt := range u.Patients {
-		data.Patients = append(data.Patients, patientChoice{ID: pt, Label: pt})
+	data.Patients, data.Notice = s.describePatients(r.Context(), u.Patients)
+	data.Total = len(data.Patients)
+	if data.Total > patientFilterThreshold {
+		data.Filterable = true
+		data.Filter = limitQuery(r.URL.Query().Get("filter"))
+		data.Patients = filterPatients(data.Patients, data.Filter)
 	}
 	if s.mayUsePatientSearch(u) {
 		data.Search = true
-		data.Query = strings.TrimSpace(r.URL.Query().Get("name"))
-		if len(data.Query) > patientSearchMaxQuery {
-			data.Query = data.Query[:patientSearchMaxQuery]
-		}
+		data.Query = limitQuery(r.URL.Query().Get("name"))
 		if data.Query != "" {
 			found, err := s.searchPatients(r.Context(), data.Query)
 			switch {
@@ -91,4 +107,18 @@ func (s *Server) renderPicker(w http.ResponseWriter, r *http.Request, fs *flowSe
 		}
 	}
 	s.pages.render(w, http.StatusOK, pagePicker, s.flowPageSecurity(p), data)
+}
+
+// limitQuery trims what was typed in a search or filter box and cuts it
+// to patientSearchMaxQuery bytes, on a character boundary.
+func limitQuery(q string) string {
+	q = strings.TrimSpace(q)
+	if len(q) <= patientSearchMaxQuery {
+		return q
+	}
+	q = q[:patientSearchMaxQuery]
+	for len(q) > 0 && !utf8.ValidString(q) {
+		q = q[:len(q)-1]
+	}
+	return q
 }

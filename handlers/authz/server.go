@@ -138,6 +138,14 @@ type Settings struct {
 	// configured patient list. The server calls it directly, without a
 	// token.
 	PatientSearch *url.URL
+	// PatientNames, when set, is the FHIR base URL the pages read
+	// patients from (GET Patient/{id}, without a token) to show their
+	// name, birth date, gender and MRN; New defaults it to
+	// PatientSearch. Nil: patients are shown by id.
+	PatientNames *url.URL
+	// Branding is the organisation's name, logo and accent colour on
+	// every page (branding.go).
+	Branding Branding
 	// IdentityProviders are the OpenID Providers users may sign in
 	// through (idp.go), in the order the sign-in page offers them.
 	IdentityProviders []IdentityProvider
@@ -189,6 +197,8 @@ type Server struct {
 	// their names as configured (idp.go).
 	idps     map[string]*idpClient
 	idpOrder []string
+	// patientNames caches patients read for the pages (patientnames.go).
+	patientNames *patientNameCache
 }
 
 // siteKeysTimeout bounds reading the site secret when a Server is built.
@@ -215,6 +225,11 @@ func New(opts Options) (*Server, error) {
 		tokens:     opts.Tokens,
 		users:      opts.Rule,
 		logins:     opts.Logins,
+
+		patientNames: &patientNameCache{},
+	}
+	if s.cfg.PatientNames == nil {
+		s.cfg.PatientNames = s.cfg.PatientSearch
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), siteKeysTimeout)
 	defer cancel()
@@ -251,7 +266,7 @@ func New(opts Options) (*Server, error) {
 	if s.oidcConfig, err = s.buildOpenIDConfiguration(); err != nil {
 		return nil, err
 	}
-	if s.pages, err = newPageRenderer(opts.TemplatesDir, opts.FrameAncestors, opts.Logger); err != nil {
+	if s.pages, err = newPageRenderer(opts.TemplatesDir, opts.Branding, opts.FrameAncestors, opts.Logger); err != nil {
 		return nil, err
 	}
 	s.sessions = &sessions{
