@@ -21,6 +21,7 @@ type Grant struct {
 	IssuedAt   time.Time `json:"issued_at,omitzero"`
 	AuthTime   time.Time `json:"auth_time,omitzero"`
 	Remembered []string  `json:"remembered_consent,omitempty"`
+	Patients   []string  `json:"patients,omitempty"`
 }
 
 // Grants is the answer of GET /smart-auth/users/{user}/grants.
@@ -49,7 +50,7 @@ func GrantsOf(list []store.UserGrant) []Grant {
 	out := make([]Grant, 0, len(list))
 	for _, g := range list {
 		out = append(out, Grant{ClientID: g.ClientID, Families: g.Families, Scope: g.Scope,
-			IssuedAt: g.IssuedAt.UTC(), AuthTime: g.AuthTime.UTC(), Remembered: g.Remembered})
+			IssuedAt: g.IssuedAt.UTC(), AuthTime: g.AuthTime.UTC(), Remembered: g.Remembered, Patients: g.Patients})
 	}
 	return out
 }

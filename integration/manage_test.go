@@ -65,6 +65,11 @@ func TestManageRevokesAnApp(t *testing.T) {
 	if !strings.Contains(body, "keep access while you are away") || !strings.Contains(body, "does not ask again") {
 		t.Errorf("the page does not say the app holds offline access and a remembered consent:\n%s", body)
 	}
+	// It says which patient the access is for (named by id here: the site
+	// has no FHIR server to read names from).
+	if want := `For <span class="patient">` + b.choose["patient"] + `</span>.`; b.choose["patient"] == "" || !strings.Contains(body, want) {
+		t.Errorf("the page does not name the patient (%q):\n%s", want, body)
+	}
 
 	// Without a session the page sends the browser to sign in.
 	anon, _ := fetch(t, "GET", s.issuer()+"/manage", nil)

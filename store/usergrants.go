@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"slices"
 	"sort"
 	"time"
 
@@ -24,6 +25,27 @@ type UserGrant struct {
 	AuthTime time.Time
 	// Remembered is the remembered consent's scopes, nil without one.
 	Remembered []string
+	// Patients are the patients in context of the live families, sorted,
+	// each once (none for families without a patient).
+	Patients []string
+}
+
+// AddFamily counts a live, unused, unrevoked refresh token of the grant's
+// client into the grant: its family, its patient, and the newest scope,
+// issue and authorization times. Both stores build UserGrants with it.
+func (g *UserGrant) AddFamily(rec *RefreshToken) {
+	g.Families = append(g.Families, rec.FamilyID)
+	if p := rec.Context.Patient; p != "" {
+		if i, found := slices.BinarySearch(g.Patients, p); !found {
+			g.Patients = slices.Insert(g.Patients, i, p)
+		}
+	}
+	if rec.IssuedAt.After(g.IssuedAt) {
+		g.IssuedAt, g.Scope = rec.IssuedAt, rec.Scope
+	}
+	if rec.AuthTime.After(g.AuthTime) {
+		g.AuthTime = rec.AuthTime
+	}
 }
 
 // UserGrants implements Store. It reads every refresh token and consent,
@@ -57,14 +79,7 @@ func (d *DB) UserGrants(_ context.Context, user string) ([]UserGrant, error) {
 		}); err != nil || revoked {
 			return err
 		}
-		g := grant(rec.ClientID)
-		g.Families = append(g.Families, rec.FamilyID)
-		if rec.IssuedAt.After(g.IssuedAt) {
-			g.IssuedAt, g.Scope = rec.IssuedAt, rec.Scope
-		}
-		if rec.AuthTime.After(g.AuthTime) {
-			g.AuthTime = rec.AuthTime
-		}
+		grant(rec.ClientID).AddFamily(&rec)
 		return nil
 	})
 	if err != nil {

@@ -36,6 +36,12 @@ type manageApp struct {
 	Access     []string // plain-language scope descriptions
 	Offline    bool     // holds refresh tokens
 	Remembered bool     // consent is remembered
+	// Patients name the patients the app's lasting access is for (the
+	// patients in context of its refresh-token families), as the picker
+	// names them.
+	Patients []patientChoice
+	// PatientsNotice is set when a name could not be read.
+	PatientsNotice string
 }
 
 // serveManage is SMART's management_endpoint: a signed-in user sees the
@@ -91,6 +97,9 @@ func (s *Server) serveManage(w http.ResponseWriter, r *http.Request) {
 			if d := scopes.Describe(sc); d != "" && !slices.Contains(app.Access, d) {
 				app.Access = append(app.Access, d)
 			}
+		}
+		if len(g.Patients) > 0 {
+			app.Patients, app.PatientsNotice = s.describePatients(r.Context(), g.Patients)
 		}
 		data.Apps = append(data.Apps, app)
 	}

@@ -112,14 +112,7 @@ func (d *DB) UserGrants(ctx context.Context, user string) ([]store.UserGrant, er
 		if revoked {
 			continue
 		}
-		g := grant(rec.ClientID)
-		g.Families = append(g.Families, rec.FamilyID)
-		if rec.IssuedAt.After(g.IssuedAt) {
-			g.IssuedAt, g.Scope = rec.IssuedAt, rec.Scope
-		}
-		if rec.AuthTime.After(g.AuthTime) {
-			g.AuthTime = rec.AuthTime
-		}
+		grant(rec.ClientID).AddFamily(rec)
 	}
 	consents, err := list[store.Consent](ctx, d.q, `SELECT record FROM consents
 		WHERE user_name = $1 AND expires_ns > $2 ORDER BY client_id`, []byte(user), ns(now))

@@ -51,7 +51,8 @@ func userGrantsCase(t *testing.T, e *env) {
 		rec.IssuedAt = e.c.Now()
 		e.must(e.s.SaveRefresh(ctx, token, &rec, ttl), "SaveRefresh "+token)
 	}
-	save("a1", store.RefreshToken{FamilyID: "fa", ClientID: "app", Subject: "alice", Scope: "openid patient/*.rs", AuthTime: authA}, time.Hour)
+	save("a1", store.RefreshToken{FamilyID: "fa", ClientID: "app", Subject: "alice", Scope: "openid patient/*.rs", AuthTime: authA,
+		Context: store.LaunchContext{Patient: "pat-2"}}, time.Hour)
 	e.c.Add(time.Second)
 	// Rotation: a1 becomes used, a2 is the live member of family fa.
 	_, err := e.s.RotateRefresh(ctx, "a1", store.Rotation{Next: "a2", TTL: time.Hour, Check: func(old *store.RefreshToken) (*store.RefreshToken, error) {
@@ -62,8 +63,11 @@ func userGrantsCase(t *testing.T, e *env) {
 	e.must(err, "RotateRefresh")
 	rotatedAt := e.c.Now()
 	authB := e.c.Now().Add(-time.Minute)
-	save("b1", store.RefreshToken{FamilyID: "fb", ClientID: "app", Subject: "alice", Scope: "launch", AuthTime: authB}, time.Hour)
-	save("r1", store.RefreshToken{FamilyID: "fr", ClientID: "app", Subject: "alice"}, time.Hour)
+	save("b1", store.RefreshToken{FamilyID: "fb", ClientID: "app", Subject: "alice", Scope: "launch", AuthTime: authB,
+		Context: store.LaunchContext{Patient: "pat-1"}}, time.Hour)
+	save("b2", store.RefreshToken{FamilyID: "fb2", ClientID: "app", Subject: "alice", Scope: "launch", AuthTime: authB,
+		Context: store.LaunchContext{Patient: "pat-2"}}, time.Hour)
+	save("r1", store.RefreshToken{FamilyID: "fr", ClientID: "app", Subject: "alice", Context: store.LaunchContext{Patient: "pat-revoked"}}, time.Hour)
 	e.must(e.s.Revoke(ctx, store.RevokedFamily, "fr", e.c.Now().Add(time.Hour)), "Revoke")
 	save("e1", store.RefreshToken{FamilyID: "fe", ClientID: "old", Subject: "alice"}, time.Minute)
 	save("x1", store.RefreshToken{FamilyID: "fx", ClientID: "app", Subject: "bob"}, time.Hour)
@@ -81,8 +85,13 @@ func userGrantsCase(t *testing.T, e *env) {
 	}
 	app := grants[0]
 	slices.Sort(app.Families)
-	if !slices.Equal(app.Families, []string{"fa", "fb"}) || app.Remembered != nil {
+	if !slices.Equal(app.Families, []string{"fa", "fb", "fb2"}) || app.Remembered != nil {
 		t.Errorf("app grant: %+v", app)
+	}
+	// The patients of the live families, sorted, each once; not the
+	// revoked family's.
+	if !slices.Equal(app.Patients, []string{"pat-1", "pat-2"}) {
+		t.Errorf("app grant patients: %v, want [pat-1 pat-2]", app.Patients)
 	}
 	// a2 and b1 were issued at the same instant, so which scope is the
 	// newest is not defined; the times are.
