@@ -10,10 +10,9 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/crypto/bcrypt"
-
 	"github.com/smartcaddy/smartauth/handlers/clients"
 	"github.com/smartcaddy/smartauth/handlers/oauth"
+	"github.com/smartcaddy/smartauth/handlers/users"
 	"github.com/smartcaddy/smartauth/scopes"
 	"github.com/smartcaddy/smartauth/store"
 )
@@ -91,7 +90,8 @@ type UserConfig struct {
 	// Name is the user name typed on the sign-in page, or the identity a
 	// preceding Caddy authentication handler establishes.
 	Name string `json:"name"`
-	// PasswordHash is a bcrypt hash, as `caddy hash-password` prints it.
+	// PasswordHash is a bcrypt or argon2id hash, as `caddy hash-password`
+	// (--algorithm bcrypt, the default, or argon2id) prints it.
 	// Without one, the user can sign in only through a trusted preceding
 	// authentication handler.
 	PasswordHash string `json:"password_hash,omitempty"`
@@ -337,8 +337,8 @@ func (u *UserConfig) check() error {
 		return fmt.Errorf("user name %q: must be non-empty, without spaces", u.Name)
 	}
 	if u.PasswordHash != "" {
-		if _, err := bcrypt.Cost([]byte(u.PasswordHash)); err != nil {
-			return fmt.Errorf("password_hash: not a bcrypt hash (make one with 'caddy hash-password'): %v", err)
+		if err := users.CheckPasswordHash(u.PasswordHash); err != nil {
+			return fmt.Errorf("password_hash: %v", err)
 		}
 	}
 	if u.FHIRUser != "" && !fhirUserPattern.MatchString(u.FHIRUser) {
