@@ -280,10 +280,8 @@ func (c *ClientConfig) check() error {
 			return fmt.Errorf("launch_uri: %v", err)
 		}
 	}
-	for _, s := range c.Scopes {
-		if s == "" || strings.ContainsAny(s, " \t\"\\") {
-			return fmt.Errorf("scopes: %q is not a scope token", s)
-		}
+	if err := c.checkScopes(); err != nil {
+		return err
 	}
 	if len(c.GrantTypes) == 0 && !c.CreateLaunch {
 		return errors.New("grant_types: none given and none implied (add redirect_uri for a user-facing app, or keys for a backend client)")
@@ -316,6 +314,28 @@ func (c *ClientConfig) check() error {
 	}
 	if c.AllowSecretForClientCredentials && c.Type != store.ClientConfidentialSymmetric {
 		return errors.New("allow_secret_for_client_credentials: only for confidential_symmetric clients")
+	}
+	return nil
+}
+
+// checkScopes parses the client's scopes with the parser registration and
+// the token endpoint use (scopes.Parse), so that a typo is refused here
+// instead of being silently never grantable: every scope must be one this
+// server supports, system/ scopes need the client_credentials grant, and
+// the other scopes a user-facing grant (authorization_code).
+func (c *ClientConfig) checkScopes() error {
+	code := slices.Contains(c.GrantTypes, grantAuthorizationCode)
+	backend := slices.Contains(c.GrantTypes, grantClientCredentials)
+	for _, raw := range c.Scopes {
+		sc, err := scopes.Parse(raw)
+		switch {
+		case err != nil:
+			return fmt.Errorf("scopes: %q is not a scope this server supports: %v", raw, err)
+		case sc.Context == scopes.System && !backend:
+			return fmt.Errorf("scopes: %q: system/ scopes are only granted with client_credentials (grant_types)", raw)
+		case sc.Context != scopes.System && !code:
+			return fmt.Errorf("scopes: %q: a client without authorization_code is granted system/ scopes only", raw)
+		}
 	}
 	return nil
 }

@@ -81,7 +81,8 @@ type SmartAuth struct {
 
 	// Storage is the directory of the Badger database. Default: a
 	// `smart_auth` folder in Caddy's data directory. Handlers naming the
-	// same directory share one database.
+	// same directory share one database. Placeholders ({env.*},
+	// {file.*}) are resolved at provisioning; an unset one is an error.
 	Storage string `json:"storage,omitempty"`
 
 	// StoragePostgres chooses a PostgreSQL database instead of Badger:
@@ -169,6 +170,7 @@ type SmartAuth struct {
 
 	// Templates is a directory of HTML templates that replace the
 	// built-in pages by file name (login.html, consent.html, …).
+	// Placeholders are resolved at provisioning, as for Storage.
 	Templates string `json:"templates,omitempty"`
 
 	// PatientSearch is the base URL of the FHIR server the patient picker
@@ -229,6 +231,13 @@ func (s *SmartAuth) Provision(ctx caddy.Context) error {
 	if err := s.Validate(); err != nil {
 		return err
 	}
+	config := configIdentity(ctx)
+	if err := s.checkSiblings(config); err != nil { // config_warnings.go
+		return err
+	}
+	for _, w := range s.warnings() {
+		s.logger.Warn(w)
+	}
 	issuer, _ := checkServerURL(s.Issuer)
 	fhirBase, _ := checkServerURL(s.FHIRBase)
 	if issuer.Scheme == "http" || fhirBase.Scheme == "http" {
@@ -249,6 +258,10 @@ func (s *SmartAuth) Provision(ctx caddy.Context) error {
 		people[u.Name] = &users.User{Name: u.Name, PasswordHash: u.PasswordHash, FHIRUser: u.FHIRUser, DisplayName: u.DisplayName, Patients: u.Patients, Scopes: u.Scopes}
 	}
 	files, err := s.keyFiles()
+	if err != nil {
+		return err
+	}
+	templates, err := expandPath("templates", s.Templates)
 	if err != nil {
 		return err
 	}
@@ -323,7 +336,7 @@ func (s *SmartAuth) Provision(ctx caddy.Context) error {
 			TrustedIdentity: slices.Contains(s.SignIn, signInTrusted),
 			RememberConsent: time.Duration(s.RememberConsent),
 			FrameAncestors:  s.FrameAncestors,
-			TemplatesDir:    s.Templates,
+			TemplatesDir:    templates,
 			PatientSearch:   patientSearch,
 
 			IdentityProviders: idps,
@@ -336,7 +349,7 @@ func (s *SmartAuth) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	s.registerAdmin(rawDB, db, ring, clients, trail) // admin.go
+	s.registerAdmin(config, rawDB, db, ring, clients, trail) // admin.go
 	return nil
 }
 
