@@ -88,6 +88,8 @@ func parseClient(d *caddyfile.Dispenser) (ClientConfig, error) {
 			c.JWKSFile = v
 		case "jwks_uri":
 			c.JWKSURI = v
+		case "id_token_signed_response_alg":
+			c.IDTokenSignedResponseAlg = v
 		default:
 			return c, errf("unrecognized subdirective '%s'", opt)
 		}

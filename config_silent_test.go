@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
 )
 
 // Issue 15 §3: configurations that were accepted without a word.
@@ -139,4 +140,24 @@ func TestConfigWarnings(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A configured client chooses its id_token algorithm as a registered one
+// does; the store record carries it to the token endpoint.
+func TestCaddyfileIDTokenAlg(t *testing.T) {
+	const head = "smart_auth {\n issuer https://a.example\n fhir_base https://f.example\n"
+	s, err := parse(t, head+" client a {\n redirect_uri https://x/cb\n id_token_signed_response_alg ES256\n }\n}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Clients[0].IDTokenSignedResponseAlg; got != "ES256" {
+		t.Fatalf("parsed %q", got)
+	}
+	s.logger = zap.NewNop()
+	recs, err := s.provisionClients()
+	if err != nil || recs["a"].IDTokenSignedResponseAlg != "ES256" {
+		t.Fatalf("store record %+v %v", recs["a"], err)
+	}
+	expectParseError(t, head+" client a {\n redirect_uri https://x/cb\n id_token_signed_response_alg HS256\n }\n}",
+		`client "a": id_token_signed_response_alg: "HS256": must be RS256 or ES256, at Testfile:6`)
 }

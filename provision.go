@@ -28,6 +28,7 @@ func (s *SmartAuth) provisionClients() (map[string]*store.Client, error) {
 			Scopes: c.Scopes, GrantTypes: c.GrantTypes,
 			AllowSecretForClientCredentials: c.AllowSecretForClientCredentials,
 			CanCreateLaunch:                 c.CreateLaunch,
+			IDTokenSignedResponseAlg:        c.IDTokenSignedResponseAlg,
 		}
 		if c.Secret != "" {
 			secret, err := repl.ReplaceOrErr(c.Secret, true, true)
