@@ -144,7 +144,8 @@ type SmartAuth struct {
 
 	// AccessTokenAlg is the algorithm access tokens are signed with:
 	// "ES256" (default; about thirty times cheaper to sign than RS256) or
-	// "RS256". id_tokens are always RS256, as OpenID Connect requires.
+	// "RS256". id_tokens are RS256, the OpenID Connect default, unless
+	// the client registered id_token_signed_response_alg ES256.
 	AccessTokenAlg string `json:"access_token_alg,omitempty"`
 
 	// SignIn lists how users sign in: "password" (the built-in sign-in
@@ -235,7 +236,7 @@ func (s *SmartAuth) Provision(ctx caddy.Context) error {
 	if err := s.checkSiblings(config); err != nil { // config_warnings.go
 		return err
 	}
-	for _, w := range s.warnings() {
+	for _, w := range append(s.warnings(), s.routeWarnings(ctx)...) { // routes_check.go
 		s.logger.Warn(w)
 	}
 	issuer, _ := checkServerURL(s.Issuer)

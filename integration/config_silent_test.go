@@ -2,6 +2,8 @@ package integration
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -44,4 +46,69 @@ http://localhost:%d {
 		t.Fatalf("error %v\nwant it to contain %q", err, want)
 	}
 	load(t, adapt(t, caddyfile(fmt.Sprintf("http://localhost:%d/auth", a))))
+}
+
+// routeWarnings loads a site whose body (after the smart_auth block, or
+// around it when wrap has a %s) is given, with Caddy's log in a file, and
+// returns the warnings smart_auth logged.
+func routeWarnings(t *testing.T, body string) string {
+	t.Helper()
+	port := freePort(t)
+	logFile := filepath.Join(t.TempDir(), "caddy.log")
+	block := fmt.Sprintf(`smart_auth {
+		issuer http://localhost:%d/auth
+		fhir_base http://localhost:%d/fhir
+		storage %s
+	}`, port, port, t.TempDir())
+	caddyfile := fmt.Sprintf(`{
+	admin off
+	persist_config off
+	auto_https off
+	log {
+		output file %s
+		level WARN
+	}
+}
+http://localhost:%d {
+	%s
+}
+`, logFile, port, strings.Replace(body, "SMART_AUTH", block, 1))
+	load(t, adapt(t, caddyfile))
+	b, err := os.ReadFile(logFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// A route around smart_auth that keeps the issuer's paths from it, and
+// a route after it that proxies {base}/* but not {base}, are warned about
+// at start; the README's routing is not.
+func TestRouteWarnings(t *testing.T) {
+	const never, baseless = "smart_auth never receives /auth/authorize", "the routes after smart_auth receive /fhir/… but not the FHIR base /fhir itself"
+	upstream := fmt.Sprintf("localhost:%d", freePort(t))
+	for _, tc := range []struct {
+		name, body string
+		want, not  []string
+	}{
+		{"inside handle /fhir/*", "handle /fhir/* {\n SMART_AUTH\n reverse_proxy " + upstream + "\n}", []string{never}, []string{baseless}},
+		{"proxy of /fhir/* only", "SMART_AUTH\n reverse_proxy /fhir/* " + upstream, []string{baseless}, []string{never}},
+		{"proxy of the base and below", "SMART_AUTH\n reverse_proxy /fhir /fhir/* " + upstream, nil, []string{never, baseless}},
+		{"handle of the base and below", "SMART_AUTH\n handle /fhir* {\n reverse_proxy " + upstream + "\n }\n respond 404", nil, []string{never, baseless}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			logs := routeWarnings(t, tc.body)
+			for _, w := range tc.want {
+				if !strings.Contains(logs, w) {
+					t.Errorf("no warning %q in the log:\n%s", w, logs)
+				}
+			}
+			for _, w := range tc.not {
+				if strings.Contains(logs, w) {
+					t.Errorf("warning %q logged:\n%s", w, logs)
+				}
+			}
+			_ = caddy.Stop()
+		})
+	}
 }
