@@ -101,7 +101,7 @@ type UserConfig struct {
 	// authentication handler.
 	PasswordHash string `json:"password_hash,omitempty"`
 	// FHIRUser is the user's FHIR resource: Patient/…, Practitioner/…,
-	// RelatedPerson/… or Person/….
+	// PractitionerRole/…, RelatedPerson/… or Person/….
 	FHIRUser string `json:"fhir_user,omitempty"`
 	// DisplayName is shown on the pages and returned as the id_token's
 	// name claim.
