@@ -328,26 +328,46 @@ func (c *ClientConfig) check() error {
 	return nil
 }
 
+// scopeIntrospect is the extension scope that lets a client introspect
+// every token (the token service's own name for it, handlers/authz/token).
+const scopeIntrospect = "__introspect"
+
 // checkScopes parses the client's scopes with the parser registration and
 // the token endpoint use (scopes.Parse), so that a typo is refused here
-// instead of being silently never grantable: every scope must be one this
-// server supports, system/ scopes need the client_credentials grant, and
-// the other scopes a user-facing grant (authorization_code).
+// instead of being silently never grantable. __introspect, the extension
+// scope of introspection, is accepted too.
 func (c *ClientConfig) checkScopes() error {
+	for _, raw := range c.Scopes {
+		if raw == scopeIntrospect {
+			continue
+		}
+		if _, err := scopes.Parse(raw); err != nil {
+			return fmt.Errorf("scopes: %q is not a scope this server supports: %v", raw, err)
+		}
+	}
+	return nil
+}
+
+// ungrantableScopes lists the client's scopes that parse but that its
+// grant types can never grant: system/ scopes without client_credentials,
+// other scopes without authorization_code (the rules registration
+// enforces). Said as a warning: a list shared by several clients is
+// valid, only partly useful.
+func (c *ClientConfig) ungrantableScopes() []string {
 	code := slices.Contains(c.GrantTypes, grantAuthorizationCode)
 	backend := slices.Contains(c.GrantTypes, grantClientCredentials)
+	var out []string
 	for _, raw := range c.Scopes {
 		sc, err := scopes.Parse(raw)
 		switch {
 		case err != nil:
-			return fmt.Errorf("scopes: %q is not a scope this server supports: %v", raw, err)
 		case sc.Context == scopes.System && !backend:
-			return fmt.Errorf("scopes: %q: system/ scopes are only granted with client_credentials (grant_types)", raw)
+			out = append(out, fmt.Sprintf("client %s: scopes: %s is never granted: system/ scopes come only with client_credentials", c.ID, raw))
 		case sc.Context != scopes.System && !code:
-			return fmt.Errorf("scopes: %q: a client without authorization_code is granted system/ scopes only", raw)
+			out = append(out, fmt.Sprintf("client %s: scopes: %s is never granted: without authorization_code a client gets system/ scopes only", c.ID, raw))
 		}
 	}
-	return nil
+	return out
 }
 
 // checkClientJWKS checks a configured client's JWK Set by the clients'

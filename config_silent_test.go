@@ -22,15 +22,14 @@ func TestCaddyfileClientScopesParsed(t *testing.T) {
 			`client "a": scopes: "patinet/Observation.rs" is not a scope this server supports`},
 		{"typo names the scopes line", " client a {\n redirect_uri https://x/cb\n name A\n scopes patient/*.read patient/*.rz\n }\n",
 			"at Testfile:7"},
-		{"system scope without client_credentials", " client a {\n redirect_uri https://x/cb\n scopes system/*.rs\n }\n",
-			`scopes: "system/*.rs": system/ scopes are only granted with client_credentials`},
-		{"user scope for a backend client", " client a {\n jwks_uri https://k.example/jwks\n scopes system/*.rs patient/*.rs\n }\n",
-			`scopes: "patient/*.rs": a client without authorization_code is granted system/ scopes only`},
 	} {
 		t.Run(tc.name, func(t *testing.T) { expectParseError(t, head+tc.lines+"}", tc.want) })
 	}
 	if _, err := parse(t, head+" client a {\n redirect_uri https://x/cb\n scopes openid fhirUser launch launch/patient offline_access patient/*.rs user/Observation.cruds\n }\n}"); err != nil {
 		t.Fatalf("valid scopes refused: %v", err)
+	}
+	if _, err := parse(t, head+" client a {\n jwks_uri https://k.example/jwks\n scopes system/*.rs __introspect\n }\n}"); err != nil {
+		t.Fatalf("__introspect refused: %v", err)
 	}
 }
 
@@ -127,6 +126,11 @@ func TestConfigWarnings(t *testing.T) {
 		{"form with nobody", SmartAuth{SignIn: []string{"password", "trusted_identity"}, Users: []UserConfig{{Name: "u"}}, Clients: []ClientConfig{app}}, []string{"sign_in password: no user has a password_hash"}},
 		{"no clients", SmartAuth{SignIn: []string{"password"}, Users: []UserConfig{{Name: "u", PasswordHash: hash}}}, []string{"no client is configured and registration is off"}},
 		{"registration instead of clients", SmartAuth{SignIn: []string{"password"}, Users: []UserConfig{{Name: "u", PasswordHash: hash}}, Registration: &RegistrationConfig{Open: true}}, nil},
+		{"system scope of a user-facing client", SmartAuth{SignIn: []string{"password"}, Users: []UserConfig{{Name: "u", PasswordHash: hash}},
+			Clients: []ClientConfig{{ID: "app", GrantTypes: []string{grantAuthorizationCode}, Scopes: []string{"patient/*.rs", "system/*.rs"}}}},
+			[]string{"client app: scopes: system/*.rs is never granted: system/ scopes come only with client_credentials"}},
+		{"user scope of a backend client", SmartAuth{Clients: []ClientConfig{{ID: "svc", GrantTypes: []string{grantClientCredentials}, Scopes: []string{"system/*.rs", "patient/*.rs", "__introspect"}}}},
+			[]string{"client svc: scopes: patient/*.rs is never granted: without authorization_code"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := tc.s.warnings()

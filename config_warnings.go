@@ -49,8 +49,8 @@ func (s *SmartAuth) checkSiblings(config any) error {
 }
 
 // warnings lists what in a valid configuration makes part of it useless:
-// nobody can sign in, a sign-in method that has nobody to sign in, no
-// client. Each names the options to change.
+// nobody can sign in, a sign-in method that has nobody to sign in, a
+// client scope its grant types never grant, no client. Each names the options to change.
 func (s *SmartAuth) warnings() []string {
 	var out []string
 	password := slices.Contains(s.SignIn, signInPassword)
@@ -79,6 +79,9 @@ func (s *SmartAuth) warnings() []string {
 	if !password && len(withPassword) > 0 {
 		out = append(out, fmt.Sprintf("user %s has a password_hash but sign_in does not include password: the password is never asked for",
 			withPassword[0]))
+	}
+	for i := range s.Clients {
+		out = append(out, s.Clients[i].ungrantableScopes()...)
 	}
 	if len(s.Clients) == 0 && s.Registration == nil {
 		out = append(out, "no client is configured and registration is off: no app can get a token until a client block is added "+
