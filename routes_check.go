@@ -65,7 +65,7 @@ func (s *SmartAuth) routeWarnings(ctx caddy.Context) []string {
 	// The routes after smart_auth in its own route list: do those
 	// receiving {base}/… also receive {base} itself? (Handlers after
 	// smart_auth in its own route receive whatever it does.)
-	sub, root := false, s.followedInRoute(levels[0].holder)
+	sub, root, beside := false, s.followedInRoute(levels[0].holder), false
 	for i := range levels[0].after {
 		r := &levels[0].after[i]
 		if len(r.HandlersRaw) == 0 && len(r.Handlers) == 0 {
@@ -73,6 +73,14 @@ func (s *SmartAuth) routeWarnings(ctx caddy.Context) []string {
 		}
 		sub = sub || pathMatches(r.MatcherSets, bp+"/Patient")
 		root = root || pathMatches(r.MatcherSets, bp)
+		// A path matcher written for the base that also takes paths
+		// beside it (`/r4*` takes /r4x): those are not under the base,
+		// so the guard does not check them.
+		beside = beside || (hasPathMatcher(r.MatcherSets) && pathMatches(r.MatcherSets, bp+"-unguarded"))
+	}
+	if beside && bp != "" {
+		out = append(out, fmt.Sprintf("a route after smart_auth matches paths beside the FHIR base such as %s-unguarded (a pattern like %s*), "+
+			"which the guard does not check, since they are not under %s/: match %s %s/* instead", bp, bp, bp, bp, bp))
 	}
 	if sub && !root && bp != "" {
 		out = append(out, fmt.Sprintf("the routes after smart_auth receive %s/… but not the FHIR base %s itself: "+
@@ -164,6 +172,19 @@ func (s *SmartAuth) names(raw json.RawMessage, child caddy.Module) bool {
 		return h.Handler == "smart_auth" && h.Issuer == s.Issuer && h.FHIRBase == s.FHIRBase
 	}
 	return bytes.Contains(raw, []byte(`"handler"`))
+}
+
+// hasPathMatcher tells whether a matcher set of sets has a path matcher.
+func hasPathMatcher(sets caddyhttp.MatcherSets) bool {
+	for _, set := range sets {
+		for _, m := range set {
+			switch m.(type) {
+			case caddyhttp.MatchPath, *caddyhttp.MatchPath:
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // pathMatches tells whether a request for path could match sets,

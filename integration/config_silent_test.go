@@ -86,15 +86,17 @@ http://localhost:%d {
 // at start; the README's routing is not.
 func TestRouteWarnings(t *testing.T) {
 	const never, baseless = "smart_auth never receives /auth/authorize", "the routes after smart_auth receive /fhir/… but not the FHIR base /fhir itself"
+	const beside = "a route after smart_auth matches paths beside the FHIR base such as /fhir-unguarded"
 	upstream := fmt.Sprintf("localhost:%d", freePort(t))
 	for _, tc := range []struct {
 		name, body string
 		want, not  []string
 	}{
-		{"inside handle /fhir/*", "handle /fhir/* {\n SMART_AUTH\n reverse_proxy " + upstream + "\n}", []string{never}, []string{baseless}},
-		{"proxy of /fhir/* only", "SMART_AUTH\n reverse_proxy /fhir/* " + upstream, []string{baseless}, []string{never}},
-		{"proxy of the base and below", "SMART_AUTH\n reverse_proxy /fhir /fhir/* " + upstream, nil, []string{never, baseless}},
-		{"handle of the base and below", "SMART_AUTH\n handle /fhir* {\n reverse_proxy " + upstream + "\n }\n respond 404", nil, []string{never, baseless}},
+		{"inside handle /fhir/*", "handle /fhir/* {\n SMART_AUTH\n reverse_proxy " + upstream + "\n}", []string{never}, []string{baseless, beside}},
+		{"proxy of /fhir/* only", "SMART_AUTH\n reverse_proxy /fhir/* " + upstream, []string{baseless}, []string{never, beside}},
+		{"proxy of the base and below", "SMART_AUTH\n reverse_proxy /fhir /fhir/* " + upstream, nil, []string{never, baseless, beside}},
+		{"handle of the base and below", "SMART_AUTH\n @fhir path /fhir /fhir/*\n handle @fhir {\n reverse_proxy " + upstream + "\n }\n respond 404", nil, []string{never, baseless, beside}},
+		{"handle of a prefix", "SMART_AUTH\n handle /fhir* {\n reverse_proxy " + upstream + "\n }\n respond 404", []string{beside}, []string{never, baseless}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			logs := routeWarnings(t, tc.body)
