@@ -18,9 +18,9 @@ import (
 
 // registerAdmin registers the running handler with the admin API, by
 // issuer; during a config reload the newest handler of an issuer answers.
-// raw is the store as opened (to tell Badger from PostgreSQL), db the one
+// config identifies the Caddy config (configIdentity); raw is the store as opened (to tell Badger from PostgreSQL), db the one
 // the handlers use (timed: internal/metrics).
-func (s *SmartAuth) registerAdmin(raw, db store.Store, ring *keys.Ring, clients map[string]*store.Client, trail *audit.Trail) {
+func (s *SmartAuth) registerAdmin(config any, raw, db store.Store, ring *keys.Ring, clients map[string]*store.Client, trail *audit.Trail) {
 	kind, dir := "postgres", ""
 	if bdb, ok := raw.(*store.DB); ok {
 		kind, dir = "badger", bdb.Dir()
@@ -57,6 +57,7 @@ func (s *SmartAuth) registerAdmin(raw, db store.Store, ring *keys.Ring, clients 
 		},
 		Logger: s.logger.Named("admin"),
 		Audit:  trail,
+		Config: config,
 	})
 }
 

@@ -74,6 +74,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //			grant_types authorization_code|refresh_token|client_credentials ...
 //			allow_secret_for_client_credentials
 //			create_launch
+//			id_token_signed_response_alg RS256|ES256
 //		}
 //
 //		identity_provider <name> {

@@ -3,6 +3,7 @@ package smartauth
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 )
@@ -20,8 +21,12 @@ func parseClient(d *caddyfile.Dispenser) (ClientConfig, error) {
 		return c, err
 	}
 	set := map[string]bool{}
+	lines := map[string]int{}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		opt := d.Val()
+		if _, ok := lines[opt]; !ok {
+			lines[opt] = d.Line()
+		}
 		errf := func(format string, args ...any) error {
 			return d.Errf("client %q: %s", c.ID, fmt.Sprintf(format, args...))
 		}
@@ -83,6 +88,8 @@ func parseClient(d *caddyfile.Dispenser) (ClientConfig, error) {
 			c.JWKSFile = v
 		case "jwks_uri":
 			c.JWKSURI = v
+		case "id_token_signed_response_alg":
+			c.IDTokenSignedResponseAlg = v
 		default:
 			return c, errf("unrecognized subdirective '%s'", opt)
 		}
@@ -90,7 +97,7 @@ func parseClient(d *caddyfile.Dispenser) (ClientConfig, error) {
 	check := c
 	check.normalize()
 	if err := check.check(); err != nil {
-		return c, fmt.Errorf("client %q: %v, at %s:%d", c.ID, err, file, line)
+		return c, fmt.Errorf("client %q: %v, at %s:%d", c.ID, err, file, optionLine(err, lines, line))
 	}
 	return c, nil
 }
@@ -105,8 +112,12 @@ func parseUser(d *caddyfile.Dispenser) (UserConfig, error) {
 		return u, err
 	}
 	set := map[string]bool{}
+	lines := map[string]int{}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		opt := d.Val()
+		if _, ok := lines[opt]; !ok {
+			lines[opt] = d.Line()
+		}
 		if opt == "patients" || opt == "scopes" {
 			args := d.RemainingArgs()
 			if len(args) == 0 {
@@ -135,7 +146,17 @@ func parseUser(d *caddyfile.Dispenser) (UserConfig, error) {
 		}
 	}
 	if err := u.check(); err != nil {
-		return u, fmt.Errorf("user %q: %v, at %s:%d", u.Name, err, file, line)
+		return u, fmt.Errorf("user %q: %v, at %s:%d", u.Name, err, file, optionLine(err, lines, line))
 	}
 	return u, nil
+}
+
+// optionLine is the line a block's check error points at: that of the
+// option the error starts with ("scopes: …"), else the block's own.
+func optionLine(err error, lines map[string]int, block int) int {
+	opt, _, ok := strings.Cut(err.Error(), ":")
+	if l, found := lines[opt]; ok && found {
+		return l
+	}
+	return block
 }

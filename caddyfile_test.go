@@ -210,7 +210,7 @@ func TestCaddyfileErrors(t *testing.T) {
 		{"duplicate user", head + " user u {\n }\n user u {\n }\n}", "user \"u\": duplicate user name"},
 		{"user named as a client", head + " client u {\n redirect_uri https://x/cb\n }\n user u {\n }\n}", "user \"u\": a client and a user may not have the same name"},
 		{"client named as a user", head + " user u {\n }\n client u {\n redirect_uri https://x/cb\n }\n}", "client \"u\": a client and a user may not have the same name"},
-		{"bad password hash", head + " user u {\n password_hash hunter2\n }\n}", "user \"u\": password_hash: not a bcrypt hash"},
+		{"bad password hash", head + " user u {\n password_hash hunter2\n }\n}", "user \"u\": password_hash: not a bcrypt or argon2id hash"},
 		{"bad fhir_user", head + " user u {\n fhir_user Observation/1\n }\n}", "user \"u\": fhir_user \"Observation/1\": must be Patient/<id>"},
 		{"bad patient id", head + " user u {\n patients ok bad/id\n }\n}", "patients: \"bad/id\" is not a FHIR resource id"},
 		{"access_token_alg", head + " access_token_alg HS256\n}", "access_token_alg: \"HS256\": must be ES256 or RS256, at Testfile:4"},

@@ -10,10 +10,9 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/crypto/bcrypt"
-
 	"github.com/smartcaddy/smartauth/handlers/clients"
 	"github.com/smartcaddy/smartauth/handlers/oauth"
+	"github.com/smartcaddy/smartauth/handlers/users"
 	"github.com/smartcaddy/smartauth/scopes"
 	"github.com/smartcaddy/smartauth/store"
 )
@@ -84,6 +83,11 @@ type ClientConfig struct {
 	// POST {issuer}/launch, authenticating with its secret. Only for
 	// confidential clients.
 	CreateLaunch bool `json:"create_launch,omitempty"`
+	// IDTokenSignedResponseAlg is the algorithm of the client's id_tokens:
+	// "RS256" (default, as OpenID Connect requires) or "ES256" (about
+	// a hundred times cheaper to sign), as OpenID Connect Dynamic Client
+	// Registration's id_token_signed_response_alg.
+	IDTokenSignedResponseAlg string `json:"id_token_signed_response_alg,omitempty"`
 }
 
 // UserConfig is a person who can sign in to the authorization server.
@@ -91,12 +95,13 @@ type UserConfig struct {
 	// Name is the user name typed on the sign-in page, or the identity a
 	// preceding Caddy authentication handler establishes.
 	Name string `json:"name"`
-	// PasswordHash is a bcrypt hash, as `caddy hash-password` prints it.
+	// PasswordHash is a bcrypt or argon2id hash, as `caddy hash-password`
+	// (--algorithm bcrypt, the default, or argon2id) prints it.
 	// Without one, the user can sign in only through a trusted preceding
 	// authentication handler.
 	PasswordHash string `json:"password_hash,omitempty"`
 	// FHIRUser is the user's FHIR resource: Patient/…, Practitioner/…,
-	// RelatedPerson/… or Person/….
+	// PractitionerRole/…, RelatedPerson/… or Person/….
 	FHIRUser string `json:"fhir_user,omitempty"`
 	// DisplayName is shown on the pages and returned as the id_token's
 	// name claim.
@@ -280,10 +285,8 @@ func (c *ClientConfig) check() error {
 			return fmt.Errorf("launch_uri: %v", err)
 		}
 	}
-	for _, s := range c.Scopes {
-		if s == "" || strings.ContainsAny(s, " \t\"\\") {
-			return fmt.Errorf("scopes: %q is not a scope token", s)
-		}
+	if err := c.checkScopes(); err != nil {
+		return err
 	}
 	if len(c.GrantTypes) == 0 && !c.CreateLaunch {
 		return errors.New("grant_types: none given and none implied (add redirect_uri for a user-facing app, or keys for a backend client)")
@@ -311,6 +314,11 @@ func (c *ClientConfig) check() error {
 			return fmt.Errorf("grant_types: %q is not one of authorization_code, refresh_token, client_credentials", g)
 		}
 	}
+	switch c.IDTokenSignedResponseAlg {
+	case "", "RS256", "ES256":
+	default:
+		return fmt.Errorf("id_token_signed_response_alg: %q: must be RS256 or ES256", c.IDTokenSignedResponseAlg)
+	}
 	if c.CreateLaunch && c.Type == store.ClientPublic {
 		return errors.New("create_launch: only a confidential client can create launches")
 	}
@@ -318,6 +326,48 @@ func (c *ClientConfig) check() error {
 		return errors.New("allow_secret_for_client_credentials: only for confidential_symmetric clients")
 	}
 	return nil
+}
+
+// scopeIntrospect is the extension scope that lets a client introspect
+// every token (the token service's own name for it, handlers/authz/token).
+const scopeIntrospect = "__introspect"
+
+// checkScopes parses the client's scopes with the parser registration and
+// the token endpoint use (scopes.Parse), so that a typo is refused here
+// instead of being silently never grantable. __introspect, the extension
+// scope of introspection, is accepted too.
+func (c *ClientConfig) checkScopes() error {
+	for _, raw := range c.Scopes {
+		if raw == scopeIntrospect {
+			continue
+		}
+		if _, err := scopes.Parse(raw); err != nil {
+			return fmt.Errorf("scopes: %q is not a scope this server supports: %v", raw, err)
+		}
+	}
+	return nil
+}
+
+// ungrantableScopes lists the client's scopes that parse but that its
+// grant types can never grant: system/ scopes without client_credentials,
+// other scopes without authorization_code (the rules registration
+// enforces). Said as a warning: a list shared by several clients is
+// valid, only partly useful.
+func (c *ClientConfig) ungrantableScopes() []string {
+	code := slices.Contains(c.GrantTypes, grantAuthorizationCode)
+	backend := slices.Contains(c.GrantTypes, grantClientCredentials)
+	var out []string
+	for _, raw := range c.Scopes {
+		sc, err := scopes.Parse(raw)
+		switch {
+		case err != nil:
+		case sc.Context == scopes.System && !backend:
+			out = append(out, fmt.Sprintf("client %s: scopes: %s is never granted: system/ scopes come only with client_credentials", c.ID, raw))
+		case sc.Context != scopes.System && !code:
+			out = append(out, fmt.Sprintf("client %s: scopes: %s is never granted: without authorization_code a client gets system/ scopes only", c.ID, raw))
+		}
+	}
+	return out
 }
 
 // checkClientJWKS checks a configured client's JWK Set by the clients'
@@ -337,8 +387,8 @@ func (u *UserConfig) check() error {
 		return fmt.Errorf("user name %q: must be non-empty, without spaces", u.Name)
 	}
 	if u.PasswordHash != "" {
-		if _, err := bcrypt.Cost([]byte(u.PasswordHash)); err != nil {
-			return fmt.Errorf("password_hash: not a bcrypt hash (make one with 'caddy hash-password'): %v", err)
+		if err := users.CheckPasswordHash(u.PasswordHash); err != nil {
+			return fmt.Errorf("password_hash: %v", err)
 		}
 	}
 	if u.FHIRUser != "" && !fhirUserPattern.MatchString(u.FHIRUser) {

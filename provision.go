@@ -28,6 +28,7 @@ func (s *SmartAuth) provisionClients() (map[string]*store.Client, error) {
 			Scopes: c.Scopes, GrantTypes: c.GrantTypes,
 			AllowSecretForClientCredentials: c.AllowSecretForClientCredentials,
 			CanCreateLaunch:                 c.CreateLaunch,
+			IDTokenSignedResponseAlg:        c.IDTokenSignedResponseAlg,
 		}
 		if c.Secret != "" {
 			secret, err := repl.ReplaceOrErr(c.Secret, true, true)
@@ -81,4 +82,23 @@ func (s *SmartAuth) keyFiles() (map[string]string, error) {
 		files[k.Alg] = path
 	}
 	return files, nil
+}
+
+// expandPath resolves the placeholders of a path option (storage,
+// templates) as Caddy does, at provisioning: {env.*}, {file.*} and the
+// other global placeholders. An unknown, unset or empty one is an error
+// that names the option, rather than a directory literally named
+// "{env.X}".
+func expandPath(opt, v string) (string, error) {
+	if v == "" {
+		return "", nil
+	}
+	out, err := caddy.NewReplacer().ReplaceOrErr(v, true, true)
+	if err != nil {
+		return "", fmt.Errorf("%s %s: a placeholder is unset, empty or unknown (%v)", opt, v, err)
+	}
+	if strings.TrimSpace(out) == "" {
+		return "", fmt.Errorf("%s %s: resolves to an empty path", opt, v)
+	}
+	return out, nil
 }

@@ -71,7 +71,10 @@ func (s *SmartAuth) acquireStore(ctx caddy.Context) (store.Store, error) {
 		s.logger.Debug("postgres store acquired", zap.Bool("shared", loaded))
 		return v.(pooledPG).db, nil
 	}
-	dir := s.Storage
+	dir, err := expandPath("storage", s.Storage)
+	if err != nil {
+		return nil, err
+	}
 	if dir == "" {
 		dir = filepath.Join(caddy.AppDataDir(), "smart_auth")
 	}

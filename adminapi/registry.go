@@ -64,6 +64,11 @@ type Target struct {
 	// Audit also records the admin actions in the issuer's audit trail
 	// (and its FHIR AuditEvents); nil: the log entry only.
 	Audit *auditlog.Trail
+	// Config identifies the Caddy config the handler was provisioned in
+	// (a comparable value, the same for every handler of one config;
+	// nil for none), so that a handler can find the others of its config
+	// (Guarding) and not those of a config being replaced by a reload.
+	Config any
 }
 
 // registry holds the running targets: per issuer, in registration order,
@@ -95,6 +100,29 @@ func Register(t *Target) (unregister func()) {
 			registry.by[iss] = list
 		})
 	}
+}
+
+// Guarding returns the issuers of the registered targets of config
+// (Target.Config, not nil) that guard fhirBase (compared without a
+// trailing slash), each once, sorted.
+func Guarding(config any, fhirBase string) []string {
+	if config == nil {
+		return nil
+	}
+	base := strings.TrimSuffix(fhirBase, "/")
+	registry.Lock()
+	defer registry.Unlock()
+	var out []string
+	for iss, list := range registry.by {
+		for _, t := range list {
+			if t.Config == config && strings.TrimSuffix(t.FHIRBase, "/") == base {
+				out = append(out, iss)
+				break
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // canonicalIssuer is an issuer URL without a trailing slash, as the

@@ -68,7 +68,7 @@ type Config struct {
 	Context context.Context
 
 	// AccessTokenAlg signs access tokens: "ES256" (default) or "RS256".
-	// id_tokens are always RS256.
+	// id_tokens are RS256 unless the client registered ES256.
 	AccessTokenAlg string
 	// Authz are the authorization server's sign-in and page settings
 	// (handlers/authz).

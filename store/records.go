@@ -46,6 +46,10 @@ type Client struct {
 	// client registered (RFC 7591), echoed in its metadata. Either secret
 	// method works at the token endpoint.
 	TokenEndpointAuthMethod string `json:"token_endpoint_auth_method,omitempty"`
+	// IDTokenSignedResponseAlg is the algorithm the client's id_tokens are
+	// signed with (OpenID Connect Dynamic Client Registration): "RS256"
+	// or "ES256"; empty for RS256, the OpenID default.
+	IDTokenSignedResponseAlg string `json:"id_token_signed_response_alg,omitempty"`
 }
 
 // LaunchContext is the context that travels from a launch or a patient

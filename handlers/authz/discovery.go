@@ -59,6 +59,12 @@ var (
 	// SMART requires RS384 and ES384; RS256 and ES256 are accepted where a
 	// client's keys say so.
 	assertionAlgs = []string{"RS384", "ES384", "RS256", "ES256"}
+	// idTokenAlgs are the id_token signing algorithms: RS256 by default,
+	// as OpenID Connect requires, ES256 for a client that registered
+	// id_token_signed_response_alg ES256 (dynamic registration, or the
+	// client option in the configuration); the token service signs with
+	// exactly these.
+	idTokenAlgs = []string{"RS256", "ES256"}
 )
 
 // smartConfiguration is the document at {fhir_base}/.well-known/smart-configuration.
@@ -160,7 +166,7 @@ func (s *Server) buildOpenIDConfiguration() ([]byte, error) {
 		ResponseModesSupported:            []string{"query"},
 		GrantTypesSupported:               s.grantTypes(),
 		SubjectTypesSupported:             []string{"public"},
-		IDTokenSigningAlgValuesSupported:  []string{"RS256", "ES256"},
+		IDTokenSigningAlgValuesSupported:  idTokenAlgs,
 		TokenEndpointAuthMethodsSupported: authMethods,
 		TokenEndpointAuthSigningAlgs:      assertionAlgs,
 		ClaimsSupported:                   []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "fhirUser", "name"},

@@ -4,11 +4,9 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"sync"
 	"time"
 
 	"go.uber.org/zap"
-	"golang.org/x/crypto/bcrypt"
 
 	"github.com/smartcaddy/smartauth/handlers/internal/throttle"
 	"github.com/smartcaddy/smartauth/handlers/users"
@@ -281,54 +279,32 @@ func (s *Server) loggableUser(username string) string {
 	return unknownUserLogged
 }
 
-// checkPassword returns the configured user whose password this is. An
-// unknown user costs a bcrypt comparison too, so that the time taken does
-// not tell whether the name exists.
+// checkPassword returns the configured user whose password this is. The
+// hash may be bcrypt or argon2id, as `caddy hash-password` prints them
+// (users.ComparePassword). An unknown user costs a comparison too, against
+// a decoy made like the costliest configured hash, so that the time taken
+// does not tell whether the name exists.
 func (s *Server) checkPassword(username, password string) *users.User {
 	u := s.cfg.Users[username]
 	if u == nil || u.PasswordHash == "" {
-		_ = bcrypt.CompareHashAndPassword(loginDummyHash(s.typicalBcryptCost()), []byte(password))
+		_ = users.ComparePassword(string(users.DecoyHash(s.passwordHashes())), password)
 		return nil
 	}
-	if bcrypt.CompareHashAndPassword([]byte(u.PasswordHash), []byte(password)) != nil {
+	if !users.ComparePassword(u.PasswordHash, password) {
 		return nil
 	}
 	return u
 }
 
-// typicalBcryptCost is the highest cost of the configured password hashes.
-func (s *Server) typicalBcryptCost() int {
-	cost := 0
+// passwordHashes are the configured users' password hashes.
+func (s *Server) passwordHashes() []string {
+	hashes := make([]string, 0, len(s.cfg.Users))
 	for _, u := range s.cfg.Users {
-		if c, err := bcrypt.Cost([]byte(u.PasswordHash)); err == nil && c > cost {
-			cost = c
+		if u.PasswordHash != "" {
+			hashes = append(hashes, u.PasswordHash)
 		}
 	}
-	if cost == 0 {
-		cost = bcrypt.DefaultCost
-	}
-	return cost
-}
-
-var (
-	loginDummyMu     sync.Mutex
-	loginDummyHashes = map[int][]byte{}
-)
-
-// loginDummyHash is a hash of a random password at a bcrypt cost, made
-// once per cost.
-func loginDummyHash(cost int) []byte {
-	loginDummyMu.Lock()
-	defer loginDummyMu.Unlock()
-	if h, ok := loginDummyHashes[cost]; ok {
-		return h
-	}
-	h, err := bcrypt.GenerateFromPassword([]byte(store.NewSecret()[:32]), cost)
-	if err != nil {
-		h = []byte("$2a$10$invalidinvalidinvalidinvalidinvalidinvalidinvalidinva")
-	}
-	loginDummyHashes[cost] = h
-	return h
+	return hashes
 }
 
 // logoutPage is the data of logout.html.

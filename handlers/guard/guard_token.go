@@ -49,7 +49,10 @@ func (g *Guard) authenticate(r *http.Request, now time.Time) (*principal, *oauth
 		g.logger.Error("guard: the token's revocation check failed", zap.Error(err))
 		return nil, storeUnavailable()
 	case err != nil:
-		return nil, invalidToken("the access token is not valid")
+		// Which check failed (unknown key, another issuer or audience, a
+		// signature that does not verify, …), never a secret: an operator
+		// tells a misconfiguration from an attack (accesstoken.Problem).
+		return nil, invalidToken(accesstoken.Problem(err))
 	}
 	p, fault := g.newPrincipal(r, tok)
 	if fault != nil {

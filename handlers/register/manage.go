@@ -35,6 +35,8 @@ type clientInformation struct {
 	JWKSURI                 string          `json:"jwks_uri,omitempty"`
 	Scope                   string          `json:"scope,omitempty"`
 	LaunchURI               string          `json:"launch_uri,omitempty"`
+	// IDTokenSignedResponseAlg is echoed when the client registered one.
+	IDTokenSignedResponseAlg string `json:"id_token_signed_response_alg,omitempty"`
 }
 
 // authMethodOf names a client's token endpoint authentication method: the
@@ -79,6 +81,8 @@ func (s *Registrar) clientInformation(c *store.Client, secret, regToken string) 
 		JWKSURI:                 c.JWKSURI,
 		Scope:                   strings.Join(c.Scopes, " "),
 		LaunchURI:               c.LaunchURI,
+
+		IDTokenSignedResponseAlg: c.IDTokenSignedResponseAlg,
 	}
 	if c.Type == store.ClientConfidentialSymmetric {
 		var never int64

@@ -18,6 +18,14 @@ import (
 	"github.com/smartcaddy/smartauth/store"
 )
 
+// The id_token signing algorithms a client may register
+// (id_token_signed_response_alg): what the discovery document's
+// id_token_signing_alg_values_supported lists.
+const (
+	IDTokenAlgRS256 = "RS256"
+	IDTokenAlgES256 = "ES256"
+)
+
 // Token endpoint authentication methods a client may register.
 const (
 	authMethodNone              = "none"
@@ -45,6 +53,10 @@ type clientMetadata struct {
 	// LaunchURI is SMART's extension: the app's EHR launch URL.
 	LaunchURI         string `json:"launch_uri"`
 	SoftwareStatement string `json:"software_statement"`
+	// IDTokenSignedResponseAlg is OpenID Connect Dynamic Client
+	// Registration's: the algorithm of the client's id_tokens, RS256 (the
+	// default) or ES256.
+	IDTokenSignedResponseAlg string `json:"id_token_signed_response_alg"`
 
 	// ClientID and ClientSecret are checked on update only.
 	ClientID     string `json:"client_id"`
@@ -92,6 +104,7 @@ type registration struct {
 	jwksURI      string
 	scopes       []string
 	grantTypes   []string
+	idTokenAlg   string
 }
 
 // client builds the stored record; the caller adds the secret, the
@@ -109,7 +122,8 @@ func (g *registration) client(id string) *store.Client {
 		GrantTypes:   g.grantTypes,
 		Dynamic:      true,
 
-		TokenEndpointAuthMethod: g.authMethod,
+		TokenEndpointAuthMethod:  g.authMethod,
+		IDTokenSignedResponseAlg: g.idTokenAlg,
 	}
 }
 
@@ -177,6 +191,12 @@ func (s *Registrar) checkClientMetadata(md *clientMetadata, open bool) (*registr
 	}
 	if f := g.checkScopes(md.Scope); f != nil {
 		return nil, f
+	}
+	switch md.IDTokenSignedResponseAlg {
+	case "", IDTokenAlgRS256, IDTokenAlgES256:
+		g.idTokenAlg = md.IDTokenSignedResponseAlg
+	default:
+		return nil, bad("id_token_signed_response_alg: %s is not one of RS256, ES256", oauth.Truncate(md.IDTokenSignedResponseAlg))
 	}
 	return g, nil
 }

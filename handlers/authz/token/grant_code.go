@@ -83,7 +83,8 @@ func (s *Service) grantAuthorizationCode(ex *tokenExchange) (*tokenResponse, *oa
 		Nonce:    rec.Nonce,
 		AuthTime: rec.AuthTime,
 
-		Federated: rec.Federated,
+		Federated:  rec.Federated,
+		IDTokenAlg: client.IDTokenSignedResponseAlg,
 	}
 	refresh, f := s.startRefreshFamily(ex, client, rec)
 	if f != nil {

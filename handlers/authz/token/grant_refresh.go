@@ -121,7 +121,8 @@ func (s *Service) grantRefreshToken(ex *tokenExchange) (*tokenResponse, *oauth.E
 		FamilyID: old.FamilyID,
 		AuthTime: old.AuthTime,
 
-		Federated: old.Federated,
+		Federated:  old.Federated,
+		IDTokenAlg: owner.IDTokenSignedResponseAlg,
 	}, next)
 }
 

@@ -46,6 +46,9 @@ type tokenGrant struct {
 	// Federated is the profile of a user an identity provider signed in
 	// without a configured entry (users.Federation); nil otherwise.
 	Federated *store.FederatedUser
+	// IDTokenAlg signs the id_token: the client's registered
+	// id_token_signed_response_alg; empty for RS256.
+	IDTokenAlg string
 }
 
 // user finds the user a grant or token names: a configured user, or an
@@ -112,7 +115,8 @@ func (s *Service) mintAccessToken(g *tokenGrant) (string, int64, error) {
 	})
 }
 
-// mintIDToken signs an OpenID Connect id_token (RS256, typ JWT) for a
+// mintIDToken signs an OpenID Connect id_token (typ JWT; RS256, or ES256
+// for a client that registered id_token_signed_response_alg ES256) for a
 // grant with a user: iss, sub (the user name), aud (the client id), iat,
 // exp (the access-token lifetime), auth_time, nonce when the
 // authorization request had one, and the user claims (userClaims).
@@ -140,11 +144,20 @@ func (s *Service) mintIDToken(g *tokenGrant) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	b, err := s.cfg.Keys.Sign(tok, keys.RS256, "JWT")
+	b, err := s.cfg.Keys.Sign(tok, idTokenAlg(g.IDTokenAlg), "JWT")
 	if err != nil {
 		return "", err
 	}
 	return string(b), nil
+}
+
+// idTokenAlg is the algorithm of a client's id_tokens: ES256 when it
+// registered it, else RS256 (the OpenID Connect default).
+func idTokenAlg(registered string) string {
+	if registered == keys.ES256 {
+		return keys.ES256
+	}
+	return keys.RS256
 }
 
 // userClaims are the identity claims of the id_token and userinfo:

@@ -23,7 +23,7 @@ var _ Store = (*store.DB)(nil)
 
 // newTestOptions builds complete Options over a real Badger store and key
 // ring, with one public client.
-func newTestOptions(t *testing.T) Options {
+func newTestOptions(t testing.TB) Options {
 	t.Helper()
 	db, err := store.Open(t.TempDir(), store.Options{})
 	if err != nil {
