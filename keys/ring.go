@@ -19,7 +19,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -290,22 +289,15 @@ func (r *Ring) VerifyTyp(ctx context.Context, token []byte, typ string, opts ...
 	}
 	hdr := sigs[0].ProtectedHeaders()
 	if typ != "" {
-		if got, _ := hdr.Type(); !strings.EqualFold(got, typ) && !strings.EqualFold(got, "application/"+typ) {
+		if got, _ := hdr.Type(); !TypMatches(got, typ) {
 			return nil, fmt.Errorf("%w: typ %q", ErrWrongType, got)
 		}
 	}
 	kid, _ := hdr.KeyID()
 	alg, _ := hdr.Algorithm()
-	if kid == "" {
-		return nil, errors.New("keys: Verify: token has no kid header")
-	}
-	e := r.current().published[kid]
-	if e == nil && plausibleKID(kid) {
-		r.reloadForUnknownKID(ctx)
-		e = r.current().published[kid]
-	}
-	if e == nil {
-		return nil, fmt.Errorf("%w: kid %q", ErrUnknownKey, kid)
+	e, err := r.lookupKID(ctx, kid)
+	if err != nil {
+		return nil, err
 	}
 	if alg.String() != e.alg {
 		return nil, fmt.Errorf("keys: Verify: alg %q does not match key %s (%s)", alg.String(), e.kid, e.alg)
