@@ -114,7 +114,10 @@ func (c Claims) Audience() string {
 // IssuedAt is the iat claim; ok is false when the token has none.
 func (c Claims) IssuedAt() (t time.Time, ok bool) {
 	if c.f != nil {
-		return unixUTC(c.f.iat), c.f.has&hasIat != 0
+		if c.f.has&hasIat == 0 {
+			return time.Time{}, false
+		}
+		return unixUTC(c.f.iat), true
 	}
 	return c.tok.IssuedAt()
 }
@@ -123,7 +126,10 @@ func (c Claims) IssuedAt() (t time.Time, ok bool) {
 // (Verify requires one).
 func (c Claims) Expiration() (t time.Time, ok bool) {
 	if c.f != nil {
-		return unixUTC(c.f.exp), c.f.has&hasExp != 0
+		if c.f.has&hasExp == 0 {
+			return time.Time{}, false
+		}
+		return unixUTC(c.f.exp), true
 	}
 	return c.tok.Expiration()
 }

@@ -142,3 +142,33 @@ func decode(dst []byte, s string) ([]byte, bool) {
 	}
 	return out[:m], true
 }
+
+// permanentError marks a refusal of Verify that holds for good: the same
+// token will be refused whenever it is presented again.
+type permanentError struct{ error }
+
+// Unwrap is the refusal's reason, for errors.Is.
+func (e permanentError) Unwrap() error { return e.error }
+
+// Permanent tells whether Verify's err refuses the token for good (a bad
+// signature, a malformed token, the wrong typ, alg, iss or aud, a missing
+// claim, expiry, a revocation), so that a guard may remember the refusal
+// by the token's hash. An unknown kid (the key may reach this instance's
+// ring later), a token not valid yet (nbf or iat in the future) and a
+// store failure are not permanent.
+func Permanent(err error) bool {
+	var p permanentError
+	return errors.As(err, &p)
+}
+
+// markPermanent marks a signature or claims refusal as permanent unless
+// it may change with time or the key ring.
+func markPermanent(err error) error {
+	switch {
+	case errors.Is(err, keys.ErrUnknownKey), errors.Is(err, jwt.TokenNotYetValidError()),
+		errors.Is(err, jwt.InvalidIssuedAtError()), errors.Is(err, context.Canceled),
+		errors.Is(err, context.DeadlineExceeded):
+		return err
+	}
+	return permanentError{err}
+}

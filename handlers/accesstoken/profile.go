@@ -158,20 +158,21 @@ var ErrRevoked = errors.New("the access token was revoked")
 // ring's keys, typ at+jwt, iss, aud, exp and nbf (with Skew), a jti, and
 // that neither the token (by jti), nor its family, nor every token of its
 // client is revoked. An expired token's error matches
-// jwt.TokenExpiredError(); a revoked one's is ErrRevoked.
+// jwt.TokenExpiredError(); a revoked one's is ErrRevoked. Permanent tells
+// the refusals that no later moment can turn into an acceptance.
 func (p *Profile) Verify(ctx context.Context, raw string) (Claims, error) {
 	c, err := p.verifyFast(ctx, raw)
 	if errors.Is(err, errNotFast) {
 		c, err = p.verifyJWX(ctx, raw)
 	}
 	if err != nil {
-		return Claims{}, err
+		return Claims{}, markPermanent(err)
 	}
 	switch revoked, err := p.revoked(ctx, c); {
 	case err != nil:
 		return Claims{}, err
 	case revoked:
-		return Claims{}, ErrRevoked
+		return Claims{}, permanentError{ErrRevoked}
 	}
 	return c, nil
 }
