@@ -187,24 +187,11 @@ func New(ctx context.Context, o Options) (*Ring, error) {
 // typ means "JWT".
 func (r *Ring) Sign(tok jwt.Token, alg string, typ string) ([]byte, error) {
 	if tok == nil {
-		return nil, errors.New("keys: Sign: nil token")
+		return nil, errNilToken
 	}
-	if _, ok := jwaAlg(alg); !ok {
-		return nil, fmt.Errorf("keys: Sign: unsupported algorithm %q", alg)
-	}
-	e := r.current().signers[alg]
-	if e == nil {
-		return nil, fmt.Errorf("keys: Sign: no current %s signing key", alg)
-	}
-	if typ == "" {
-		typ = "JWT"
-	}
-	h := jws.NewHeaders()
-	if err := h.Set(jws.KeyIDKey, e.kid); err != nil {
-		return nil, fmt.Errorf("keys: Sign: setting kid: %w", err)
-	}
-	if err := h.Set(jws.TypeKey, typ); err != nil {
-		return nil, fmt.Errorf("keys: Sign: setting typ: %w", err)
+	e, h, err := r.signer(alg, typ)
+	if err != nil {
+		return nil, err
 	}
 	out, err := jwt.Sign(tok, jwt.WithKey(e.jalg, e.priv, jws.WithProtectedHeaders(h)))
 	if err != nil {

@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rsa"
 	"crypto/sha256"
+	"crypto/sha512"
 	"errors"
 	"fmt"
 	"math/big"
@@ -34,18 +36,54 @@ func (v Verifier) Alg() string { return v.alg }
 // (the ASCII "header.payload" of a compact JWS) by the key, with its
 // algorithm.
 func (v Verifier) VerifySignature(signingInput, sig []byte) bool {
-	h := sha256.Sum256(signingInput)
-	switch pub := v.pub.(type) {
+	return VerifyJWS(v.alg, v.pub, signingInput, sig)
+}
+
+// VerifyJWS tells whether sig is a valid JWS signature of signingInput
+// with alg (RS256, RS384, ES256 or ES384; RFC 7518 §3.3, §3.4) by pub, an
+// *rsa.PublicKey or an *ecdsa.PublicKey on alg's curve, with the standard
+// library, as jwx checks it: ECDSA signatures are R||S of twice the
+// curve's byte size, RSA ones PKCS #1 v1.5 the size of the modulus. Any
+// other algorithm or key is refused.
+func VerifyJWS(alg string, pub any, signingInput, sig []byte) bool {
+	var h crypto.Hash
+	var curve elliptic.Curve
+	switch alg {
+	case "RS256":
+		h = crypto.SHA256
+	case "RS384":
+		h = crypto.SHA384
+	case "ES256":
+		h, curve = crypto.SHA256, elliptic.P256()
+	case "ES384":
+		h, curve = crypto.SHA384, elliptic.P384()
+	default:
+		return false
+	}
+	var sum [sha512.Size384]byte
+	digest := sum[:h.Size()]
+	if h == crypto.SHA256 {
+		d := sha256.Sum256(signingInput)
+		copy(digest, d[:])
+	} else {
+		d := sha512.Sum384(signingInput)
+		copy(digest, d[:])
+	}
+	switch pub := pub.(type) {
 	case *ecdsa.PublicKey:
-		if v.alg != ES256 || len(sig) != 64 {
+		if curve == nil || pub.Curve != curve {
+			return false
+		}
+		n := (curve.Params().BitSize + 7) / 8
+		if len(sig) != 2*n {
 			return false
 		}
 		var r, s big.Int
-		r.SetBytes(sig[:32])
-		s.SetBytes(sig[32:])
-		return ecdsa.Verify(pub, h[:], &r, &s)
+		r.SetBytes(sig[:n])
+		s.SetBytes(sig[n:])
+		return ecdsa.Verify(pub, digest, &r, &s)
 	case *rsa.PublicKey:
-		return v.alg == RS256 && rsa.VerifyPKCS1v15(pub, crypto.SHA256, h[:], sig) == nil
+		return curve == nil && rsa.VerifyPKCS1v15(pub, h, digest, sig) == nil
 	}
 	return false
 }
