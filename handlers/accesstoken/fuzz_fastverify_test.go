@@ -253,5 +253,9 @@ func TestFastVerifyDomain(t *testing.T) {
 		if _, err := p.verifyFast(context.Background(), tok); err != nil {
 			t.Errorf("%s: a minted token is not verified by the fast path: %v", alg, err)
 		}
+		if _, err := p.verifyJWX(context.Background(), tok); err != nil {
+			t.Errorf("%s: jwx refuses a minted token: %v", alg, err)
+		}
+		checkSameVerdict(t, e, tok)
 	}
 }
