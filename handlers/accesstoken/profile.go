@@ -142,6 +142,14 @@ var ErrRevoked = errors.New("the access token was revoked")
 // client is revoked. An expired token's error matches
 // jwt.TokenExpiredError(); a revoked one's is ErrRevoked. Permanent tells
 // the refusals that no later moment can turn into an acceptance.
+//
+// The token is parsed once (verifyFast): header and claims are checked
+// before the signature, so that a token with an unknown kid, the wrong
+// typ or alg, expired or for another iss or aud costs no cryptography;
+// the signature is then checked with the key's pre-parsed public half.
+// Tokens outside the fast path's domain (non-canonical encodings, other
+// header members, unusual claim types) are checked by jwx (verifyJWX);
+// FuzzFastVerify checks that both accept exactly the same tokens.
 func (p *Profile) Verify(ctx context.Context, raw string) (Claims, error) {
 	c, err := p.verifyFast(ctx, raw)
 	if errors.Is(err, errNotFast) {
