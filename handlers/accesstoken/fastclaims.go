@@ -109,11 +109,23 @@ func (fc *fastClaims) parse(payload []byte) bool {
 			fc.banner = &b
 			return err == nil && ok
 		case ClaimFHIRContext:
-			return dec.Decode(&fc.fhirContext) == nil
+			return decodesAsAny(dec, &fc.fhirContext)
 		}
 		var skip json.RawMessage
-		return dec.Decode(&skip) == nil
+		return decodesAsAny(dec, &skip)
 	})
+}
+
+// decodesAsAny reads the next value into raw and tells whether it also
+// decodes into an interface value as jwx decodes the claims it does not
+// know (numbers as float64: 1e400 fails there, so the token goes to jwx,
+// which refuses it).
+func decodesAsAny(dec *json.Decoder, raw *json.RawMessage) bool {
+	if dec.Decode(raw) != nil {
+		return false
+	}
+	var v any
+	return json.Unmarshal(*raw, &v) == nil
 }
 
 // parseAudience reads aud: one string, or an array of strings.

@@ -168,6 +168,11 @@ var fastVerifySeeds = []struct{ header, payload string }{
 	{`{"alg":"ES256","kid":"$ES","typ":"at+jwt"}`, `{"aud":"$AUD","exp":$LATER,"iss":"$ISS","jti":"j1"} {}`},
 	{`{"alg":"ES256","kid":"$ES","typ":"at+jwt"}`, `{"aud":"$AUD","exp":$LATER,"iss":"$ISS","jti":"j1","patient":5,"scope":["a"]}`},
 	{`{"alg":"ES256","kid":"$ES","typ":"at+jwt"}`, `{"aud":"$AUD","exp":$LATER,"iss":"$I\u0053S","jti":"j\ud800","sub":""}`},
+	{`{"alg":"ES256","kid":"$ES","typ":"at+jwt"}`, `{"aud":"$AUD","exp":$LATER,"iss":"$ISS","jti":"j1","fhirContext":[{"n":12345678901234567890,"e":1e400,"f":-0.0,"s":"<&>"},7,null],"need_patient_banner":false}`},
+	{`{"alg":"ES256","kid":"$ES","typ":"at+jwt"}`, `{"aud":"$AUD","exp":$LATER,"\u0069ss":"$ISS","jti":"j1","x":{"y":[1e308,"\u00e9"]}}`},
+	{`{"alg":"ES256","kid":"$ES","typ":"at+jwt"}`, `{"aud":"$AUD","exp":$LATER,"iss":"$ISS","\u0069ss":"$ISS","jti":"j1"}`},
+	{`{"alg":"ES256","kid":"$ES","typ":"at+jwt"}`, ` {"aud":"$AUD","exp":$LATER,"iss":"$ISS","jti":"j1","x":1e999}`},
+	{`{"alg":"ES256","kid":"$ES","typ":"at+jwt"}`, `{"aud":"$AUD","exp":$LATER,"iss":"$ISS","jti":"j1","fhirContext":{"reference":"x"},"intent":"a","tenant":"t","smart_style_url":"u","encounter":"e","fhirUser":"f"}`},
 }
 
 // FuzzFastVerify is the differential check of the fast verifier: for any
