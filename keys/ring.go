@@ -19,7 +19,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -188,24 +187,11 @@ func New(ctx context.Context, o Options) (*Ring, error) {
 // typ means "JWT".
 func (r *Ring) Sign(tok jwt.Token, alg string, typ string) ([]byte, error) {
 	if tok == nil {
-		return nil, errors.New("keys: Sign: nil token")
+		return nil, errNilToken
 	}
-	if _, ok := jwaAlg(alg); !ok {
-		return nil, fmt.Errorf("keys: Sign: unsupported algorithm %q", alg)
-	}
-	e := r.current().signers[alg]
-	if e == nil {
-		return nil, fmt.Errorf("keys: Sign: no current %s signing key", alg)
-	}
-	if typ == "" {
-		typ = "JWT"
-	}
-	h := jws.NewHeaders()
-	if err := h.Set(jws.KeyIDKey, e.kid); err != nil {
-		return nil, fmt.Errorf("keys: Sign: setting kid: %w", err)
-	}
-	if err := h.Set(jws.TypeKey, typ); err != nil {
-		return nil, fmt.Errorf("keys: Sign: setting typ: %w", err)
+	e, h, err := r.signer(alg, typ)
+	if err != nil {
+		return nil, err
 	}
 	out, err := jwt.Sign(tok, jwt.WithKey(e.jalg, e.priv, jws.WithProtectedHeaders(h)))
 	if err != nil {
@@ -290,22 +276,15 @@ func (r *Ring) VerifyTyp(ctx context.Context, token []byte, typ string, opts ...
 	}
 	hdr := sigs[0].ProtectedHeaders()
 	if typ != "" {
-		if got, _ := hdr.Type(); !strings.EqualFold(got, typ) && !strings.EqualFold(got, "application/"+typ) {
+		if got, _ := hdr.Type(); !TypMatches(got, typ) {
 			return nil, fmt.Errorf("%w: typ %q", ErrWrongType, got)
 		}
 	}
 	kid, _ := hdr.KeyID()
 	alg, _ := hdr.Algorithm()
-	if kid == "" {
-		return nil, errors.New("keys: Verify: token has no kid header")
-	}
-	e := r.current().published[kid]
-	if e == nil && plausibleKID(kid) {
-		r.reloadForUnknownKID(ctx)
-		e = r.current().published[kid]
-	}
-	if e == nil {
-		return nil, fmt.Errorf("%w: kid %q", ErrUnknownKey, kid)
+	e, err := r.lookupKID(ctx, kid)
+	if err != nil {
+		return nil, err
 	}
 	if alg.String() != e.alg {
 		return nil, fmt.Errorf("keys: Verify: alg %q does not match key %s (%s)", alg.String(), e.kid, e.alg)

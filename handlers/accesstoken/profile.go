@@ -2,6 +2,7 @@ package accesstoken
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -74,12 +75,6 @@ type Grant struct {
 	TTL time.Duration
 }
 
-// claim is one claim to set on a token being minted.
-type claim struct {
-	name  string
-	value any
-}
-
 // Mint signs an access token for a grant with the configured algorithm
 // (typ at+jwt) and returns it with its lifetime in seconds.
 func (p *Profile) Mint(g Grant) (token string, expiresIn int64, err error) {
@@ -92,63 +87,50 @@ func (p *Profile) Mint(g Grant) (token string, expiresIn int64, err error) {
 	if sub == "" {
 		sub = g.ClientID
 	}
-	claims := []claim{
-		{jwt.IssuerKey, p.opts.Issuer},
-		{jwt.SubjectKey, sub},
-		{jwt.AudienceKey, p.opts.Audience},
-		{jwt.IssuedAtKey, now},
-		{jwt.NotBeforeKey, now},
-		{jwt.ExpirationKey, now.Add(ttl)},
-		{jwt.JwtIDKey, store.NewSecret()},
-		{ClaimClientID, g.ClientID},
-		{ClaimScope, g.Scope},
+	lc := g.Context
+	c := mintClaims{
+		Aud: [1]string{p.opts.Audience}, ClientID: g.ClientID, Encounter: lc.Encounter,
+		Exp: now.Add(ttl).Unix(), Family: g.FamilyID, FHIRContext: lc.FHIRContext,
+		Iat: now.Unix(), Intent: lc.Intent, Iss: p.opts.Issuer, JTI: store.NewSecret(), Nbf: now.Unix(),
+		NeedPatientBanner: lc.NeedPatientBanner, Patient: lc.Patient, Scope: g.Scope,
+		SmartStyleURL: lc.SmartStyleURL, Sub: sub, Tenant: lc.Tenant,
 	}
-	if g.Context.Patient != "" {
-		claims = append(claims, claim{ClaimPatient, g.Context.Patient})
+	if g.Subject != "" {
+		c.FHIRUser = g.FHIRUser
 	}
-	if g.Context.Encounter != "" {
-		claims = append(claims, claim{ClaimEncounter, g.Context.Encounter})
+	payload, err := json.Marshal(&c)
+	if err != nil {
+		return "", 0, fmt.Errorf("marshaling the claims: %w", err)
 	}
-	claims = append(claims, launchContextClaims(g.Context)...)
-	if g.Subject != "" && g.FHIRUser != "" {
-		claims = append(claims, claim{ClaimFHIRUser, g.FHIRUser})
-	}
-	if g.FamilyID != "" {
-		claims = append(claims, claim{ClaimFamily, g.FamilyID})
-	}
-	tok := jwt.New()
-	for _, c := range claims {
-		if err := tok.Set(c.name, c.value); err != nil {
-			return "", 0, fmt.Errorf("setting claim %s: %w", c.name, err)
-		}
-	}
-	b, err := p.opts.Keys.Sign(tok, p.opts.Alg, Type)
+	b, err := p.opts.Keys.SignPayload(payload, p.opts.Alg, Type)
 	if err != nil {
 		return "", 0, err
 	}
 	return string(b), int64(ttl / time.Second), nil
 }
 
-// launchContextClaims are the launch-context claims besides patient and
-// encounter.
-func launchContextClaims(lc store.LaunchContext) []claim {
-	var claims []claim
-	if len(lc.FHIRContext) > 0 {
-		claims = append(claims, claim{ClaimFHIRContext, lc.FHIRContext})
-	}
-	if lc.NeedPatientBanner != nil {
-		claims = append(claims, claim{ClaimNeedPatientBanner, *lc.NeedPatientBanner})
-	}
-	if lc.SmartStyleURL != "" {
-		claims = append(claims, claim{ClaimSmartStyleURL, lc.SmartStyleURL})
-	}
-	if lc.Intent != "" {
-		claims = append(claims, claim{ClaimIntent, lc.Intent})
-	}
-	if lc.Tenant != "" {
-		claims = append(claims, claim{ClaimTenant, lc.Tenant})
-	}
-	return claims
+// mintClaims are the claims of an access token as Mint writes them: the
+// fields in name order (as jwx writes a token's), times in whole seconds,
+// aud an array, the optional claims left out when empty.
+type mintClaims struct {
+	Aud               [1]string         `json:"aud"`
+	ClientID          string            `json:"client_id"`
+	Encounter         string            `json:"encounter,omitempty"`
+	Exp               int64             `json:"exp"`
+	Family            string            `json:"family_id,omitempty"`
+	FHIRContext       []json.RawMessage `json:"fhirContext,omitempty"`
+	FHIRUser          string            `json:"fhirUser,omitempty"`
+	Iat               int64             `json:"iat"`
+	Intent            string            `json:"intent,omitempty"`
+	Iss               string            `json:"iss"`
+	JTI               string            `json:"jti"`
+	Nbf               int64             `json:"nbf"`
+	NeedPatientBanner *bool             `json:"need_patient_banner,omitempty"`
+	Patient           string            `json:"patient,omitempty"`
+	Scope             string            `json:"scope"`
+	SmartStyleURL     string            `json:"smart_style_url,omitempty"`
+	Sub               string            `json:"sub"`
+	Tenant            string            `json:"tenant,omitempty"`
 }
 
 // ErrRevoked is returned by Verify for a revoked token.
@@ -158,8 +140,37 @@ var ErrRevoked = errors.New("the access token was revoked")
 // ring's keys, typ at+jwt, iss, aud, exp and nbf (with Skew), a jti, and
 // that neither the token (by jti), nor its family, nor every token of its
 // client is revoked. An expired token's error matches
-// jwt.TokenExpiredError(); a revoked one's is ErrRevoked.
+// jwt.TokenExpiredError(); a revoked one's is ErrRevoked. Permanent tells
+// the refusals that no later moment can turn into an acceptance.
+//
+// The token is parsed once (verifyFast): header and claims are checked
+// before the signature, so that a token with an unknown kid, the wrong
+// typ or alg, expired or for another iss or aud costs no cryptography;
+// the signature is then checked with the key's pre-parsed public half.
+// Tokens outside the fast path's domain (non-canonical encodings, other
+// header members, unusual claim types) are checked by jwx (verifyJWX);
+// FuzzFastVerify checks that both accept exactly the same tokens.
 func (p *Profile) Verify(ctx context.Context, raw string) (Claims, error) {
+	c, err := p.verifyFast(ctx, raw)
+	if errors.Is(err, errNotFast) {
+		c, err = p.verifyJWX(ctx, raw)
+	}
+	if err != nil {
+		return Claims{}, markPermanent(err)
+	}
+	switch revoked, err := p.revoked(ctx, c); {
+	case err != nil:
+		return Claims{}, err
+	case revoked:
+		return Claims{}, permanentError{ErrRevoked}
+	}
+	return c, nil
+}
+
+// verifyJWX checks a token's signature and claims with jwx (keys.Ring
+// VerifyTyp): the reference the fast path agrees with, and the path of
+// the tokens outside its domain.
+func (p *Profile) verifyJWX(ctx context.Context, raw string) (Claims, error) {
 	tok, err := p.opts.Keys.VerifyTyp(ctx, []byte(raw), Type,
 		jwt.WithIssuer(p.opts.Issuer),
 		jwt.WithAudience(p.opts.Audience),
@@ -170,12 +181,5 @@ func (p *Profile) Verify(ctx context.Context, raw string) (Claims, error) {
 	if err != nil {
 		return Claims{}, err
 	}
-	c := Claims{tok: tok}
-	switch revoked, err := p.revoked(ctx, c); {
-	case err != nil:
-		return Claims{}, err
-	case revoked:
-		return Claims{}, ErrRevoked
-	}
-	return c, nil
+	return Claims{tok: tok}, nil
 }

@@ -25,7 +25,7 @@ const (
 
 // newProfile opens a real Badger store and key ring in a temporary
 // directory and builds a profile over them.
-func newProfile(t *testing.T, alg string) (*accesstoken.Profile, *store.DB, *keys.Ring) {
+func newProfile(t testing.TB, alg string) (*accesstoken.Profile, *store.DB, *keys.Ring) {
 	t.Helper()
 	db, err := store.Open(t.TempDir(), store.Options{})
 	if err != nil {

@@ -60,6 +60,7 @@ type principal struct {
 type guardState struct {
 	mu        sync.RWMutex
 	tokens    map[[sha256.Size]byte]*principal
+	refused   negCache             // tokens refused for good (negcache.go)
 	revJTI    map[string]time.Time // jti → until
 	revFamily map[string]time.Time // family → until
 	revClient map[string]time.Time // client → latest At

@@ -39,7 +39,7 @@ func (g *Guard) authenticate(r *http.Request, now time.Time) (*principal, *oauth
 		return p, nil
 	}
 	g.metrics.CacheMiss()
-	tok, err := g.tokens.Verify(r.Context(), raw)
+	tok, err := g.verify(r.Context(), key, raw, now)
 	switch {
 	case errors.Is(err, accesstoken.ErrRevoked):
 		return nil, invalidToken("the access token was revoked")
