@@ -241,6 +241,10 @@ var ErrUnknownKey = errors.New("keys: unknown signing key")
 // ErrWrongType is returned by VerifyTyp for a token of another type.
 var ErrWrongType = errors.New("keys: wrong token type")
 
+// ErrBadSignature is the error (wrapped) of a token whose signature does
+// not verify with the key its kid names.
+var ErrBadSignature = errors.New("invalid signature")
+
 // Verify checks a compact JWS/JWT signed by one of the ring's published
 // keys and returns the validated token. The kid header selects the key;
 // the alg header must be that key's algorithm, so "none", HS256 and the

@@ -82,7 +82,7 @@ func (p *Profile) verifyFast(ctx context.Context, raw string) (Claims, error) {
 	// The signing input is the token's own bytes up to the second dot.
 	in := raw[:len(h)+1+len(pl)]
 	if !v.VerifySignature(unsafe.Slice(unsafe.StringData(in), len(in)), sig) {
-		return Claims{}, fmt.Errorf("keys: Verify: token with %s key %s: invalid signature", v.Alg(), v.KID())
+		return Claims{}, fmt.Errorf("keys: Verify: token with %s key %s: %w", v.Alg(), v.KID(), keys.ErrBadSignature)
 	}
 	return Claims{f: fc}, nil
 }

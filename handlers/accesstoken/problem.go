@@ -34,7 +34,7 @@ func Problem(err error) string {
 		return prefix + "it is not valid yet (nbf)"
 	case errors.Is(err, jwt.MissingRequiredClaimError()):
 		return prefix + "it lacks a required claim (exp or jti)"
-	case errors.Is(err, jws.VerificationError()), errors.Is(err, jws.VerifyError()),
+	case errors.Is(err, keys.ErrBadSignature), errors.Is(err, jws.VerificationError()), errors.Is(err, jws.VerifyError()),
 		strings.Contains(err.Error(), "does not match key"):
 		return prefix + "its signature does not verify"
 	case strings.Contains(err.Error(), "malformed token"), strings.Contains(err.Error(), "no kid header"),
