@@ -29,7 +29,7 @@ func chromiumPath(t *testing.T) string {
 	if p, err := exec.LookPath("chromium"); err == nil {
 		return p
 	}
-	t.Fatal("chromium not found: install Debian's chromium package (.ci/run does)")
+	t.Fatal("chromium not found: run `apt-get install -y chromium` (Debian; .ci/run does)")
 	return ""
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -79,6 +80,28 @@ func TestExampleDemoAppEndToEnd(t *testing.T) {
 	if got := b.text(`#refused`); !strings.Contains(got, "403") {
 		t.Errorf("the refused write is not shown as a 403: %q", got)
 	}
+
+	// The remaining pages, each through axe-core at both widths: a
+	// standalone launch's patient picker (the demo app's launch?iss=), the
+	// management page and the sign-out page.
+	app := regexp.MustCompile(`redirect_uri (http://localhost:\d+)/callback`).FindStringSubmatch(cf)
+	if app == nil {
+		t.Fatal("example.Caddyfile names no demo app redirect_uri")
+	}
+	b.step("a standalone launch of the demo app", chromedp.Navigate(app[1]+"/launch.html?iss="+base+"/fhir"),
+		chromedp.WaitVisible(css(`input[name=patient]`)))
+	if n := b.evalInt(`document.querySelectorAll('input[name=patient]:checked').length`); n != 0 {
+		t.Errorf("the picker pre-selects %d patient(s) of several", n)
+	}
+	b.checkPage("demo-5-picker")
+	b.checkFocusRing("demo-5-picker")
+	b.step("the management page", chromedp.Navigate(base+"/auth/manage"), chromedp.WaitVisible(css(`h1`)))
+	b.checkPage("demo-6-manage")
+	b.step("the sign-out page", chromedp.Navigate(base+"/auth/logout"), chromedp.WaitVisible(css(`h1`)))
+	if got := b.text(`main`); !strings.Contains(got, "Sign out") && !strings.Contains(got, "sign out") {
+		t.Errorf("the sign-out page: %q", got)
+	}
+	b.checkPage("demo-7-logout")
 }
 
 // TestDemoAppVendoredClientIsThePinnedOne checks that demo/app's copy of
