@@ -43,10 +43,8 @@ type DB struct {
 	stop     chan struct{}
 	stopOnce sync.Once
 	wg       sync.WaitGroup
-	// jtiCh feeds the group-committing jti writer (jti.go), which
-	// closes jtiDone when it stops.
-	jtiCh   chan jtiRequest
-	jtiDone chan struct{}
+	// jtis is the group commit of UseJTI (jti.go, jtiqueue.go).
+	jtis *JTIQueue
 
 	// Conflict counters (ConflictStats).
 	conflicts, maxAttempts, gaveUp atomic.Uint64
@@ -86,10 +84,11 @@ func Open(dir string, o Options) (*DB, error) {
 		}
 		return nil, fmt.Errorf("opening storage %s: %w", dir, err)
 	}
-	d := &DB{db: bdb, dir: dir, now: o.Now, logger: o.Logger, stop: make(chan struct{}), jtiCh: make(chan jtiRequest, jtiMaxBatch), jtiDone: make(chan struct{})}
-	d.wg.Add(2)
+	d := &DB{db: bdb, dir: dir, now: o.Now, logger: o.Logger, stop: make(chan struct{})}
+	d.jtis = NewJTIQueue(d.stop, errClosed)
+	d.wg.Add(1)
 	go d.gcLoop(o.GCInterval)
-	go d.jtiWriter()
+	d.wg.Go(func() { d.jtis.Run(jtiWindow, d.writeJTIs) })
 	return d, nil
 }
 

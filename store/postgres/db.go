@@ -74,10 +74,8 @@ type DB struct {
 	stopOnce sync.Once
 	wg       sync.WaitGroup
 
-	// jtiCh feeds the group-committing jti writers (jti.go); jtiDone
-	// closes when they have stopped.
-	jtiCh   chan jtiRequest
-	jtiDone chan struct{}
+	// jtis is the group commit of UseJTI (jti.go, store.JTIQueue).
+	jtis *store.JTIQueue
 }
 
 // Open connects to the database named by dsn (a libpq URL or key=value
@@ -126,7 +124,8 @@ func Open(ctx context.Context, dsn string, o Options) (*DB, error) {
 	}
 	d := &DB{pool: pool, q: checkedPool{pool}, now: o.Now, logger: o.Logger, stop: make(chan struct{})}
 	d.bg, d.cancel = context.WithCancel(context.Background())
-	d.startJTIWriters()
+	d.jtis = store.NewJTIQueue(d.stop, errClosed)
+	d.wg.Go(func() { d.jtis.Run(0, d.writeJTIs) })
 	if o.ForMigration {
 		return d, nil
 	}
