@@ -2,6 +2,10 @@ package integration
 
 import (
 	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -158,4 +162,27 @@ func (b *browserTab) checkFocusRing(name string) {
 	if ratio < 3 {
 		b.t.Errorf("the focus indicator on %s has a contrast of %.2f:1 against white (-1: no solid outline); WCAG 2.2 AA needs 3:1", name, ratio)
 	}
+}
+
+// catchAppCode listens at an app's redirect URI (a loopback http URL) and
+// passes on the query of the first request to reach it: the code, as the
+// app would receive it. The page it answers has id app-received.
+func catchAppCode(t *testing.T, redirectURI string) <-chan url.Values {
+	t.Helper()
+	redirect, _ := url.Parse(redirectURI)
+	got := make(chan url.Values, 1)
+	l, err := net.Listen("tcp4", "127.0.0.1:"+redirect.Port())
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case got <- r.URL.Query():
+		default:
+		}
+		fmt.Fprint(w, "<!doctype html><title>App</title><p id=app-received>The app received its code.")
+	})}
+	go func() { _ = app.Serve(l) }()
+	t.Cleanup(func() { _ = app.Close() })
+	return got
 }

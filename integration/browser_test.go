@@ -3,8 +3,6 @@ package integration
 import (
 	"context"
 	"fmt"
-	"net"
-	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -38,44 +36,9 @@ func chromiumPath(t *testing.T) string {
 // and saves a PNG screenshot of each in screenshots/.
 func TestBrowserStandaloneLaunch(t *testing.T) {
 	s := startFlowSite(t, "")
-	// The app's redirect URI: a listener that records the code.
-	redirect, _ := url.Parse(s.redirect)
-	got := make(chan url.Values, 1)
-	l, err := net.Listen("tcp4", "127.0.0.1:"+redirect.Port())
-	if err != nil {
-		t.Fatal(err)
-	}
-	app := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case got <- r.URL.Query():
-		default:
-		}
-		fmt.Fprint(w, "<!doctype html><title>App</title><p id=app-received>The app received its code.")
-	})}
-	go func() { _ = app.Serve(l) }()
-	t.Cleanup(func() { _ = app.Close() })
-
+	got := catchAppCode(t, s.redirect)
 	shots := "screenshots"
-	if err := os.MkdirAll(shots, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromiumPath(t)),
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1000, 900),
-	)
-	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancel()
-	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	ctx, cancel = context.WithTimeout(ctx, 90*time.Second)
-	defer cancel()
+	ctx := newBrowserTab(t).ctx
 
 	cfg := s.oauth("public-app", "", "openid", "fhirUser", "launch/patient", "patient/*.rs", "offline_access")
 	verifier := oauth2.GenerateVerifier()

@@ -2,9 +2,7 @@ package integration
 
 import (
 	"bufio"
-	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -91,38 +89,9 @@ func TestBrowserSignInThroughIdentityProvider(t *testing.T) {
 		}` + s.extra
 	startCaddyfile(t, s.caddyfile())
 
-	redirect, _ := url.Parse(s.redirect)
-	got := make(chan url.Values, 1)
-	l, err := net.Listen("tcp4", "127.0.0.1:"+redirect.Port())
-	if err != nil {
-		t.Fatal(err)
-	}
-	app := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case got <- r.URL.Query():
-		default:
-		}
-		fmt.Fprint(w, "<!doctype html><title>App</title><p id=app-received>The app received its code.")
-	})}
-	go func() { _ = app.Serve(l) }()
-	t.Cleanup(func() { _ = app.Close() })
-
+	got := catchAppCode(t, s.redirect)
 	shots := "screenshots"
-	if err := os.MkdirAll(shots, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromiumPath(t)), chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1000, 900),
-	)
-	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancel()
-	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	ctx, cancel = context.WithTimeout(ctx, 120*time.Second)
-	defer cancel()
+	ctx := newBrowserTab(t).ctx
 
 	cfg := s.oauth("public-app", "", "openid", "profile", "fhirUser", "user/*.rs")
 	verifier := oauth2.GenerateVerifier()
