@@ -1,11 +1,15 @@
 package handlers
 
 import (
+	"maps"
+
 	"context"
 	"errors"
 	"net/http"
 	"sync"
 	"time"
+
+	"golang.org/x/sync/singleflight"
 
 	"go.uber.org/zap"
 
@@ -105,7 +109,24 @@ type healthState struct {
 // Health runs the readiness checks and logs when the outcome differs
 // from the previous one (ready → unready, or the failed checks change,
 // and back), not on every call.
+//
+// Concurrent calls for one issuer share one run of the checks: /health is
+// public, and a flood of it must not become a flood of store reads.
 func (s *Server) Health(ctx context.Context) Health {
+	v, _, _ := healthRuns.Do(s.cfg.Issuer.String(), func() (any, error) {
+		// Not the first caller's cancellation: others share the result.
+		return s.runHealthChecks(context.WithoutCancel(ctx)), nil
+	})
+	h := v.(Health)
+	h.Checks = maps.Clone(h.Checks) // each caller gets its own map
+	return h
+}
+
+// healthRuns joins concurrent readiness checks of an issuer.
+var healthRuns singleflight.Group
+
+// runHealthChecks runs the readiness checks once (Health).
+func (s *Server) runHealthChecks(ctx context.Context) Health {
 	ctx, cancel := context.WithTimeout(ctx, healthTimeout)
 	defer cancel()
 	iss := s.cfg.Issuer.String()
