@@ -6,7 +6,10 @@ import (
 	"io"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
+
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // Bits of fastClaims.has: which registered claims the token carries.
@@ -83,19 +86,22 @@ func (fc *fastClaims) timeField(name string) (*int64, int) {
 // object, a duplicate member, a claim of an unexpected type, a time that
 // is not a plain non-negative integer of at most 12 digits.
 func (fc *fastClaims) parse(payload []byte) bool {
-	return walkObject(payload, func(name string, dec *json.Decoder) bool {
+	return walkObject(payload, func(name string, dec *jsontext.Decoder) bool {
 		if f, bit := fc.stringField(name); f != nil {
 			s, ok := nextString(dec)
 			*f, fc.has = s, fc.has|bit
 			return ok
 		}
 		if f, bit := fc.timeField(name); f != nil {
-			t, err := dec.Token()
-			n, ok := t.(json.Number)
-			if err != nil || !ok || len(n) > 12 || !digits(string(n)) {
+			t, err := dec.ReadToken()
+			if err != nil || t.Kind() != '0' {
 				return false
 			}
-			v, err := strconv.ParseInt(string(n), 10, 64)
+			n := t.String()
+			if len(n) > 12 || !digits(n) {
+				return false
+			}
+			v, err := strconv.ParseInt(n, 10, 64)
 			*f, fc.has = v, fc.has|bit
 			return err == nil
 		}
@@ -104,10 +110,13 @@ func (fc *fastClaims) parse(payload []byte) bool {
 			fc.has |= hasAud
 			return fc.parseAudience(dec)
 		case ClaimNeedPatientBanner:
-			t, err := dec.Token()
-			b, ok := t.(bool)
+			t, err := dec.ReadToken()
+			if err != nil || (t.Kind() != 't' && t.Kind() != 'f') {
+				return false
+			}
+			b := t.Kind() == 't'
 			fc.banner = &b
-			return err == nil && ok
+			return true
 		case ClaimFHIRContext:
 			return decodesAsAny(dec, &fc.fhirContext)
 		}
@@ -120,37 +129,38 @@ func (fc *fastClaims) parse(payload []byte) bool {
 // decodes into an interface value as jwx decodes the claims it does not
 // know (numbers as float64: 1e400 fails there, so the token goes to jwx,
 // which refuses it).
-func decodesAsAny(dec *json.Decoder, raw *json.RawMessage) bool {
-	if dec.Decode(raw) != nil {
-		return false
-	}
-	var v any
-	return json.Unmarshal(*raw, &v) == nil
-}
-
-// parseAudience reads aud: one string, or an array of strings.
-func (fc *fastClaims) parseAudience(dec *json.Decoder) bool {
-	t, err := dec.Token()
+func decodesAsAny(dec *jsontext.Decoder, raw *json.RawMessage) bool {
+	v, err := dec.ReadValue()
 	if err != nil {
 		return false
 	}
-	if s, ok := t.(string); ok {
-		fc.aud = []string{s}
+	*raw = append(json.RawMessage(nil), v...)
+	var x any
+	return json.Unmarshal(*raw, &x) == nil
+}
+
+// parseAudience reads aud: one string, or an array of strings.
+func (fc *fastClaims) parseAudience(dec *jsontext.Decoder) bool {
+	t, err := dec.ReadToken()
+	switch {
+	case err != nil:
+		return false
+	case t.Kind() == '"':
+		fc.aud = []string{t.String()}
 		return true
-	}
-	if t != json.Delim('[') {
+	case t.Kind() != '[':
 		return false
 	}
 	fc.aud = []string{}
-	for dec.More() {
+	for dec.PeekKind() != ']' {
 		s, ok := nextString(dec)
 		if !ok {
 			return false
 		}
 		fc.aud = append(fc.aud, s)
 	}
-	t, err = dec.Token()
-	return err == nil && t == json.Delim(']')
+	t, err = dec.ReadToken()
+	return err == nil && t.Kind() == ']'
 }
 
 // hasAudience tells whether aud contains want.
@@ -161,7 +171,7 @@ func (fc *fastClaims) hasAudience(want string) bool {
 // parseHeader reads a protected header of string alg, kid and typ only;
 // false for anything else (jwx decides such tokens).
 func parseHeader(hdr []byte) (alg, kid, typ string, ok bool) {
-	ok = walkObject(hdr, func(name string, dec *json.Decoder) bool {
+	ok = walkObject(hdr, func(name string, dec *jsontext.Decoder) bool {
 		var f *string
 		switch name {
 		case "alg":
@@ -180,40 +190,57 @@ func parseHeader(hdr []byte) (alg, kid, typ string, ok bool) {
 	return alg, kid, typ, ok && alg != "" && kid != ""
 }
 
+// objectReader is a JSON decoder with the reader it reads from.
+type objectReader struct {
+	rd  bytes.Reader
+	dec *jsontext.Decoder
+}
+
+// decoders recycles the JSON decoders of walkObject.
+var decoders = sync.Pool{New: func() any {
+	o := &objectReader{}
+	o.dec = jsontext.NewDecoder(&o.rd)
+	return o
+}}
+
 // walkObject calls member for each member of the JSON object b, with the
 // decoder positioned on its value, which member must consume. It is false
-// when b is not exactly one object (white space aside), a member name
-// repeats, or member returns false.
-func walkObject(b []byte, member func(name string, dec *json.Decoder) bool) bool {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
-	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+// when b is not exactly one object (white space aside), is not valid JSON
+// in valid UTF-8 (jsontext's strict defaults), a member name repeats, or
+// member returns false.
+func walkObject(b []byte, member func(name string, dec *jsontext.Decoder) bool) bool {
+	o := decoders.Get().(*objectReader)
+	o.rd.Reset(b)
+	dec := o.dec
+	dec.Reset(&o.rd) // strict defaults: duplicate names and invalid UTF-8 are errors
+	defer func() {
+		o.rd.Reset(nil)
+		dec.Reset(&o.rd)
+		decoders.Put(o)
+	}()
+	if t, err := dec.ReadToken(); err != nil || t.Kind() != '{' {
 		return false
 	}
-	var seen []string
-	for dec.More() {
-		t, err := dec.Token()
-		name, ok := t.(string)
-		if err != nil || !ok || slices.Contains(seen, name) {
-			return false
-		}
-		seen = append(seen, name)
-		if !member(name, dec) {
+	for dec.PeekKind() == '"' {
+		t, err := dec.ReadToken()
+		if err != nil || !member(t.String(), dec) {
 			return false
 		}
 	}
-	if t, err := dec.Token(); err != nil || t != json.Delim('}') {
+	if t, err := dec.ReadToken(); err != nil || t.Kind() != '}' {
 		return false
 	}
-	_, err := dec.Token()
+	_, err := dec.ReadToken()
 	return err == io.EOF
 }
 
 // nextString reads a JSON string value.
-func nextString(dec *json.Decoder) (string, bool) {
-	t, err := dec.Token()
-	s, ok := t.(string)
-	return s, err == nil && ok
+func nextString(dec *jsontext.Decoder) (string, bool) {
+	t, err := dec.ReadToken()
+	if err != nil || t.Kind() != '"' {
+		return "", false
+	}
+	return t.String(), true
 }
 
 // digits tells whether s is a non-empty run of ASCII digits.
