@@ -1,15 +1,13 @@
 package accesstoken
 
 import (
-	"bytes"
 	"encoding/json"
-	"io"
 	"slices"
-	"strconv"
-	"sync"
 	"time"
 
 	"github.com/go-json-experiment/json/jsontext"
+
+	"github.com/smartcaddy/smartauth/handlers/internal/jsonobj"
 )
 
 // Bits of fastClaims.has: which registered claims the token carries.
@@ -86,37 +84,27 @@ func (fc *fastClaims) timeField(name string) (*int64, int) {
 // object, a duplicate member, a claim of an unexpected type, a time that
 // is not a plain non-negative integer of at most 12 digits.
 func (fc *fastClaims) parse(payload []byte) bool {
-	return walkObject(payload, func(name string, dec *jsontext.Decoder) bool {
+	return jsonobj.Walk(payload, func(name string, dec *jsontext.Decoder) bool {
 		if f, bit := fc.stringField(name); f != nil {
-			s, ok := nextString(dec)
+			s, ok := jsonobj.String(dec)
 			*f, fc.has = s, fc.has|bit
 			return ok
 		}
 		if f, bit := fc.timeField(name); f != nil {
-			t, err := dec.ReadToken()
-			if err != nil || t.Kind() != '0' {
-				return false
-			}
-			n := t.String()
-			if len(n) > 12 || !digits(n) {
-				return false
-			}
-			v, err := strconv.ParseInt(n, 10, 64)
+			v, ok := jsonobj.NumericDate(dec)
 			*f, fc.has = v, fc.has|bit
-			return err == nil
+			return ok
 		}
 		switch name {
 		case "aud":
 			fc.has |= hasAud
-			return fc.parseAudience(dec)
+			aud, ok := jsonobj.Strings(dec)
+			fc.aud = aud
+			return ok
 		case ClaimNeedPatientBanner:
-			t, err := dec.ReadToken()
-			if err != nil || (t.Kind() != 't' && t.Kind() != 'f') {
-				return false
-			}
-			b := t.Kind() == 't'
+			b, ok := jsonobj.Bool(dec)
 			fc.banner = &b
-			return true
+			return ok
 		case ClaimFHIRContext:
 			return decodesAsAny(dec, &fc.fhirContext)
 		}
@@ -139,30 +127,6 @@ func decodesAsAny(dec *jsontext.Decoder, raw *json.RawMessage) bool {
 	return json.Unmarshal(*raw, &x) == nil
 }
 
-// parseAudience reads aud: one string, or an array of strings.
-func (fc *fastClaims) parseAudience(dec *jsontext.Decoder) bool {
-	t, err := dec.ReadToken()
-	switch {
-	case err != nil:
-		return false
-	case t.Kind() == '"':
-		fc.aud = []string{t.String()}
-		return true
-	case t.Kind() != '[':
-		return false
-	}
-	fc.aud = []string{}
-	for dec.PeekKind() != ']' {
-		s, ok := nextString(dec)
-		if !ok {
-			return false
-		}
-		fc.aud = append(fc.aud, s)
-	}
-	t, err = dec.ReadToken()
-	return err == nil && t.Kind() == ']'
-}
-
 // hasAudience tells whether aud contains want.
 func (fc *fastClaims) hasAudience(want string) bool {
 	return fc.has&hasAud != 0 && slices.Contains(fc.aud, want)
@@ -171,7 +135,7 @@ func (fc *fastClaims) hasAudience(want string) bool {
 // parseHeader reads a protected header of string alg, kid and typ only;
 // false for anything else (jwx decides such tokens).
 func parseHeader(hdr []byte) (alg, kid, typ string, ok bool) {
-	ok = walkObject(hdr, func(name string, dec *jsontext.Decoder) bool {
+	ok = jsonobj.Walk(hdr, func(name string, dec *jsontext.Decoder) bool {
 		var f *string
 		switch name {
 		case "alg":
@@ -183,74 +147,11 @@ func parseHeader(hdr []byte) (alg, kid, typ string, ok bool) {
 		default:
 			return false
 		}
-		s, ok := nextString(dec)
+		s, ok := jsonobj.String(dec)
 		*f = s
 		return ok
 	})
 	return alg, kid, typ, ok && alg != "" && kid != ""
-}
-
-// objectReader is a JSON decoder with the reader it reads from.
-type objectReader struct {
-	rd  bytes.Reader
-	dec *jsontext.Decoder
-}
-
-// decoders recycles the JSON decoders of walkObject.
-var decoders = sync.Pool{New: func() any {
-	o := &objectReader{}
-	o.dec = jsontext.NewDecoder(&o.rd)
-	return o
-}}
-
-// walkObject calls member for each member of the JSON object b, with the
-// decoder positioned on its value, which member must consume. It is false
-// when b is not exactly one object (white space aside), is not valid JSON
-// in valid UTF-8 (jsontext's strict defaults), a member name repeats, or
-// member returns false.
-func walkObject(b []byte, member func(name string, dec *jsontext.Decoder) bool) bool {
-	o := decoders.Get().(*objectReader)
-	o.rd.Reset(b)
-	dec := o.dec
-	dec.Reset(&o.rd) // strict defaults: duplicate names and invalid UTF-8 are errors
-	defer func() {
-		o.rd.Reset(nil)
-		dec.Reset(&o.rd)
-		decoders.Put(o)
-	}()
-	if t, err := dec.ReadToken(); err != nil || t.Kind() != '{' {
-		return false
-	}
-	for dec.PeekKind() == '"' {
-		t, err := dec.ReadToken()
-		if err != nil || !member(t.String(), dec) {
-			return false
-		}
-	}
-	if t, err := dec.ReadToken(); err != nil || t.Kind() != '}' {
-		return false
-	}
-	_, err := dec.ReadToken()
-	return err == io.EOF
-}
-
-// nextString reads a JSON string value.
-func nextString(dec *jsontext.Decoder) (string, bool) {
-	t, err := dec.ReadToken()
-	if err != nil || t.Kind() != '"' {
-		return "", false
-	}
-	return t.String(), true
-}
-
-// digits tells whether s is a non-empty run of ASCII digits.
-func digits(s string) bool {
-	for i := range len(s) {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return s != ""
 }
 
 // unixUTC is a NumericDate as jwx reads it.
