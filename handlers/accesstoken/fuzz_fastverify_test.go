@@ -215,23 +215,27 @@ func checkSameVerdict(t *testing.T, e *diffEnv, tok string) {
 		}
 		return
 	}
-	type view struct {
-		Sub, ID, Iss, Aud, Client, Scope, Patient, Encounter, FHIRUser, Family string
-		Iat, Exp                                                               time.Time
-		HasIat, HasExp                                                         bool
-		Launch                                                                 store.LaunchContext
-	}
-	read := func(c Claims) view {
-		v := view{Sub: c.Subject(), ID: c.ID(), Iss: c.Issuer(), Aud: c.Audience(), Client: c.ClientID(),
-			Scope: c.Scope(), Patient: c.Patient(), Encounter: c.Encounter(), FHIRUser: c.FHIRUser(),
-			Family: c.Family(), Launch: c.LaunchContext()}
-		v.Iat, v.HasIat = c.IssuedAt()
-		v.Exp, v.HasExp = c.Expiration()
-		return v
-	}
-	if g, w := read(got), read(want); !reflect.DeepEqual(g, w) {
+	if g, w := readView(got), readView(want); !reflect.DeepEqual(g, w) {
 		t.Fatalf("claims differ:\nVerify %+v\njwx    %+v", g, w)
 	}
+}
+
+// claimsView is everything a caller reads of verified claims.
+type claimsView struct {
+	Sub, ID, Iss, Aud, Client, Scope, Patient, Encounter, FHIRUser, Family string
+	Iat, Exp                                                               time.Time
+	HasIat, HasExp                                                         bool
+	Launch                                                                 store.LaunchContext
+}
+
+// readView reads every claim of c.
+func readView(c Claims) claimsView {
+	v := claimsView{Sub: c.Subject(), ID: c.ID(), Iss: c.Issuer(), Aud: c.Audience(), Client: c.ClientID(),
+		Scope: c.Scope(), Patient: c.Patient(), Encounter: c.Encounter(), FHIRUser: c.FHIRUser(),
+		Family: c.Family(), Launch: c.LaunchContext()}
+	v.Iat, v.HasIat = c.IssuedAt()
+	v.Exp, v.HasExp = c.Expiration()
+	return v
 }
 
 // TestFastVerifyDomain checks that the fast path decides the tokens this

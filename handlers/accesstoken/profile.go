@@ -41,9 +41,11 @@ type Options struct {
 }
 
 // Profile mints and verifies the access tokens of one issuer. It is
-// immutable and safe for concurrent use.
+// safe for concurrent use; its only state is the set of the tokens it
+// minted last, until their first use (TakeIssued).
 type Profile struct {
-	opts Options
+	opts   Options
+	issued *issuedSet // the tokens minted last, until their first use (issued.go)
 }
 
 // New builds a Profile.
@@ -54,7 +56,7 @@ func New(opts Options) (*Profile, error) {
 	if opts.Alg == "" {
 		opts.Alg = keys.ES256
 	}
-	return &Profile{opts: opts}, nil
+	return &Profile{opts: opts, issued: &issuedSet{}}, nil
 }
 
 // Grant is what an access token is issued for.
@@ -106,7 +108,9 @@ func (p *Profile) Mint(g Grant) (token string, expiresIn int64, err error) {
 	if err != nil {
 		return "", 0, err
 	}
-	return string(b), int64(ttl / time.Second), nil
+	token = string(b)
+	p.remember(token, payload)
+	return token, int64(ttl / time.Second), nil
 }
 
 // mintClaims are the claims of an access token as Mint writes them: the

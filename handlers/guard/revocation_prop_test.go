@@ -2,6 +2,7 @@ package guard
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"testing"
@@ -19,8 +20,9 @@ import (
 // named like a client, a family named like a user) and whose time lies
 // before, at or after the token's issue, both places that decide
 // revocation agree with one oracle: the full check of a token seen for the
-// first time (accesstoken, reading the store) and the guard's cache (the
-// revocation log it polled). A client revocation covers the client's
+// first time (accesstoken, reading the store), the first use of a token
+// this server minted (VerifyMinted: no signature check, the same store
+// reads) and the guard's cache (the revocation log it polled). A client revocation covers the client's
 // tokens issued up to it, a user revocation the user's (never a backend
 // token whose sub is its client), a jti or family revocation its tokens
 // whenever it was made.
@@ -99,6 +101,12 @@ func TestRevocationKindsProperty(t *testing.T) {
 		_, err = profile.Verify(ctx, raw)
 		if got := errors.Is(err, accesstoken.ErrRevoked); got != want || (err != nil && !got) {
 			rt.Fatalf("first use: revoked %v (%v), want %v", got, err, want)
+		}
+		// The first use of a token this server minted skips the
+		// signature, never the revocations (VerifyMinted).
+		_, found, err := profile.VerifyMinted(ctx, sha256.Sum256([]byte(raw)))
+		if got := errors.Is(err, accesstoken.ErrRevoked); !found || got != want || (err != nil && !got) {
+			rt.Fatalf("first use of a token minted here: found %v, revoked %v (%v), want %v", found, got, err, want)
 		}
 		if err := e.g.pollRevocations(ctx); err != nil {
 			rt.Fatal(err)
