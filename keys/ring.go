@@ -117,10 +117,12 @@ type Ring struct {
 	// syncMu serializes Refresh and Rotate of this ring.
 	syncMu sync.Mutex
 
-	// reloadMu guards lastReload, the wall-clock time of the last reload
-	// an unknown kid caused.
+	// reloadMu serializes the reloads an unknown kid causes; lastReload
+	// is when the last one started (wall clock, Unix nanoseconds; 0:
+	// never), written under reloadMu and read without it, so that a flood
+	// of unknown kids after a reload costs no lock.
 	reloadMu   sync.Mutex
-	lastReload time.Time
+	lastReload atomic.Int64
 }
 
 // New loads the signing keys from the store, records keys from files,
@@ -321,14 +323,21 @@ func plausibleKID(kid string) bool {
 
 // reloadForUnknownKID refreshes from the store unless a reload for an
 // unknown kid happened less than a second ago (wall clock); callers that
-// wait meanwhile share the reload.
+// come while one runs wait for it and share it.
 func (r *Ring) reloadForUnknownKID(ctx context.Context) {
-	r.reloadMu.Lock()
-	defer r.reloadMu.Unlock()
-	if !r.lastReload.IsZero() && time.Since(r.lastReload) < time.Second {
+	recent := func() bool {
+		last := r.lastReload.Load()
+		return last != 0 && time.Now().UnixNano()-last < int64(time.Second)
+	}
+	if recent() {
 		return
 	}
-	r.lastReload = time.Now()
+	r.reloadMu.Lock()
+	defer r.reloadMu.Unlock()
+	if recent() {
+		return
+	}
+	r.lastReload.Store(time.Now().UnixNano())
 	if err := r.Refresh(ctx); err != nil {
 		r.log.Warn("reloading signing keys for an unknown kid", zap.Error(err))
 	}
