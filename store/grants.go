@@ -129,20 +129,22 @@ func (d *DB) refreshRevoked(txn *badger.Txn, rec *RefreshToken) (bool, error) {
 	if revoked, err := d.isRevoked(txn, RevokedFamily, rec.FamilyID); err != nil || revoked {
 		return revoked, err
 	}
-	return d.clientRevokedAt(txn, rec.ClientID, rec.IssuedAt)
+	return d.revokedAtOrAfter(txn, RevokedClient, rec.ClientID, &TokenRevocationQuery{IssuedAt: rec.IssuedAt})
 }
 
-// clientRevokedAt tells whether a token issued to clientID at issued is
-// covered by a RevokedClient revocation (one recorded at or after issued).
-func (d *DB) clientRevokedAt(txn *badger.Txn, clientID string, issued time.Time) (bool, error) {
-	rev, err := d.revocation(txn, RevokedClient, clientID)
+// revokedAtOrAfter tells whether a token of q is covered by a revocation
+// by issue time (RevokedClient, RevokedUser) of id: a live one recorded at
+// or after the token's issue (TokenRevocationQuery.IssuedBy). The empty id
+// names nothing.
+func (d *DB) revokedAtOrAfter(txn *badger.Txn, kind RevocationKind, id string, q *TokenRevocationQuery) (bool, error) {
+	rev, err := d.revocation(txn, kind, id)
 	switch {
 	case errors.Is(err, ErrNotFound):
 		return false, nil
 	case err != nil:
 		return false, err
 	}
-	return !issued.After(rev.At), nil
+	return q.IssuedBy(rev.At), nil
 }
 
 // GetRefresh implements Store.
