@@ -66,7 +66,7 @@ var storeOpNames = [numStoreOps]string{
 	"save_refresh",
 	"get_refresh",
 	"rotate_refresh",
-	"use_j_t_i",
+	"use_jti",
 	"put_consent",
 	"get_consent",
 	"delete_consent",
