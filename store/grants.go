@@ -129,20 +129,22 @@ func (d *DB) refreshRevoked(txn *badger.Txn, rec *RefreshToken) (bool, error) {
 	if revoked, err := d.isRevoked(txn, RevokedFamily, rec.FamilyID); err != nil || revoked {
 		return revoked, err
 	}
-	return d.clientRevokedAt(txn, rec.ClientID, rec.IssuedAt)
+	return d.revokedAtOrAfter(txn, RevokedClient, rec.ClientID, &TokenRevocationQuery{IssuedAt: rec.IssuedAt})
 }
 
-// clientRevokedAt tells whether a token issued to clientID at issued is
-// covered by a RevokedClient revocation (one recorded at or after issued).
-func (d *DB) clientRevokedAt(txn *badger.Txn, clientID string, issued time.Time) (bool, error) {
-	rev, err := d.revocation(txn, RevokedClient, clientID)
+// revokedAtOrAfter tells whether a token of q is covered by a revocation
+// by issue time (RevokedClient, RevokedUser) of id: a live one recorded at
+// or after the token's issue (TokenRevocationQuery.IssuedBy). The empty id
+// names nothing.
+func (d *DB) revokedAtOrAfter(txn *badger.Txn, kind RevocationKind, id string, q *TokenRevocationQuery) (bool, error) {
+	rev, err := d.revocation(txn, kind, id)
 	switch {
 	case errors.Is(err, ErrNotFound):
 		return false, nil
 	case err != nil:
 		return false, err
 	}
-	return !issued.After(rev.At), nil
+	return q.IssuedBy(rev.At), nil
 }
 
 // GetRefresh implements Store.
@@ -225,16 +227,37 @@ func (d *DB) Revocation(_ context.Context, kind RevocationKind, id string) (*Rev
 	return rev, err
 }
 
-// revocation reads the live revocation of an identifier inside txn.
+// revocation reads the live revocation of an identifier inside txn (as
+// get does, treating an expired record as absent). It is on the path of
+// every access token's first use (TokenRevoked), where the identifier is
+// usually not revoked: a miss allocates only its key.
 func (d *DB) revocation(txn *badger.Txn, kind RevocationKind, id string) (*Revocation, error) {
 	if id == "" {
 		return nil, ErrNotFound
 	}
-	var rev Revocation
-	if _, err := d.get(txn, kindRevoked, string(kind)+":"+id, &rev); err != nil {
+	item, err := txn.Get(revocationKey(kind, id))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
 		return nil, err
 	}
-	return &rev, nil
+	rev := new(Revocation)
+	if err := item.Value(func(b []byte) error { _, err := d.decode(b, rev); return err }); err != nil {
+		return nil, err
+	}
+	return rev, nil
+}
+
+// revocationKey is key(kindRevoked, kind+":"+id), built in one
+// allocation.
+func revocationKey(kind RevocationKind, id string) []byte {
+	k := make([]byte, 0, len(kindRevoked)+1+len(kind)+1+len(id))
+	k = append(k, kindRevoked...)
+	k = append(k, '/')
+	k = append(k, kind...)
+	k = append(k, ':')
+	return append(k, id...)
 }
 
 // RevokedSince implements Store.

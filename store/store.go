@@ -130,6 +130,13 @@ type Store interface {
 	// ErrNotFound. A RevokedClient revocation's At tells which tokens it
 	// covers: those issued at or before it.
 	Revocation(ctx context.Context, kind RevocationKind, id string) (*Revocation, error)
+	// TokenRevoked tells, in one read, whether an access token is
+	// revoked: its jti (RevokedToken) or its family (RevokedFamily) has a
+	// live revocation, as IsRevoked decides, or its client (RevokedClient)
+	// or its user (RevokedUser) has a live revocation whose At is at or
+	// after the token's issue (TokenRevocationQuery.IssuedBy), as
+	// Revocation returns it. Empty fields of q are not checked.
+	TokenRevoked(ctx context.Context, q TokenRevocationQuery) (bool, error)
 	// RevokedSince lists revocations recorded at or after since, oldest
 	// first, so that a verifier cache can drop revoked tokens.
 	RevokedSince(ctx context.Context, since time.Time) ([]Revocation, error)

@@ -15,12 +15,10 @@ import (
 
 // RevocationStore is the part of the store the profile reads: the
 // revocations of tokens (by jti), of refresh-token families and of every
-// token of a client. *store.DB satisfies it.
+// token of a client or a user, in one read. *store.DB satisfies it.
 type RevocationStore interface {
-	// IsRevoked tells whether a token, family or client id is revoked.
-	IsRevoked(ctx context.Context, kind store.RevocationKind, id string) (bool, error)
-	// Revocation returns a revocation record, or store.ErrNotFound.
-	Revocation(ctx context.Context, kind store.RevocationKind, id string) (*store.Revocation, error)
+	// TokenRevoked tells whether a token is revoked (store.Store).
+	TokenRevoked(ctx context.Context, q store.TokenRevocationQuery) (bool, error)
 }
 
 // Options configure a Profile.

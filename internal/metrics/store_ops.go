@@ -38,6 +38,7 @@ const (
 	opRevoke
 	opIsRevoked
 	opRevocation
+	opTokenRevoked
 	opRevokedSince
 	opKeys
 	opUpdateKeys
@@ -65,7 +66,7 @@ var storeOpNames = [numStoreOps]string{
 	"save_refresh",
 	"get_refresh",
 	"rotate_refresh",
-	"use_j_t_i",
+	"use_jti",
 	"put_consent",
 	"get_consent",
 	"delete_consent",
@@ -73,6 +74,7 @@ var storeOpNames = [numStoreOps]string{
 	"revoke",
 	"is_revoked",
 	"revocation",
+	"token_revoked",
 	"revoked_since",
 	"keys",
 	"update_keys",
@@ -284,6 +286,15 @@ func (s *timedStore) Revocation(ctx context.Context, kind store.RevocationKind, 
 	start := time.Now()
 	v, err := s.Store.Revocation(ctx, kind, id)
 	s.done(opRevocation, start, err)
+	return v, err
+}
+
+// TokenRevoked implements store.Store, timed as one operation (its four
+// reads are one transaction or one statement).
+func (s *timedStore) TokenRevoked(ctx context.Context, q store.TokenRevocationQuery) (bool, error) {
+	start := time.Now()
+	v, err := s.Store.TokenRevoked(ctx, q)
+	s.done(opTokenRevoked, start, err)
 	return v, err
 }
 

@@ -7,6 +7,7 @@ import (
 
 	"github.com/smartcaddy/smartauth/store"
 	"github.com/smartcaddy/smartauth/store/postgres"
+	"github.com/smartcaddy/smartauth/store/storetest"
 )
 
 // openBench opens a store on a fresh database for a benchmark (the test
@@ -111,4 +112,11 @@ func BenchmarkRotateRefreshParallel(b *testing.B) {
 			})
 		})
 	}
+}
+
+// BenchmarkTokenRevocations measures an access token's revocation check
+// on PostgreSQL: four round trips (reads=4) against TokenRevoked's one
+// statement (reads=1). store/tokenrevoked_bench_test.go has Badger's.
+func BenchmarkTokenRevocations(b *testing.B) {
+	storetest.BenchTokenRevocations(b, openBench(b))
 }

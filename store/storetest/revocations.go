@@ -1,13 +1,19 @@
 package storetest
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"testing"
 	"time"
+
+	"pgregory.net/rapid"
 
 	"github.com/smartcaddy/smartauth/store"
 )
 
-// revocationCases check Revoke, IsRevoked, Revocation and RevokedSince.
+// revocationCases check Revoke, IsRevoked, Revocation, RevokedSince and
+// TokenRevoked.
 var revocationCases = []testCase{
 	{"RevokeAndLookUp", func(t *testing.T, e *env) {
 		if revoked, err := e.s.IsRevoked(ctx, store.RevokedToken, "jti-1"); err != nil || revoked {
@@ -139,4 +145,193 @@ var revocationCases = []testCase{
 			t.Errorf("RevokedSince after one ended: %+v %v, want long", revs, err)
 		}
 	}},
+	// TokenRevoked is one read that must answer as the single reads
+	// (IsRevoked, Revocation) the first use of an access token made
+	// before it.
+	{"TokenRevokedEveryKind", func(t *testing.T, e *env) {
+		iat := e.c.Now().Add(time.Minute)
+		revoke := func(kind store.RevocationKind, id string, at time.Time, life time.Duration) {
+			t.Helper()
+			setClock(e.c, at)
+			e.must(e.s.Revoke(ctx, kind, id, at.Add(life)), "Revoke")
+		}
+		revoke(store.RevokedToken, "x", iat.Add(10*time.Second), time.Hour)   // a jti: whenever made
+		revoke(store.RevokedFamily, "y", iat.Add(-10*time.Second), time.Hour) // a family: whenever made
+		revoke(store.RevokedClient, "x", iat.Add(-time.Second), time.Hour)    // before the issue: not covered
+		revoke(store.RevokedClient, "c", iat, time.Hour)                      // in the issue's second: covered
+		revoke(store.RevokedUser, "u", iat.Add(time.Second/2), time.Hour)     // after: covered
+		revoke(store.RevokedUser, "v", iat.Add(-time.Second/2), time.Hour)    // before: not covered
+		revoke(store.RevokedToken, "gone", iat.Add(-10*time.Second), time.Minute)
+		revoke(store.RevokedFamily, "ended", iat.Add(-10*time.Second), time.Minute)
+		revoke(store.RevokedClient, "ended", iat, time.Minute)
+		revoke(store.RevokedUser, "ended", iat, time.Minute)
+		for _, k := range []store.RevocationKind{store.RevokedToken, store.RevokedFamily, store.RevokedClient, store.RevokedUser} {
+			revoke(k, "", iat, time.Hour) // the empty id names nothing
+		}
+		setClock(e.c, iat.Add(2*time.Minute)) // the one-minute revocations have ended
+		q := func(jti, family, client, user string) store.TokenRevocationQuery {
+			return store.TokenRevocationQuery{JTI: jti, Family: family, Client: client, User: user, IssuedAt: iat}
+		}
+		noIat := q("", "", "", "v")
+		noIat.IssuedAt = time.Time{}
+		for _, c := range []struct {
+			what string
+			q    store.TokenRevocationQuery
+			want bool
+		}{
+			{"a revoked jti", q("x", "", "", ""), true},
+			{"a jti named like a revoked family, a family like a revoked jti", q("y", "x", "", ""), false},
+			{"a revoked family", q("", "y", "", ""), true},
+			{"a client revoked before the issue", q("", "", "x", ""), false},
+			{"a client revoked in the issue's second", q("", "", "c", ""), true},
+			{"a client named like a revoked user", q("", "", "u", ""), false},
+			{"a user revoked after the issue", q("", "", "", "u"), true},
+			{"a user named like a revoked client", q("", "", "", "c"), false},
+			{"a user revoked before the issue", q("", "", "", "v"), false},
+			{"a token without iat, its user revoked", noIat, true},
+			{"ended revocations", q("gone", "ended", "ended", "ended"), false},
+			{"empty fields, the empty id revoked", q("", "", "", ""), false},
+			{"only the last read revokes", q("z", "f", "x", "u"), true},
+			{"nothing revoked", q("z", "f", "x", "v"), false},
+		} {
+			got, err := e.s.TokenRevoked(ctx, c.q)
+			if err != nil || got != c.want {
+				t.Errorf("%s: TokenRevoked(%+v) = %t, %v; want %t", c.what, c.q, got, err, c.want)
+			}
+			if want := singleReads(t, e.s, c.q); want != c.want {
+				t.Errorf("%s: the single reads say %t, want %t", c.what, want, c.want)
+			}
+		}
+	}},
+	{"TokenRevokedAgreesWithSingleReads", func(t *testing.T, e *env) {
+		base := e.c.Now()
+		n := 0
+		rapid.Check(t, func(rt *rapid.T) {
+			n++
+			// The identifiers of this run only, colliding across kinds;
+			// "" is the empty identifier.
+			name := func(label string) string {
+				s := rapid.SampledFrom([]string{"", "a", "b", "u", "f"}).Draw(rt, label)
+				if s == "" {
+					return ""
+				}
+				return fmt.Sprintf("r%d-%s", n, s)
+			}
+			iat := base.Add(time.Minute)
+			kinds := []store.RevocationKind{store.RevokedToken, store.RevokedFamily, store.RevokedClient, store.RevokedUser}
+			offsets := []time.Duration{-10 * time.Second, -time.Second, -time.Second / 2, 0, time.Second / 2, time.Second, 10 * time.Second}
+			for i := range rapid.IntRange(0, 6).Draw(rt, "revocations") {
+				kind := rapid.SampledFrom(kinds).Draw(rt, fmt.Sprintf("kind%d", i))
+				id := name(fmt.Sprintf("id%d", i))
+				at := iat.Add(rapid.SampledFrom(offsets).Draw(rt, fmt.Sprintf("at%d", i)))
+				life := rapid.SampledFrom([]time.Duration{time.Minute, time.Hour}).Draw(rt, fmt.Sprintf("life%d", i))
+				setClock(e.c, at)
+				if err := e.s.Revoke(ctx, kind, id, at.Add(life)); err != nil {
+					rt.Fatalf("Revoke: %v", err)
+				}
+			}
+			// Checked while every revocation is live, or once the
+			// one-minute ones have ended.
+			setClock(e.c, iat.Add(rapid.SampledFrom([]time.Duration{20 * time.Second, 2 * time.Minute}).Draw(rt, "checked")))
+			q := store.TokenRevocationQuery{JTI: name("jti"), Family: name("family"), Client: name("client"), User: name("user")}
+			if rapid.Bool().Draw(rt, "iat") {
+				q.IssuedAt = iat
+			}
+			got, err := e.s.TokenRevoked(ctx, q)
+			if err != nil {
+				rt.Fatalf("TokenRevoked(%+v): %v", q, err)
+			}
+			if want := singleReads(rt, e.s, q); got != want {
+				rt.Fatalf("TokenRevoked(%+v) = %t, the single reads say %t", q, got, want)
+			}
+		})
+		setClock(e.c, base)
+	}},
 }
+
+// singleReads is the oracle of TokenRevoked: SingleReads, failing the
+// test on an error.
+func singleReads(t fataler, s store.Store, q store.TokenRevocationQuery) bool {
+	t.Helper()
+	revoked, err := SingleReads(ctx, s, q)
+	if err != nil {
+		t.Fatalf("the single reads of %+v: %v", q, err)
+	}
+	return revoked
+}
+
+// SingleReads is the revocation check of an access token's first use as
+// it was before TokenRevoked, one read per kind, stopping at the first
+// that revokes: IsRevoked of the jti and of the family, then Revocation
+// of the client and of the user (skipped when empty), which cover the
+// tokens issued at or before their At (a token without iat counts as
+// issued before any). It is TokenRevoked's oracle and the baseline of its
+// benchmarks.
+func SingleReads(ctx context.Context, s store.Store, q store.TokenRevocationQuery) (bool, error) {
+	for _, r := range []struct {
+		kind store.RevocationKind
+		id   string
+	}{{store.RevokedToken, q.JTI}, {store.RevokedFamily, q.Family}} {
+		if revoked, err := s.IsRevoked(ctx, r.kind, r.id); err != nil || revoked {
+			return revoked, err
+		}
+	}
+	for _, r := range []struct {
+		kind store.RevocationKind
+		id   string
+	}{{store.RevokedClient, q.Client}, {store.RevokedUser, q.User}} {
+		if r.id == "" {
+			continue
+		}
+		rev, err := s.Revocation(ctx, r.kind, r.id)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+		case err != nil:
+			return false, err
+		case !q.IssuedAt.After(rev.At):
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// BenchTokenRevocations compares, on s, the revocation check of an
+// access token's first use before TokenRevoked (reads=4: SingleReads)
+// and with it (reads=1). None of the four is revoked, the common case and
+// the one that reads all four; s is first given a thousand other
+// revocations of every kind.
+func BenchTokenRevocations(b *testing.B, s store.Store) {
+	kinds := []store.RevocationKind{store.RevokedToken, store.RevokedFamily, store.RevokedClient, store.RevokedUser}
+	for i := range 1000 {
+		if err := s.Revoke(ctx, kinds[i%4], fmt.Sprintf("other-%d", i), time.Now().Add(time.Hour)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	q := store.TokenRevocationQuery{JTI: store.NewSecret(), Family: store.NewSecret(), Client: "app", User: "alice",
+		IssuedAt: time.Now().Truncate(time.Second)}
+	for _, c := range []struct {
+		name  string
+		check func() (bool, error)
+	}{
+		{"reads=4", func() (bool, error) { return SingleReads(ctx, s, q) }},
+		{"reads=1", func() (bool, error) { return s.TokenRevoked(ctx, q) }},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if revoked, err := c.check(); err != nil || revoked {
+					b.Fatal(revoked, err)
+				}
+			}
+		})
+	}
+}
+
+// fataler is what singleReads needs of a *testing.T or a *rapid.T.
+type fataler interface {
+	Helper()
+	Fatalf(format string, args ...any)
+}
+
+// setClock moves c to t.
+func setClock(c *Clock, t time.Time) { c.Add(t.Sub(c.Now())) }
