@@ -15,7 +15,7 @@ func TestWalk(t *testing.T) {
 	}{
 		{`{}`, true},
 		{` {"a":"x","b":[1,2],"c":{"d":null}} `, true},
-		{`{"a":"x","a":"y"}`, false},     // duplicate name
+		{`{"a":"x","a":"y"}`, false},      // duplicate name
 		{`{"a":"x","\u0061":"y"}`, false}, // duplicate once unescaped
 		{`{"a":"x"}{}`, false},            // two values
 		{`{"a":"x"`, false},
