@@ -63,6 +63,12 @@ type Registry struct {
 	logger *zap.Logger
 	shared *sharedState
 
+	// now is the time of assertion checks, time.Now when nil; jwxOnly
+	// sends every client assertion to jwx. Both are for tests
+	// (FuzzAssertionFast).
+	now     func() time.Time
+	jwxOnly bool
+
 	closeOnce sync.Once
 }
 
