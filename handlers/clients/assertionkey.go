@@ -21,7 +21,7 @@ import (
 func (r *Registry) assertionKey(ctx context.Context, c *store.Client, kid, alg string) (any, *oauth.Error) {
 	bad := badAssertion
 	if len(c.JWKS) > 0 {
-		keys, err := r.shared.inline.keys(c.JWKS)
+		keys, err := r.inlineKeys(c)
 		if err != nil {
 			return nil, bad("the client's registered JWKS cannot be read")
 		}
@@ -59,6 +59,23 @@ func (r *Registry) assertionKey(ctx context.Context, c *store.Client, kid, alg s
 		return nil, bad(why)
 	}
 	return key, nil
+}
+
+// inlineKeys returns the parsed inline JWK Set of a client: for a client
+// of the configuration, which does not change while the Registry lives,
+// from a memo by client; else from the shared cache, by content.
+func (r *Registry) inlineKeys(c *store.Client) (*clientKeys, error) {
+	if r.opts.Configured[c.ID] != c {
+		return r.shared.inline.keys(c.JWKS)
+	}
+	if k, ok := r.configuredKeys.Load(c); ok {
+		return k.(*clientKeys), nil
+	}
+	k, err := r.shared.inline.keys(c.JWKS)
+	if err == nil {
+		r.configuredKeys.Store(c, k)
+	}
+	return k, err
 }
 
 // selectClientAssertionKey returns the single public key whose kid is kid

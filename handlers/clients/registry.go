@@ -68,6 +68,9 @@ type Registry struct {
 	// (FuzzAssertionFast).
 	now     func() time.Time
 	jwxOnly bool
+	// configuredKeys holds the parsed inline keys of the configured
+	// clients, by client (inlineKeys).
+	configuredKeys sync.Map
 
 	closeOnce sync.Once
 }
