@@ -91,6 +91,14 @@ func parseAssertionFast(raw string) (a *assertion, f *oauth.Error, ok bool) {
 // strictB64 is unpadded base64url that refuses non-zero trailing bits.
 var strictB64 = base64.RawURLEncoding.Strict()
 
+// base64URLAlphabet tells the bytes of the base64url alphabet.
+var base64URLAlphabet = func() (t [256]bool) {
+	for _, c := range "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_" {
+		t[c] = true
+	}
+	return t
+}()
+
 // decodePart appends the strict unpadded base64url decoding of s to *buf
 // (whose capacity the caller made large enough: the decoding is shorter
 // than s; s may lie in *buf, before its length) and returns it. s must be non-empty and of the base64url
@@ -100,7 +108,7 @@ func decodePart(buf *[]byte, s []byte) ([]byte, bool) {
 		return nil, false
 	}
 	for _, c := range s {
-		if !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+		if !base64URLAlphabet[c] {
 			return nil, false
 		}
 	}
