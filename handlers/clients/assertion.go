@@ -31,10 +31,14 @@ const (
 	clientAssertionSkew = 30 * time.Second
 )
 
-// The reasons a client assertion's claims fail jwt.Validate with the
+// The reasons a client assertion is refused that both parsers give (its
+// header and iss), and those its claims fail jwt.Validate with, with the
 // options of jwxClaims.validate (assertionValidationReason), which the
 // fast path (fastassertion.go) gives in the same cases.
 const (
+	reasonNoKID         = "the kid header is required"
+	reasonTyp           = "typ must be JWT"
+	reasonNoIss         = "iss is required"
 	reasonExpired       = "expired"
 	reasonNotYetValid   = "not yet valid"
 	reasonIssuer        = "iss must be the client id"
@@ -130,10 +134,10 @@ func parseAssertionJWX(raw []byte) (*assertion, *oauth.Error) {
 	}
 	kid, _ := hdr.KeyID()
 	if kid == "" {
-		return nil, badAssertion("the kid header is required")
+		return nil, badAssertion(reasonNoKID)
 	}
 	if typ, ok := hdr.Type(); ok && !strings.EqualFold(typ, "JWT") {
-		return nil, badAssertion("typ must be JWT")
+		return nil, badAssertion(reasonTyp)
 	}
 	// As jws.VerifyCompactFast: no critical extensions, and the default
 	// base64url payload (RFC 7797's b64 changes the signing input).
@@ -149,7 +153,7 @@ func parseAssertionJWX(raw []byte) (*assertion, *oauth.Error) {
 	}
 	iss, _ := tok.Issuer()
 	if iss == "" {
-		return nil, badAssertion("iss is required")
+		return nil, badAssertion(reasonNoIss)
 	}
 	a := &assertion{alg: algHdr.String(), kid: kid, iss: iss, claims: jwxClaims{tok},
 		input: raw[:bytes.LastIndexByte(raw, '.')], sig: sigs[0].Signature()}

@@ -73,16 +73,16 @@ func parseAssertionFast(raw string) (a *assertion, f *oauth.Error, ok bool) {
 	}
 	switch {
 	case a.kid == "":
-		return nil, badAssertion("the kid header is required"), true
+		return nil, badAssertion(reasonNoKID), true
 	case hasTyp && !strings.EqualFold(typ, "JWT"):
-		return nil, badAssertion("typ must be JWT"), true
+		return nil, badAssertion(reasonTyp), true
 	}
 	c := &fastAssertionClaims{}
 	if !c.parse(payload) {
 		return nil, nil, false
 	}
 	if c.iss == "" {
-		return nil, badAssertion("iss is required"), true
+		return nil, badAssertion(reasonNoIss), true
 	}
 	a.iss, a.claims = c.iss, c
 	return a, nil, true
