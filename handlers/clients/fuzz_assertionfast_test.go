@@ -39,9 +39,9 @@ type fastEnv struct {
 }
 
 // newFastEnv builds the registries. Client svc holds an RSA key (rs1), a
-// P-384 key (ec1), a P-256 key (ec256), a P-384 key for encryption only
-// (enc1) and a second P-384 key under kid ec1 of another type's name
-// (dup: two keys share kid dup); sym is a symmetric client.
+// P-384 key (ec1, use sig), a P-256 key (ec256), a P-384 key for
+// encryption only (enc1) and two P-384 keys under one kid (dup), inline,
+// and names a jwks_uri (faJKU) too; sym is a symmetric client.
 func newFastEnv(tb testing.TB) *fastEnv {
 	e := &fastEnv{}
 	var err error
@@ -126,10 +126,17 @@ const (
 	fcOtherID              // the form's client_id is another
 	fcEndpoint             // authenticating at the introspection endpoint
 	fcMutate               // the byte at mutAt becomes mutTo
-	fcKeyShift             // two bits: 0 the key of alg, 1 another key, 2 no signature, 3 a flipped bit
 )
 
-// fastCaseFields are the fields of a fastCase in the order of
+// fcKeyShift is where the two bits of fastCase.flags that say how it is
+// signed start: 0 with the key of alg, 1 another key, 2 no signature, 3
+// the key of alg with a bit flipped.
+const fcKeyShift = 13
+
+// keyMode is how the case is signed (fcKeyShift).
+func (c fastCase) keyMode() uint16 { return (c.flags >> fcKeyShift) & 3 }
+
+// add adds the case to f's seed corpus, its fields in the order of
 // FuzzAssertionFast's arguments.
 func (c fastCase) add(f *testing.F) {
 	f.Add(c.alg, c.kid, c.typ, c.iss, c.sub, c.aud, c.jti, c.exp, c.nbf, c.iat, c.nanos, c.flags,
@@ -183,7 +190,7 @@ func (c fastCase) build(e *fastEnv) string {
 	input := b64.EncodeToString(splice(h, c.extraHeader)) + "." + b64.EncodeToString(splice(p, c.extraClaims))
 	key := map[string]any{"RS256": e.rsa, "RS384": e.rsa, "ES384": e.ec384, "ES256": e.ec256}[c.alg]
 	var sig []byte
-	switch (c.flags >> 13) & 3 {
+	switch c.keyMode() {
 	case 0:
 		sig, _ = jwsbb.Sign(key, c.alg, []byte(input), nil)
 	case 1:
@@ -232,7 +239,7 @@ func (c fastCase) authenticate(r *Registry, tok string) outcome {
 // fastDomain tells whether the fast parser must decide a case built
 // without extras or mutations: an accepted alg and times it reads.
 func (c fastCase) fastDomain(e *fastEnv) bool {
-	if c.extraHeader != "" || c.extraClaims != "" || c.flags&fcMutate != 0 || (c.flags>>13)&3 == 2 {
+	if c.extraHeader != "" || c.extraClaims != "" || c.flags&fcMutate != 0 || c.keyMode() == 2 {
 		return false
 	}
 	if _, ok := clientAssertionAlgs[c.alg]; !ok {
@@ -257,7 +264,7 @@ func fastSeeds() []fastCase {
 		func(c *fastCase) { c.alg, c.kid = "RS256", "rs1" },
 		func(c *fastCase) { c.alg, c.kid = "ES256", "ec256" },
 		func(c *fastCase) { c.alg = "HS256" },
-		func(c *fastCase) { c.alg = "none"; c.flags |= 2 << 13 },
+		func(c *fastCase) { c.alg = "none"; c.flags |= 2 << fcKeyShift },
 		func(c *fastCase) { c.alg = "es384" },
 		func(c *fastCase) { c.flags &^= fcKid },
 		func(c *fastCase) { c.kid = "" },
@@ -307,9 +314,9 @@ func fastSeeds() []fastCase {
 		func(c *fastCase) { c.jti = "" },
 		func(c *fastCase) { c.flags |= fcClientID },
 		func(c *fastCase) { c.flags |= fcOtherID },
-		func(c *fastCase) { c.flags |= 1 << 13 },
-		func(c *fastCase) { c.flags |= 2 << 13 },
-		func(c *fastCase) { c.flags |= 3 << 13 },
+		func(c *fastCase) { c.flags |= 1 << fcKeyShift },
+		func(c *fastCase) { c.flags |= 2 << fcKeyShift },
+		func(c *fastCase) { c.flags |= 3 << fcKeyShift },
 		func(c *fastCase) { c.extraClaims = `"exp":1.5e9` },
 		func(c *fastCase) { c.extraClaims = `"iat":"2026-01-01T00:00:00Z"` },
 		func(c *fastCase) { c.extraClaims = `"scope":"x"` },
