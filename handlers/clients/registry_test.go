@@ -12,7 +12,7 @@ import (
 var _ Store = (*store.DB)(nil)
 
 // openStore opens a real Badger store in a temporary directory.
-func openStore(t testing.TB) *store.DB {
+func openStore(t *testing.T) *store.DB {
 	t.Helper()
 	db, err := store.Open(t.TempDir(), store.Options{})
 	if err != nil {
