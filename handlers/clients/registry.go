@@ -63,6 +63,15 @@ type Registry struct {
 	logger *zap.Logger
 	shared *sharedState
 
+	// now is the time of assertion checks, time.Now when nil; jwxOnly
+	// sends every client assertion to jwx. Both are for tests
+	// (FuzzAssertionFast).
+	now     func() time.Time
+	jwxOnly bool
+	// configuredKeys holds the parsed inline keys of the configured
+	// clients, by client (inlineKeys).
+	configuredKeys sync.Map
+
 	closeOnce sync.Once
 }
 

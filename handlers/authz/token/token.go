@@ -6,6 +6,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"strconv"
 	"time"
 
 	"go.uber.org/zap"
@@ -91,7 +92,7 @@ func (s *Service) serveToken(w http.ResponseWriter, r *http.Request) {
 		zap.String("scope", resp.Scope),
 		zap.Bool("refresh_token", resp.RefreshToken != ""),
 		zap.Bool("id_token", resp.IDToken != ""))
-	oauth.WriteJSON(w, http.StatusOK, resp)
+	writeTokenResponse(w, resp)
 }
 
 // tokenRequest checks the transport rules, parses the form and runs the
@@ -140,7 +141,7 @@ func readTokenForm(w http.ResponseWriter, r *http.Request) (url.Values, *oauth.E
 	if err != nil || mt != "application/x-www-form-urlencoded" {
 		return nil, oauth.New(oauth.CodeInvalidRequest, "the body must be application/x-www-form-urlencoded")
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, tokenMaxBody))
+	body, err := readAll(http.MaxBytesReader(w, r.Body, tokenMaxBody), r.ContentLength)
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
@@ -164,6 +165,29 @@ func readTokenForm(w http.ResponseWriter, r *http.Request) (url.Values, *oauth.E
 	return form, nil
 }
 
+// readAll is io.ReadAll with room for size bytes from the start (the
+// request's Content-Length when it is known and within tokenMaxBody), so
+// that a body of the declared length is read into one allocation.
+func readAll(rd io.Reader, size int64) ([]byte, error) {
+	if size < 0 || size > tokenMaxBody {
+		size = 512
+	}
+	b := make([]byte, 0, size+1) // +1: the read that finds EOF needs room
+	for {
+		n, err := rd.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+	}
+}
+
 // readOAuthPost starts a form-POST OAuth endpoint besides the token
 // endpoint (introspection, revocation): the answer is never cached, a
 // method other than POST gets 405 with allow, and the body is read as
@@ -183,4 +207,67 @@ func (s *Service) readOAuthPost(w http.ResponseWriter, r *http.Request, allow, e
 		return nil, false
 	}
 	return form, true
+}
+
+// writeTokenResponse sends a token response as oauth.WriteJSON would,
+// with the bytes encoding/json writes; a response whose JSON is not
+// plain (appendJSON) is sent by oauth.WriteJSON itself.
+func writeTokenResponse(w http.ResponseWriter, resp *tokenResponse) {
+	b, ok := resp.appendJSON(make([]byte, 0, 160+len(resp.AccessToken)+len(resp.Scope)+len(resp.RefreshToken)+len(resp.IDToken)))
+	if !ok {
+		oauth.WriteJSON(w, http.StatusOK, resp)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(b)
+}
+
+// appendJSON appends the JSON encoding/json gives the response (the
+// fields in their order, omitempty honoured), when every string in it is
+// plain (plainJSON) and it has no fhirContext; ok is false otherwise.
+func (t *tokenResponse) appendJSON(b []byte) (_ []byte, ok bool) {
+	ok = len(t.FHIRContext) == 0
+	str := func(name, v string, omitEmpty bool) {
+		switch {
+		case !ok || omitEmpty && v == "":
+		case !plainJSON(v):
+			ok = false
+		default:
+			b = append(append(append(append(b, name...), '"'), v...), '"')
+		}
+	}
+	str(`{"access_token":`, t.AccessToken, false)
+	str(`,"token_type":`, t.TokenType, false)
+	b = strconv.AppendInt(append(b, `,"expires_in":`...), t.ExpiresIn, 10)
+	str(`,"scope":`, t.Scope, false)
+	str(`,"refresh_token":`, t.RefreshToken, true)
+	str(`,"id_token":`, t.IDToken, true)
+	str(`,"patient":`, t.Patient, true)
+	str(`,"encounter":`, t.Encounter, true)
+	if t.NeedPatientBanner != nil {
+		b = strconv.AppendBool(append(b, `,"need_patient_banner":`...), *t.NeedPatientBanner)
+	}
+	str(`,"smart_style_url":`, t.SmartStyleURL, true)
+	str(`,"intent":`, t.Intent, true)
+	str(`,"tenant":`, t.Tenant, true)
+	if !ok {
+		return nil, false
+	}
+	return append(b, '}'), true
+}
+
+// plainJSON tells whether encoding/json writes s as it is between quotes:
+// printable ASCII without a quote, a backslash or the HTML characters it
+// escapes (<, >, &).
+func plainJSON(s string) bool {
+	for i := range len(s) {
+		switch c := s[i]; {
+		case c < 0x20 || c > 0x7e, c == '"', c == '\\', c == '<', c == '>', c == '&':
+			return false
+		}
+	}
+	return true
 }
