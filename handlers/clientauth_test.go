@@ -202,6 +202,30 @@ func TestPrivateKeyJWTRefused(t *testing.T) {
 	})
 }
 
+// TestPrivateKeyJWTTimeRefusals: an assertion refused for its times says
+// which one, the same on the fast reader and on jwx (an assertion with a
+// cty header is read by jwx).
+func TestPrivateKeyJWTTimeRefusals(t *testing.T) {
+	e := newTokenEnv(t)
+	now := time.Now()
+	for _, via := range []string{"", "JWT"} {
+		for _, c := range []struct {
+			claims assertionClaims
+			want   string
+		}{
+			{assertionClaims{iat: now.Add(2 * time.Minute)}, "client assertion: iat is in the future"},
+			{assertionClaims{exp: now.Add(-2 * time.Minute), iat: now.Add(-3 * time.Minute)}, "client assertion: expired"},
+		} {
+			c.claims.cty = via
+			r := e.post(assertionForm(e.seedCode(codeOptions{client: tkAsym}), e.assertion("RS384", "", c.claims)), nil)
+			expectTokenError(t, r, http.StatusUnauthorized, "invalid_client")
+			if got := r.str("error_description"); got != c.want {
+				t.Errorf("cty %q: error_description %q, want %q", via, got, c.want)
+			}
+		}
+	}
+}
+
 func TestPrivateKeyJWTReplayedJTI(t *testing.T) {
 	e := newTokenEnv(t)
 	a := e.assertion("ES384", "", assertionClaims{jti: "once-only"})

@@ -41,6 +41,7 @@ const (
 	reasonNoIss         = "iss is required"
 	reasonExpired       = "expired"
 	reasonNotYetValid   = "not yet valid"
+	reasonIssuedFuture  = "iat is in the future"
 	reasonIssuer        = "iss must be the client id"
 	reasonAudience      = "aud must be the token endpoint URL"
 	reasonRequired      = "aud, exp and jti are required"
@@ -263,6 +264,8 @@ func assertionValidationReason(err error) string {
 		return reasonExpired
 	case errors.Is(err, jwt.TokenNotYetValidError()):
 		return reasonNotYetValid
+	case errors.Is(err, jwt.InvalidIssuedAtError()):
+		return reasonIssuedFuture
 	case errors.Is(err, jwt.InvalidIssuerError()):
 		return reasonIssuer
 	case errors.Is(err, jwt.InvalidAudienceError()):

@@ -186,14 +186,13 @@ func (c *fastAssertionClaims) parse(payload []byte) bool {
 }
 
 // validate checks the claims as jwt.Validate does with the options of
-// jwxClaims.validate, in its order and with its answers: iat (a future
-// one is only "claims are invalid"), exp and nbf with the skew, then iss,
-// sub, and aud, exp and jti present.
+// jwxClaims.validate, in its order and with its answers: iat, exp and nbf
+// with the skew, then iss, sub, and aud, exp and jti present.
 func (c *fastAssertionClaims) validate(clientID string, now time.Time) string {
 	at := func(sec int64) time.Time { return time.Unix(sec, 0) }
 	switch {
 	case c.has&claimIat != 0 && now.Before(at(c.iat).Add(-clientAssertionSkew)):
-		return reasonClaimsInvalid
+		return reasonIssuedFuture
 	case c.has&claimExp != 0 && !now.Before(at(c.exp).Add(clientAssertionSkew)):
 		return reasonExpired
 	case c.has&claimNbf != 0 && now.Before(at(c.nbf).Add(-clientAssertionSkew)):
