@@ -48,6 +48,10 @@ type DB struct {
 
 	// Conflict counters (ConflictStats).
 	conflicts, maxAttempts, gaveUp atomic.Uint64
+
+	// revs lists the identifiers with a revocation, so that a token's
+	// first use needs no read when none of its own has one (revfilter.go).
+	revs *revFilter
 }
 
 // Open opens (creating it if needed, with mode 0700) the Badger database in
@@ -85,6 +89,10 @@ func Open(dir string, o Options) (*DB, error) {
 		return nil, fmt.Errorf("opening storage %s: %w", dir, err)
 	}
 	d := &DB{db: bdb, dir: dir, now: o.Now, logger: o.Logger, stop: make(chan struct{})}
+	if err := d.loadRevFilter(); err != nil {
+		_ = bdb.Close()
+		return nil, fmt.Errorf("opening storage %s: reading the revocations: %w", dir, err)
+	}
 	d.jtis = NewJTIQueue(d.stop, errClosed)
 	d.wg.Add(1)
 	go d.gcLoop(o.GCInterval)

@@ -191,6 +191,8 @@ func (d *DB) revoke(txn *badger.Txn, kind RevocationKind, id string, until time.
 		return nil
 	}
 	rev := Revocation{Kind: kind, ID: id, At: at, Until: until}
+	// Before the commit: a revocation a read can see is in the filter.
+	d.revs.add(kind, id, until, now)
 	if err := d.set(txn, kindRevoked, string(kind)+":"+id, &rev, until); err != nil {
 		return err
 	}

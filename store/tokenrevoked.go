@@ -36,8 +36,12 @@ func (q *TokenRevocationQuery) IssuedBy(at time.Time) bool {
 	return !q.IssuedAt.After(at)
 }
 
-// TokenRevoked implements Store, in one read transaction.
+// TokenRevoked implements Store, in one read transaction, or none when
+// none of q's identifiers has a revocation (revfilter.go).
 func (d *DB) TokenRevoked(_ context.Context, q TokenRevocationQuery) (bool, error) {
+	if !d.revs.mayRevoke(&q) {
+		return false, nil
+	}
 	var revoked bool
 	err := d.db.View(func(txn *badger.Txn) error {
 		var err error
