@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"net/http/httptest"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -392,8 +393,36 @@ func FuzzAssertionFast(f *testing.F) {
 		if got.client == "" {
 			return
 		}
+		// Badger drops a jti record when its expiry passes by the wall
+		// clock (its TTL), which moves on while the test's clock stands
+		// still: only a jti with a few seconds left is sure to be there at
+		// the replay (in a server the two clocks are one, and the
+		// assertion expires with its record).
+		if exp, ok := assertionExp(tok); !ok || exp.Add(clientAssertionSkew).Sub(e.now) < 5*time.Second {
+			return
+		}
 		if got, want := c.authenticate(e.fast, tok), c.authenticate(e.jwx, tok); got != want || got.client != "" {
 			t.Fatalf("replay of %s\nfast: %+v\njwx:  %+v", tok, got, want)
 		}
 	})
+}
+
+// assertionExp reads an accepted assertion's exp (as a NumericDate of
+// whole seconds, or a JSON number jwx reads the same way).
+func assertionExp(tok string) (time.Time, bool) {
+	parts := strings.Split(tok, ".")
+	if len(parts) != 3 {
+		return time.Time{}, false
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(parts[1], "="))
+	if err != nil {
+		return time.Time{}, false
+	}
+	var claims struct {
+		Exp *float64 `json:"exp"`
+	}
+	if json.Unmarshal(payload, &claims) != nil || claims.Exp == nil {
+		return time.Time{}, false
+	}
+	return time.Unix(int64(*claims.Exp), 0), true
 }
