@@ -2,15 +2,14 @@ package accesstoken
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 	"unsafe"
 
 	"github.com/lestrrat-go/jwx/v3/jwt"
 
+	"github.com/smartcaddy/smartauth/handlers/internal/compactjws"
 	"github.com/smartcaddy/smartauth/keys"
 )
 
@@ -37,16 +36,12 @@ func (p *Profile) verifyFast(ctx context.Context, raw string) (Claims, error) {
 	if len(raw) > maxTokenLen {
 		return Claims{}, errNotFast
 	}
-	h, rest, ok := strings.Cut(raw, ".")
+	h, pl, sg, ok := compactjws.Split(raw)
 	if !ok {
 		return Claims{}, errNotFast
 	}
-	pl, sg, ok := strings.Cut(rest, ".")
-	if !ok || !base64URL(h) || !base64URL(pl) || !base64URL(sg) {
-		return Claims{}, errNotFast
-	}
 	// One buffer holds the decoded header, payload and signature.
-	hdr, ok := decode(make([]byte, 0, len(raw)), h)
+	hdr, ok := compactjws.Decode(make([]byte, 0, len(raw)), h)
 	if !ok {
 		return Claims{}, errNotFast
 	}
@@ -64,7 +59,7 @@ func (p *Profile) verifyFast(ctx context.Context, raw string) (Claims, error) {
 	if alg != v.Alg() {
 		return Claims{}, fmt.Errorf("keys: Verify: alg %q does not match key %s (%s)", alg, v.KID(), v.Alg())
 	}
-	payload, ok := decode(hdr[len(hdr):], pl)
+	payload, ok := compactjws.Decode(hdr[len(hdr):], pl)
 	if !ok {
 		return Claims{}, errNotFast
 	}
@@ -75,7 +70,7 @@ func (p *Profile) verifyFast(ctx context.Context, raw string) (Claims, error) {
 	if err := p.validate(fc); err != nil {
 		return Claims{}, err
 	}
-	sig, ok := decode(payload[len(payload):], sg)
+	sig, ok := compactjws.Decode(payload[len(payload):], sg)
 	if !ok {
 		return Claims{}, errNotFast
 	}
@@ -108,39 +103,6 @@ func (p *Profile) validate(fc *fastClaims) error {
 		return fmt.Errorf("accesstoken: exp and jti are required: %w", jwt.MissingRequiredClaimError())
 	}
 	return nil
-}
-
-// base64URL tells whether s is non-empty and only of the unpadded
-// base64url alphabet (no padding, no white space, which jwx tolerates and
-// the fast path leaves to it).
-func base64URL(s string) bool {
-	for i := range len(s) {
-		c := s[i]
-		if !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
-			return false
-		}
-	}
-	return s != ""
-}
-
-// strictB64 is unpadded base64url that refuses non-zero trailing bits.
-var strictB64 = base64.RawURLEncoding.Strict()
-
-// decode writes the strict unpadded base64url decoding of s after dst, in
-// dst's spare capacity (the caller sizes it: the encoded length bounds the
-// decoded one), and returns the decoded bytes alone, whose spare capacity
-// is the room left for the next part.
-func decode(dst []byte, s string) ([]byte, bool) {
-	n := base64.RawURLEncoding.DecodedLen(len(s))
-	if cap(dst)-len(dst) < n {
-		return nil, false
-	}
-	out := dst[len(dst) : len(dst)+n]
-	m, err := strictB64.Decode(out, unsafe.Slice(unsafe.StringData(s), len(s)))
-	if err != nil {
-		return nil, false
-	}
-	return out[:m], true
 }
 
 // permanentError marks a refusal of Verify that holds for good: the same

@@ -1,12 +1,12 @@
 package clients
 
 import (
-	"encoding/base64"
 	"strings"
 	"time"
 
 	"github.com/go-json-experiment/json/jsontext"
 
+	"github.com/smartcaddy/smartauth/handlers/internal/compactjws"
 	"github.com/smartcaddy/smartauth/handlers/internal/jsonobj"
 	"github.com/smartcaddy/smartauth/handlers/oauth"
 )
@@ -28,18 +28,17 @@ func parseAssertionFast(raw string) (a *assertion, f *oauth.Error, ok bool) {
 	if len(raw) > maxFastAssertion {
 		return nil, nil, false
 	}
-	h, rest, ok1 := strings.Cut(raw, ".")
-	pl, sg, ok2 := strings.Cut(rest, ".")
-	if !ok1 || !ok2 {
+	h, pl, sg, ok := compactjws.Split(raw)
+	if !ok {
 		return nil, nil, false
 	}
 	// One buffer holds a copy of the token, whose bytes up to the second
 	// dot are the signing input, then the decoded header, payload and
 	// signature.
 	buf := append(make([]byte, 0, 2*len(raw)), raw...)
-	hdr, ok1 := decodePart(&buf, buf[:len(h)])
-	payload, ok2 := decodePart(&buf, buf[len(h)+1:len(h)+1+len(pl)])
-	sig, ok3 := decodePart(&buf, buf[len(raw)-len(sg):len(raw)])
+	hdr, ok1 := compactjws.Decode(buf, h)
+	payload, ok2 := compactjws.Decode(hdr[len(hdr):], pl)
+	sig, ok3 := compactjws.Decode(payload[len(payload):], sg)
 	if !ok1 || !ok2 || !ok3 {
 		return nil, nil, false
 	}
@@ -86,45 +85,6 @@ func parseAssertionFast(raw string) (a *assertion, f *oauth.Error, ok bool) {
 	}
 	a.iss, a.claims = c.iss, c
 	return a, nil, true
-}
-
-// strictB64 is unpadded base64url that refuses non-zero trailing bits.
-var strictB64 = base64.RawURLEncoding.Strict()
-
-// base64URLAlphabet tells the bytes of the base64url alphabet.
-var base64URLAlphabet = func() (t [256]bool) {
-	for _, c := range "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_" {
-		t[c] = true
-	}
-	return t
-}()
-
-// decodePart appends the strict unpadded base64url decoding of s to *buf
-// (whose capacity the caller made large enough: the decoding is shorter
-// than s; s may lie in *buf, before its length) and returns it. s must be non-empty and of the base64url
-// alphabet only: the decoder would skip line breaks, which jwx decides.
-func decodePart(buf *[]byte, s []byte) ([]byte, bool) {
-	if len(s) == 0 {
-		return nil, false
-	}
-	for _, c := range s {
-		if !base64URLAlphabet[c] {
-			return nil, false
-		}
-	}
-	b := *buf
-	n := base64.RawURLEncoding.DecodedLen(len(s))
-	if cap(b)-len(b) < n {
-		return nil, false
-	}
-	out := b[len(b) : len(b)+n]
-	m, err := strictB64.Decode(out, s)
-	if err != nil {
-		return nil, false
-	}
-	out = out[:m:m]
-	*buf = b[:len(b)+m]
-	return out, true
 }
 
 // Bits of fastAssertionClaims.has: the claims present.
