@@ -2,6 +2,7 @@ package store
 
 import (
 	"encoding/binary"
+	"strings"
 	"sync"
 	"time"
 )
@@ -32,7 +33,7 @@ const (
 // never earlier than it: the filter keeps the latest Until written).
 type revFilter struct {
 	mu      sync.RWMutex
-	until   map[string]time.Time // kind + ":" + id → latest Until written
+	until   map[revKey]time.Time // identifier → latest Until written
 	full    bool                 // gave up: every question goes to Badger
 	pruneAt time.Time            // the next time pruning may drop something
 	max     int                  // revFilterMax (smaller in tests)
@@ -40,7 +41,7 @@ type revFilter struct {
 
 // newRevFilter builds an empty filter.
 func newRevFilter() *revFilter {
-	return &revFilter{until: map[string]time.Time{}, pruneAt: farFutureFilter, max: revFilterMax}
+	return &revFilter{until: map[revKey]time.Time{}, pruneAt: farFutureFilter, max: revFilterMax}
 }
 
 // farFutureFilter is pruneAt while nothing can be pruned.
@@ -54,7 +55,7 @@ func (f *revFilter) add(kind RevocationKind, id string, until, now time.Time) {
 	if f.full {
 		return
 	}
-	k := filterKey(kind, id)
+	k := revKey{kind, id}
 	if prev, ok := f.until[k]; !ok || until.After(prev) {
 		f.until[k] = until
 	}
@@ -94,22 +95,23 @@ func (f *revFilter) mayRevoke(q *TokenRevocationQuery) bool {
 	if f.full {
 		return true
 	}
-	for _, c := range [...]struct {
-		kind RevocationKind
-		id   string
-	}{{RevokedToken, q.JTI}, {RevokedFamily, q.Family}, {RevokedClient, q.Client}, {RevokedUser, q.User}} {
-		if c.id == "" {
+	for _, k := range [...]revKey{{RevokedToken, q.JTI}, {RevokedFamily, q.Family}, {RevokedClient, q.Client}, {RevokedUser, q.User}} {
+		if k.id == "" {
 			continue
 		}
-		if _, ok := f.until[filterKey(c.kind, c.id)]; ok {
+		if _, ok := f.until[k]; ok {
 			return true
 		}
 	}
 	return false
 }
 
-// filterKey is the filter's key of an identifier.
-func filterKey(kind RevocationKind, id string) string { return string(kind) + ":" + id }
+// revKey is the filter's key of an identifier: a struct, so that a
+// lookup builds no string.
+type revKey struct {
+	kind RevocationKind
+	id   string
+}
 
 // loadRevFilter fills the filter with the revocations stored in d (at
 // Open, before any other use of d).
@@ -117,7 +119,7 @@ func (d *DB) loadRevFilter() error {
 	f := newRevFilter()
 	now := d.now()
 	err := d.scan(kindRevoked, "", func(id string, b []byte) error {
-		kind, rest, ok := cutKind(id)
+		kind, rest, ok := strings.Cut(id, ":")
 		if !ok || len(b) < 8 {
 			// Unreadable: Badger decides every question.
 			f.full = true
@@ -127,19 +129,9 @@ func (d *DB) loadRevFilter() error {
 		if n := binary.BigEndian.Uint64(b[:8]); n != 0 {
 			until = time.Unix(0, int64(n))
 		}
-		f.add(kind, rest, until, now)
+		f.add(RevocationKind(kind), rest, until, now)
 		return nil
 	})
 	d.revs = f
 	return err
-}
-
-// cutKind splits a revocation record's id ("kind:id").
-func cutKind(s string) (RevocationKind, string, bool) {
-	for i := range len(s) {
-		if s[i] == ':' {
-			return RevocationKind(s[:i]), s[i+1:], true
-		}
-	}
-	return "", "", false
 }
