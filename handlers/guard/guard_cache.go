@@ -379,16 +379,7 @@ func (g *guardState) remember(key [sha256.Size]byte, p *principal, now time.Time
 	}
 	before := len(g.tokens)
 	defer func() { g.metrics.CacheSize(len(g.tokens) - before) }()
-	if len(g.tokens) >= tokenCacheMax {
-		for k, q := range g.tokens {
-			if !now.Before(q.exp) {
-				delete(g.tokens, k)
-			}
-		}
-		if len(g.tokens) >= tokenCacheMax {
-			clear(g.tokens)
-		}
-	}
+	makeRoom(g.tokens, tokenCacheMax, func(q *principal) bool { return !now.Before(q.exp) })
 	g.tokens[key] = p
 	return true
 }

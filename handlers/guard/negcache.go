@@ -51,16 +51,7 @@ func (c *negCache) remember(key [sha256.Size]byte, err error, now time.Time) {
 	if c.m == nil {
 		c.m = make(map[[sha256.Size]byte]negEntry)
 	}
-	if len(c.m) >= negCacheMax {
-		for k, e := range c.m {
-			if !now.Before(e.until) {
-				delete(c.m, k)
-			}
-		}
-		if len(c.m) >= negCacheMax {
-			clear(c.m)
-		}
-	}
+	makeRoom(c.m, negCacheMax, func(e negEntry) bool { return !now.Before(e.until) })
 	c.m[key] = negEntry{err: err, until: now.Add(negCacheTTL)}
 }
 
