@@ -80,24 +80,19 @@ func (s *Server) serveIDPStart(w http.ResponseWriter, r *http.Request) {
 		Req: q.Get(pendingFieldName), Return: loginReturn(q.Get("return")),
 		Started: now.UnixNano(), Expires: now.Add(idpStateTTL).UnixNano(),
 	}
-	var p *pendingAuthorization
-	if st.Req != "" {
-		pp, ok := s.pending.peek(st.Req)
-		if !ok {
-			s.pending.showExpired(w)
-			return
-		}
-		p = &pp
-		st.PromptLogin = pp.promptLogin
-		if pp.hasMaxAge {
-			ma := pp.maxAge
+	p, ok := s.idpPending(w, st.Req)
+	if !ok {
+		return
+	}
+	if p != nil {
+		st.PromptLogin = p.promptLogin
+		if p.hasMaxAge {
+			ma := p.maxAge
 			st.MaxAge = &ma
 		}
 	}
-	d, _, err := c.discover(r.Context(), idpDiscoveryTTL)
-	if err != nil {
-		s.logger.Error("identity provider unreachable", zap.String("identity_provider", c.cfg.Name), zap.Error(err))
-		s.idpUnavailable(w, c, p)
+	d, ok := s.idpDiscover(w, r, c, p)
+	if !ok {
 		return
 	}
 	opts := []oauth2.AuthCodeOption{oauth2.S256ChallengeOption(st.Verifier), oidc.Nonce(st.Nonce)}
@@ -138,19 +133,12 @@ func (s *Server) serveIDPCallback(w http.ResponseWriter, r *http.Request) {
 				"or came after more than 10 minutes. Go back to the app and start again.")
 		return
 	}
-	var p *pendingAuthorization
-	if st.Req != "" {
-		pp, ok := s.pending.peek(st.Req)
-		if !ok {
-			s.pending.showExpired(w)
-			return
-		}
-		p = &pp
+	p, ok := s.idpPending(w, st.Req)
+	if !ok {
+		return
 	}
-	d, _, err := c.discover(r.Context(), idpDiscoveryTTL)
-	if err != nil {
-		s.logger.Error("identity provider unreachable", zap.String("identity_provider", c.cfg.Name), zap.Error(err))
-		s.idpUnavailable(w, c, p)
+	d, ok := s.idpDiscover(w, r, c, p)
+	if !ok {
 		return
 	}
 	if iss := q.Get("iss"); q.Has("iss") || d.meta.IssParam {
@@ -316,4 +304,32 @@ func idpSafeError(err error) error {
 		return errors.New("token endpoint answered " + strconv.Itoa(status) + " " + re.ErrorCode)
 	}
 	return err
+}
+
+// idpPending opens the app's request a provider sign-in carries (nil for
+// a sign-in without one); false when it no longer opens, after showing
+// the "Request expired" page.
+func (s *Server) idpPending(w http.ResponseWriter, req string) (*pendingAuthorization, bool) {
+	if req == "" {
+		return nil, true
+	}
+	p, ok := s.pending.peek(req)
+	if !ok {
+		s.pending.showExpired(w)
+		return nil, false
+	}
+	return &p, true
+}
+
+// idpDiscover returns the provider's discovery document; false when the
+// provider cannot be reached, after logging it and showing the page that
+// says so (with the way back to the app of p).
+func (s *Server) idpDiscover(w http.ResponseWriter, r *http.Request, c *idpClient, p *pendingAuthorization) (*idpDiscovery, bool) {
+	d, _, err := c.discover(r.Context(), idpDiscoveryTTL)
+	if err != nil {
+		s.logger.Error("identity provider unreachable", zap.String("identity_provider", c.cfg.Name), zap.Error(err))
+		s.idpUnavailable(w, c, p)
+		return nil, false
+	}
+	return d, true
 }
