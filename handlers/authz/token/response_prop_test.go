@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http/httptest"
+	"reflect"
 	"testing"
 
 	"pgregory.net/rapid"
@@ -61,4 +62,44 @@ func TestTokenResponseJSON(t *testing.T) {
 func itoa(n int) string {
 	b, _ := json.Marshal(n)
 	return string(b)
+}
+
+// TestTokenResponseJSONCoversEveryField sets every field of tokenResponse
+// (embedded launch context included) by reflection and requires
+// writeTokenResponse to send what encoding/json sends: a field added to
+// the response and not to appendJSON fails here instead of silently
+// disappearing from token responses.
+func TestTokenResponseJSONCoversEveryField(t *testing.T) {
+	resp := &tokenResponse{}
+	var fill func(v reflect.Value)
+	fill = func(v reflect.Value) {
+		for i := range v.NumField() {
+			f, sf := v.Field(i), v.Type().Field(i)
+			switch {
+			case !sf.IsExported():
+			case sf.Anonymous && f.Kind() == reflect.Struct:
+				fill(f)
+			case sf.Name == "FHIRContext": // sent through encoding/json (appendJSON declines)
+			case f.Kind() == reflect.String:
+				f.SetString("v-" + sf.Name)
+			case f.Kind() == reflect.Int64:
+				f.SetInt(3600)
+			case f.Kind() == reflect.Pointer && f.Type().Elem().Kind() == reflect.Bool:
+				b := true
+				f.Set(reflect.ValueOf(&b))
+			default:
+				t.Fatalf("tokenResponse.%s is a %s: teach appendJSON (and this test) to write it", sf.Name, f.Type())
+			}
+		}
+	}
+	fill(reflect.ValueOf(resp).Elem())
+	want, err := json.Marshal(resp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := httptest.NewRecorder()
+	writeTokenResponse(w, resp)
+	if !bytes.Equal(w.Body.Bytes(), want) {
+		t.Fatalf("sent %s\nencoding/json %s", w.Body.Bytes(), want)
+	}
 }
