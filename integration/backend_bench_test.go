@@ -39,10 +39,6 @@ const benchParallelism = 16
 func startBenchSite(b *testing.B, keys backendKeys, storage string) (tokenURL string) {
 	b.Helper()
 	port := freePortTB(b)
-	var clients strings.Builder
-	for i := range benchClients {
-		fmt.Fprintf(&clients, "\t\tclient bench-%d {\n\t\t\tjwks `%s`\n\t\t\tscopes system/*.rs\n\t\t}\n", i, keys.jwks(b))
-	}
 	b.Setenv("SMARTAUTH_BENCH_SECRET", benchSecret)
 	cf := globalOptions + fmt.Sprintf(`
 http://localhost:%d {
@@ -59,7 +55,7 @@ http://localhost:%d {
 		}
 	}
 }
-`, port, port, port, storage, clients.String())
+`, port, port, port, storage, benchClientsBlock(b, keys))
 	js, _, err := caddyconfig.GetAdapter("caddyfile").Adapt(caddyfile.Format([]byte(cf)), map[string]any{"filename": "Caddyfile"})
 	if err != nil {
 		b.Fatal(err)

@@ -113,10 +113,6 @@ func pgStorage(env []string) string {
 // instance's URL, as a load balancer's would be.
 func startBenchInstances(b *testing.B, keys backendKeys, flow flowSite, n int, storage string, env []string) ([]*caddyProcess, []string) {
 	b.Helper()
-	var clients strings.Builder
-	for i := range benchClients {
-		fmt.Fprintf(&clients, "\t\tclient bench-%d {\n\t\t\tjwks `%s`\n\t\t\tscopes system/*.rs\n\t\t}\n", i, keys.jwks(b))
-	}
 	dir := b.TempDir()
 	ports := make([]int, n)
 	for i := range ports {
@@ -145,7 +141,7 @@ http://localhost:%d {
 %s
 	}
 }
-`, port, issuer, ports[0], storage, clients.String(), flow.extra))
+`, port, issuer, ports[0], storage, benchClientsBlock(b, keys), flow.extra))
 		procs[i] = startCaddyProcess(b, cf, filepath.Join(dir, fmt.Sprintf("caddy-%d.log", i)), env...)
 		// One at a time: the first creates the schema and the keys.
 		procs[i].waitReady(fmt.Sprintf("http://localhost:%d/auth/jwks", port))

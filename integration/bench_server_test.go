@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -49,12 +48,7 @@ type serverSite struct {
 // test process.
 func startServerSite(b *testing.B, storage string, keys backendKeys) *serverSite {
 	b.Helper()
-	body := []byte(`{"resourceType":"Bundle","type":"searchset","total":0}`)
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/fhir+json")
-		_, _ = w.Write(body)
-	}))
-	b.Cleanup(up.Close)
+	upHost := benchUpstream(b)
 	s := &serverSite{signer: newTokenSigner(b), secret: benchSecret}
 	pa, pb, pc, adm := benchPort(b), benchPort(b), benchPort(b), benchPort(b)
 	s.plain = fmt.Sprintf("http://localhost:%d", pa)
@@ -63,11 +57,6 @@ func startServerSite(b *testing.B, storage string, keys backendKeys) *serverSite
 	s.admin = fmt.Sprintf("http://localhost:%d", adm)
 	s.tokenURL = s.guarded + "/auth/token"
 	s.signer.issuer, s.signer.aud = s.guarded+"/auth", s.guarded+"/fhir"
-	upHost := strings.TrimPrefix(up.URL, "http://")
-	var clients strings.Builder
-	for i := range benchClients {
-		fmt.Fprintf(&clients, "\t\tclient bench-%d {\n\t\t\tjwks `%s`\n\t\t\tscopes system/*.rs\n\t\t}\n", i, keys.jwks(b))
-	}
 	// A token response's size, so that the floor writes as much.
 	floorBody := strings.Repeat("x", 560)
 	cf := fmt.Sprintf(`{
@@ -100,7 +89,7 @@ http://localhost:%d {
 http://localhost:%d {
 	respond /floor `+"`{\"access_token\":\"%s\"}`"+` 200
 }
-`, adm, pa, upHost, pb, s.guarded, s.guarded, storage, s.signer.pemPath, clients.String(), upHost, pc, floorBody)
+`, adm, pa, upHost, pb, s.guarded, s.guarded, storage, s.signer.pemPath, benchClientsBlock(b, keys), upHost, pc, floorBody)
 	dir := b.TempDir()
 	writeCaddyfile(b, filepath.Join(dir, "Caddyfile"), cf)
 	s.proc = startCaddyProcess(b, filepath.Join(dir, "Caddyfile"), filepath.Join(dir, "caddy.log"),

@@ -31,17 +31,11 @@ const benchConcurrency = 16
 // storage directive.
 func benchSites(b *testing.B, storage string) (plain, guarded string, signer *tokenSigner) {
 	b.Helper()
-	body := []byte(`{"resourceType":"Bundle","type":"searchset","total":0}`)
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/fhir+json")
-		_, _ = w.Write(body)
-	}))
-	b.Cleanup(up.Close)
+	upHost := benchUpstream(b)
 	signer = newTokenSigner(b)
 	pa, pb := benchPort(b), benchPort(b)
 	plain, guarded = fmt.Sprintf("http://localhost:%d", pa), fmt.Sprintf("http://localhost:%d", pb)
 	signer.issuer, signer.aud = guarded+"/auth", guarded+"/fhir"
-	upHost := strings.TrimPrefix(up.URL, "http://")
 	cf := globalOptions + fmt.Sprintf(`
 http://localhost:%d {
 	reverse_proxy /fhir/* %s
@@ -72,6 +66,28 @@ http://localhost:%d {
 	}
 	b.Cleanup(func() { _ = caddy.Stop() })
 	return plain, guarded, signer
+}
+
+// benchUpstream starts the benchmarks' FHIR server, answering every
+// request with an empty search Bundle, and returns its host:port.
+func benchUpstream(b *testing.B) string {
+	body := []byte(`{"resourceType":"Bundle","type":"searchset","total":0}`)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/fhir+json")
+		_, _ = w.Write(body)
+	}))
+	b.Cleanup(up.Close)
+	return strings.TrimPrefix(up.URL, "http://")
+}
+
+// benchClientsBlock is the Caddyfile lines of benchClients backend
+// clients ("bench-0", …) registered with the keys' JWK Set.
+func benchClientsBlock(b *testing.B, keys backendKeys) string {
+	var clients strings.Builder
+	for i := range benchClients {
+		fmt.Fprintf(&clients, "\t\tclient bench-%d {\n\t\t\tjwks `%s`\n\t\t\tscopes system/*.rs\n\t\t}\n", i, keys.jwks(b))
+	}
+	return clients.String()
 }
 
 // benchPort returns a free loopback port.

@@ -49,13 +49,6 @@ func (s *issuedSet) take(key [sha256.Size]byte) *fastClaims {
 	return nil
 }
 
-// len is how many minted tokens the set remembers.
-func (s *issuedSet) len() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.cur) + len(s.old)
-}
-
 // remember records a token Mint just signed, from the payload it signed,
 // read as Verify's fast path reads it (so a token taken from the set has
 // exactly the claims its verification would give).
